@@ -1,0 +1,52 @@
+# The two commands a newcomer needs: `make serve` and `make test`.
+# Both set everything up first (a virtualenv in .venv, system packages the tests use).
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+HOST   ?= 127.0.0.1
+PORT   ?= 8001
+
+.PHONY: setup serve test lint typecheck unit docs check-docs bench clean system-deps
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+## Start the server and the dashboard on the embedded default (SQLite in the data directory).
+serve: setup
+	$(BIN)/storykit serve --host $(HOST) --port $(PORT)
+
+## Everything CI checks: lint, types, the import contract, docs in sync, the whole test suite.
+test: setup system-deps lint typecheck check-docs unit
+
+system-deps:
+	@bash scripts/system-deps.sh
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+
+typecheck: setup
+	$(BIN)/mypy
+
+unit: setup
+	$(BIN)/python -m pytest
+
+docs: setup
+	$(BIN)/python -m storykit.docgen --write
+
+check-docs: setup
+	$(BIN)/python -m storykit.docgen --check
+
+bench: setup
+	$(BIN)/python bench/bench_store.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# System packages the test suite uses, installed only when missing.
+# Debian package → the command that shows it is there.
+set -euo pipefail
+
+declare -A wanted=(
+  [git]=git
+)
+
+missing=()
+for pkg in "${!wanted[@]}"; do
+  command -v "${wanted[$pkg]}" >/dev/null 2>&1 || missing+=("$pkg")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "installing system packages: ${missing[*]}" >&2
+if [ "$(id -u)" -ne 0 ]; then
+  SUDO=sudo
+else
+  SUDO=
+fi
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,7 @@
+"""storykit: a review gate between machines that propose code changes and the people who own the code."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__"]

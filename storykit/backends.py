@@ -1,0 +1,162 @@
+"""The objects plugins hand over through the registration hooks.
+
+Each backend is a small object with a ``name`` and one ``async`` method that
+does the real work. The services call them with a timeout and report a failure
+as :class:`~storykit.errors.PluginError` naming the plugin and the hook.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from storykit.models import Finding, PRResult, Suggestion, Variant
+
+__all__ = [
+    "Draft",
+    "GenerateRequest",
+    "SuggestionSource",
+    "PreReviewer",
+    "Refinement",
+    "Refiner",
+    "Planner",
+    "PolicySubject",
+    "Policy",
+    "PRRequest",
+    "PRBackend",
+    "Progress",
+]
+
+Progress = Callable[[Mapping[str, Any]], Awaitable[None]]
+"""Report progress while working: ``await progress({"done": 10, "total": 200})``.
+Each call becomes a ``suggest.progress`` event."""
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class Draft:
+    """A suggestion a source proposes, before storykit stores and screens it."""
+
+    title: str
+    diff: str
+    rationale: str = ""
+    base_ref: str = "HEAD"
+    findings: tuple[Finding, ...] = ()
+    metadata: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class GenerateRequest:
+    repo_path: Path
+    paths: tuple[str, ...] = ()
+    """Repository-relative paths to limit the run to; empty means the whole repository."""
+    progress: Progress | None = None
+
+
+@runtime_checkable
+class SuggestionSource(Protocol):
+    """Proposes suggestions by looking at the repository."""
+
+    name: str
+
+    async def generate(self, request: GenerateRequest) -> Sequence[Draft]:
+        """Return the suggestions for ``request``; may report progress."""
+        ...
+
+
+@runtime_checkable
+class PreReviewer(Protocol):
+    """A source that can also judge a diff someone else proposed (optional)."""
+
+    name: str
+
+    async def pre_review(self, repo_path: Path, draft: Draft) -> Sequence[Finding]:
+        """Findings about ``draft`` (empty if the source has nothing to say)."""
+        ...
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class Refinement:
+    """A refiner's improved version; ``None`` fields are left as they were."""
+
+    diff: str | None = None
+    rationale: str | None = None
+    title: str | None = None
+
+
+@runtime_checkable
+class Refiner(Protocol):
+    """Improves a suggestion from a reviewer's instructions (an LLM, typically)."""
+
+    name: str
+
+    async def refine(self, suggestion: Suggestion, instructions: str) -> Refinement: ...
+
+
+@runtime_checkable
+class Planner(Protocol):
+    """Turns a goal and approved suggestions into variants."""
+
+    name: str
+
+    async def plan(self, goal: str, suggestions: Sequence[Suggestion]) -> Sequence[Variant]: ...
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class PolicySubject:
+    """What a policy judges: the proposal's text and its diff."""
+
+    diff: str
+    title: str = ""
+    rationale: str = ""
+    files: tuple[str, ...] = ()
+    source: str = ""
+    agent: str = ""
+
+
+@runtime_checkable
+class Policy(Protocol):
+    """Screens a diff. Its configuration is its own section of the policy document."""
+
+    name: str
+
+    def default_config(self) -> Mapping[str, Any]:
+        """The section this policy uses when none is stored."""
+        ...
+
+    def validate_config(self, config: Mapping[str, Any]) -> None:
+        """Raise :class:`~storykit.errors.Invalid` saying what is wrong; called before saving."""
+        ...
+
+    async def check(self, subject: PolicySubject, config: Mapping[str, Any]) -> Sequence[Finding]:
+        """Findings for ``subject``; a ``deny`` finding blocks the suggestion."""
+        ...
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class PRRequest:
+    repo_path: Path
+    plan_id: str
+    goal: str
+    variant: Variant
+    suggestions: tuple[Suggestion, ...]
+    branch: str
+    base_ref: str
+    dry_run: bool
+    requested_by: str
+    work_dir: Path
+    """A scratch folder inside storykit's data directory the backend may use."""
+
+
+@runtime_checkable
+class PRBackend(Protocol):
+    """Turns a selected variant into a branch or a pull request."""
+
+    name: str
+    capabilities: frozenset[str]
+    """Any of ``"push"``, ``"pull_request"``, ``"draft"``, ``"labels"``."""
+
+    async def open(self, request: PRRequest) -> PRResult:
+        """Create the branch or PR, or on ``dry_run`` say exactly what it would do."""
+        ...

@@ -1,0 +1,141 @@
+"""The hooks a storykit plugin can implement.
+
+Discovery hooks are synchronous: they hand backend objects to ``register`` and
+return nothing. The real work happens in the backends' ``async`` methods (see
+:mod:`storykit.backends`), because pluggy itself is synchronous. No hook here is
+``firstresult`` or a wrapper, so an implementation may be written either way.
+
+This module's docstrings are the hook reference: ``docs/plugins.md`` is
+generated from them (``python -m storykit.docgen``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pluggy
+
+from storykit.backends import Planner, Policy, PRBackend, Refiner, SuggestionSource
+from storykit.models import Event
+from storykit.settings import Settings
+
+__all__ = ["hookspec", "hookimpl", "PROJECT"]
+
+PROJECT = "storykit"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def storykit_register_sources(
+    register: Callable[[SuggestionSource], None], settings: Settings
+) -> None:
+    """Register suggestion sources.
+
+    Called once when the plugin manager is set up. Call ``register(source)`` for each
+    source the plugin offers (none if it is not configured). ``settings`` is the
+    running :class:`~storykit.settings.Settings`; read your own options from
+    ``settings.get("YOUR_OPTION")``.
+
+    A source has a unique ``name`` and ``async def generate(request) -> [Draft]``; it
+    may also have ``async def pre_review(repo_path, draft) -> [Finding]`` to judge
+    diffs that external agents submit. Sources from every plugin are combined; two
+    sources with the same name are an error.
+
+    Example::
+
+        @hookimpl
+        def storykit_register_sources(register, settings):
+            register(TodoFinder())
+    """
+
+
+@hookspec
+def storykit_register_refiners(register: Callable[[Refiner], None], settings: Settings) -> None:
+    """Register refiners (an LLM that improves a suggestion from a reviewer's instructions).
+
+    Called once at set-up. Call ``register(refiner)``; a refiner has a unique ``name``
+    and ``async def refine(suggestion, instructions) -> Refinement``. Register nothing
+    when unconfigured: ``/suggest/llm`` then answers that no refiner is configured.
+    When several are registered, requests name one; the first registered is the default.
+
+    Example::
+
+        @hookimpl
+        def storykit_register_refiners(register, settings):
+            if os.environ.get("MY_LLM_URL"):
+                register(MyRefiner(os.environ["MY_LLM_URL"]))
+    """
+
+
+@hookspec
+def storykit_register_planners(register: Callable[[Planner], None], settings: Settings) -> None:
+    """Register planners that turn a goal and approved suggestions into variants.
+
+    Called once at set-up. A planner has a unique ``name`` and
+    ``async def plan(goal, suggestions) -> [Variant]``. Every registered planner runs
+    for each plan and their variants are concatenated; variant keys must be unique
+    within a plan, so prefix them if you can clash.
+
+    Example::
+
+        @hookimpl
+        def storykit_register_planners(register, settings):
+            register(OneBranchPerAuthor())
+    """
+
+
+@hookspec
+def storykit_register_policies(register: Callable[[Policy], None], settings: Settings) -> None:
+    """Register policies that screen every diff before a person sees it.
+
+    Called once at set-up. A policy has a unique ``name``, ``default_config()``,
+    ``validate_config(config)`` (raise ``Invalid`` to refuse a configuration when it is
+    saved) and ``async def check(subject, config) -> [Finding]``. Its configuration is
+    the section named after it in the policy document (``GET/PUT /policies``).
+
+    Results combine as "any deny wins": a ``deny`` finding from any policy blocks the
+    suggestion; otherwise any ``warn`` makes the decision ``warn``. A policy that
+    raises or times out adds a ``warn`` finding naming it and makes the risk ``unknown``.
+
+    Example::
+
+        @hookimpl
+        def storykit_register_policies(register, settings):
+            register(NoFixmePolicy())
+    """
+
+
+@hookspec
+def storykit_register_pr_backends(register: Callable[[PRBackend], None], settings: Settings) -> None:
+    """Register PR backends that turn a selected variant into a branch or pull request.
+
+    Called once at set-up. A backend has a unique ``name``, a ``capabilities``
+    frozenset and ``async def open(request) -> PRResult``. A dry run always uses the
+    ``dry-run`` backend; a real run uses the one named by the ``PR_BACKEND`` setting.
+
+    Example::
+
+        @hookimpl
+        def storykit_register_pr_backends(register, settings):
+            register(GiteaBackend(settings))
+    """
+
+
+@hookspec
+def storykit_on_event(event: Event) -> Any:
+    """Observe every event after it is stored.
+
+    Called once per event, in id order, from the process that wrote it. Return
+    nothing, or an awaitable (an ``async def`` implementation) which storykit awaits
+    with a timeout. Results are ignored; an observer that raises is logged and
+    counted as a plugin error and never affects the change that caused the event.
+
+    Example::
+
+        @hookimpl
+        async def storykit_on_event(event):
+            if event.type == "suggest.reviewed":
+                await notify_chat(event.data)
+    """

@@ -1,0 +1,334 @@
+"""The domain model: frozen, keyword-only values.
+
+Everything here is plain data. ``to_dict`` gives the JSON shape used by the HTTP
+API, the artifacts and the store; ``from_dict`` reads it back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+__all__ = [
+    "Risk",
+    "Status",
+    "Action",
+    "Outcome",
+    "Finding",
+    "PolicyDecision",
+    "Review",
+    "Suggestion",
+    "Conflict",
+    "Variant",
+    "Plan",
+    "PRResult",
+    "Event",
+    "utcnow",
+    "to_dict",
+]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Risk(StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    UNKNOWN = "unknown"
+
+
+class Status(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REVISION_REQUESTED = "revision_requested"
+    REJECTED = "rejected"
+    BLOCKED = "blocked"
+
+
+class Action(StrEnum):
+    APPROVE = "approve"
+    REVISE = "revise"
+    REJECT = "reject"
+
+
+class Outcome(StrEnum):
+    """A policy's verdict; also a finding's severity. Ordered: allow < warn < deny."""
+
+    ALLOW = "allow"
+    WARN = "warn"
+    DENY = "deny"
+
+    @property
+    def rank(self) -> int:
+        return _OUTCOME_RANK[self]
+
+
+_OUTCOME_RANK = {Outcome.ALLOW: 0, Outcome.WARN: 1, Outcome.DENY: 2}
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class Finding:
+    """One reason a policy (or a source's pre-review) gave."""
+
+    rule: str
+    message: str
+    severity: Outcome = Outcome.WARN
+    policy: str = ""
+    file: str | None = None
+    line: int | None = None
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Finding:
+        return cls(
+            rule=str(d["rule"]),
+            message=str(d["message"]),
+            severity=Outcome(d.get("severity", "warn")),
+            policy=str(d.get("policy", "")),
+            file=d.get("file"),
+            line=d.get("line"),
+        )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class PolicyDecision:
+    """The combined verdict of every policy on one diff."""
+
+    id: str
+    outcome: Outcome
+    risk: Risk
+    findings: tuple[Finding, ...] = ()
+    policy_version: str = ""
+    at: datetime = dataclasses.field(default_factory=utcnow)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> PolicyDecision:
+        return cls(
+            id=str(d["id"]),
+            outcome=Outcome(d["outcome"]),
+            risk=Risk(d["risk"]),
+            findings=tuple(Finding.from_dict(f) for f in d.get("findings", ())),
+            policy_version=str(d.get("policy_version", "")),
+            at=_dt(d.get("at")),
+        )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class Review:
+    """One person's decision on one version (``diff_hash``) of a suggestion."""
+
+    reviewer: str
+    action: Action
+    diff_hash: str
+    comment: str = ""
+    at: datetime = dataclasses.field(default_factory=utcnow)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Review:
+        return cls(
+            reviewer=str(d["reviewer"]),
+            action=Action(d["action"]),
+            diff_hash=str(d["diff_hash"]),
+            comment=str(d.get("comment", "")),
+            at=_dt(d.get("at")),
+        )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class Suggestion:
+    """A proposed change: a unified diff with a title and a rationale."""
+
+    id: str
+    source: str
+    agent: str
+    title: str
+    diff: str
+    diff_hash: str
+    files: tuple[str, ...]
+    rationale: str = ""
+    base_ref: str = "HEAD"
+    risk: Risk = Risk.UNKNOWN
+    findings: tuple[Finding, ...] = ()
+    status: Status = Status.PENDING
+    reviews: tuple[Review, ...] = ()
+    decision: PolicyDecision | None = None
+    revision: int = 1
+    created_at: datetime = dataclasses.field(default_factory=utcnow)
+    updated_at: datetime = dataclasses.field(default_factory=utcnow)
+    metadata: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def approvals(self) -> tuple[Review, ...]:
+        """Approvals that still count: those given to the current diff."""
+        return tuple(
+            r for r in self.reviews if r.action is Action.APPROVE and r.diff_hash == self.diff_hash
+        )
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Suggestion:
+        decision = d.get("decision")
+        return cls(
+            id=str(d["id"]),
+            source=str(d["source"]),
+            agent=str(d["agent"]),
+            title=str(d["title"]),
+            diff=str(d["diff"]),
+            diff_hash=str(d["diff_hash"]),
+            files=tuple(d.get("files", ())),
+            rationale=str(d.get("rationale", "")),
+            base_ref=str(d.get("base_ref", "HEAD")),
+            risk=Risk(d.get("risk", "unknown")),
+            findings=tuple(Finding.from_dict(f) for f in d.get("findings", ())),
+            status=Status(d.get("status", "pending")),
+            reviews=tuple(Review.from_dict(r) for r in d.get("reviews", ())),
+            decision=PolicyDecision.from_dict(decision) if decision else None,
+            revision=int(d.get("revision", 1)),
+            created_at=_dt(d.get("created_at")),
+            updated_at=_dt(d.get("updated_at")),
+            metadata=dict(d.get("metadata", {})),
+        )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class Conflict:
+    """Two or more suggestions change overlapping lines of one file."""
+
+    file: str
+    suggestion_ids: tuple[str, ...]
+    detail: str = ""
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Conflict:
+        return cls(
+            file=str(d["file"]),
+            suggestion_ids=tuple(d.get("suggestion_ids", ())),
+            detail=str(d.get("detail", "")),
+        )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class Variant:
+    """One way to carry out a plan: which suggestions, combined into one diff."""
+
+    key: str
+    title: str
+    suggestion_ids: tuple[str, ...]
+    diff: str
+    conflicts: tuple[Conflict, ...] = ()
+    risk: Risk = Risk.UNKNOWN
+    planner: str = ""
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Variant:
+        return cls(
+            key=str(d["key"]),
+            title=str(d["title"]),
+            suggestion_ids=tuple(d.get("suggestion_ids", ())),
+            diff=str(d.get("diff", "")),
+            conflicts=tuple(Conflict.from_dict(c) for c in d.get("conflicts", ())),
+            risk=Risk(d.get("risk", "unknown")),
+            planner=str(d.get("planner", "")),
+        )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class Plan:
+    id: str
+    goal: str
+    variants: tuple[Variant, ...]
+    created_by: str
+    selected: str | None = None
+    selected_by: str | None = None
+    created_at: datetime = dataclasses.field(default_factory=utcnow)
+    updated_at: datetime = dataclasses.field(default_factory=utcnow)
+
+    def variant(self, key: str) -> Variant | None:
+        return next((v for v in self.variants if v.key == key), None)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Plan:
+        return cls(
+            id=str(d["id"]),
+            goal=str(d["goal"]),
+            variants=tuple(Variant.from_dict(v) for v in d.get("variants", ())),
+            created_by=str(d.get("created_by", "")),
+            selected=d.get("selected"),
+            selected_by=d.get("selected_by"),
+            created_at=_dt(d.get("created_at")),
+            updated_at=_dt(d.get("updated_at")),
+        )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class PRResult:
+    """What a PR backend did (or, on a dry run, would do)."""
+
+    backend: str
+    branch: str
+    diff: str
+    dry_run: bool
+    operations: tuple[str, ...] = ()
+    commit: str | None = None
+    url: str | None = None
+    plan_id: str = ""
+    variant: str = ""
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> PRResult:
+        return cls(
+            backend=str(d["backend"]),
+            branch=str(d["branch"]),
+            diff=str(d.get("diff", "")),
+            dry_run=bool(d.get("dry_run", True)),
+            operations=tuple(d.get("operations", ())),
+            commit=d.get("commit"),
+            url=d.get("url"),
+            plan_id=str(d.get("plan_id", "")),
+            variant=str(d.get("variant", "")),
+        )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class Event:
+    """One state change. ``id`` increases monotonically across the log."""
+
+    id: int
+    type: str
+    data: Mapping[str, Any]
+    at: datetime = dataclasses.field(default_factory=utcnow)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Event:
+        return cls(id=int(d["id"]), type=str(d["type"]), data=dict(d["data"]), at=_dt(d.get("at")))
+
+
+def _dt(value: object) -> datetime:
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str):
+        return datetime.fromisoformat(value)
+    return utcnow()
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    return value  # str (StrEnum included), int, float, bool, None
+
+
+def to_dict(value: object) -> dict[str, Any]:
+    """The JSON-ready dict of any model value."""
+    plain = _plain(value)
+    if not isinstance(plain, dict):
+        raise TypeError(f"not a model value: {value!r}")
+    return plain

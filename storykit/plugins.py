@@ -1,0 +1,222 @@
+"""Building a plugin manager and collecting the backends plugins register.
+
+There is no global plugin manager: :func:`get_plugin_manager` builds a fresh one,
+so tests and several apps in one process stay independent. First-party plugins
+are found through the ``storykit`` entry point group exactly like third-party ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.metadata
+import inspect
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+import anyio
+import pluggy
+
+from storykit import hookspecs
+from storykit.backends import Planner, Policy, PRBackend, Refiner, SuggestionSource
+from storykit.errors import PluginError
+from storykit.models import utcnow
+from storykit.settings import Settings
+
+__all__ = [
+    "get_plugin_manager",
+    "Registry",
+    "Registered",
+    "PluginFailure",
+    "ENTRY_POINT_GROUP",
+    "REGISTRATION_HOOKS",
+]
+
+log = logging.getLogger("storykit.plugins")
+
+ENTRY_POINT_GROUP = "storykit"
+T = TypeVar("T")
+R = TypeVar("R")
+
+#: hook name → (registry attribute, the protocol its backends follow)
+REGISTRATION_HOOKS: dict[str, tuple[str, type]] = {
+    "storykit_register_sources": ("sources", SuggestionSource),
+    "storykit_register_refiners": ("refiners", Refiner),
+    "storykit_register_planners": ("planners", Planner),
+    "storykit_register_policies": ("policies", Policy),
+    "storykit_register_pr_backends": ("pr_backends", PRBackend),
+}
+
+
+def get_plugin_manager(
+    *, load_entrypoints: bool = True, only: Iterable[str] | None = None
+) -> pluggy.PluginManager:
+    """A fresh plugin manager with storykit's hookspecs.
+
+    ``load_entrypoints`` loads the installed plugins of the ``storykit`` entry point
+    group; ``only`` limits them to those names (``STORYKIT_LOAD_PLUGINS``; empty for
+    none). Unknown hook names in any loaded plugin fail here (``check_pending``).
+    """
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    if load_entrypoints:
+        allowed = None if only is None else set(only)
+        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            if allowed is not None and ep.name not in allowed:
+                continue
+            if pm.get_plugin(ep.name) is not None or pm.is_blocked(ep.name):
+                continue
+            try:
+                plugin = ep.load()
+            except Exception as exc:
+                # Fail closed: a policy plugin that silently did not load would let
+                # everything through. Say which plugin, and how to leave it out.
+                raise PluginError(
+                    f"cannot import {ep.value}: {type(exc).__name__}: {exc}"
+                    f" (leave it out with STORYKIT_LOAD_PLUGINS)",
+                    plugin=ep.name,
+                    hook="load",
+                ) from exc
+            pm.register(plugin, name=ep.name)
+    pm.check_pending()
+    return pm
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class Registered(Generic[T]):
+    """A backend and the plugin that registered it (named in errors)."""
+
+    plugin: str
+    backend: T
+
+    @property
+    def name(self) -> str:
+        return str(getattr(self.backend, "name"))
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class PluginFailure:
+    plugin: str
+    hook: str
+    message: str
+    at: datetime
+
+
+class Registry:
+    """The backends every plugin registered, by kind and name, and recent plugin errors."""
+
+    def __init__(self, pm: pluggy.PluginManager, settings: Settings) -> None:
+        self.pm = pm
+        self.settings = settings
+        self.sources: dict[str, Registered[SuggestionSource]] = {}
+        self.refiners: dict[str, Registered[Refiner]] = {}
+        self.planners: dict[str, Registered[Planner]] = {}
+        self.policies: dict[str, Registered[Policy]] = {}
+        self.pr_backends: dict[str, Registered[PRBackend]] = {}
+        self.failures: deque[PluginFailure] = deque(maxlen=50)
+        self.on_failure: Callable[[PluginFailure], None] | None = None
+        for hook_name, (attr, protocol) in REGISTRATION_HOOKS.items():
+            self._collect(hook_name, getattr(self, attr), protocol)
+
+    def _collect(self, hook_name: str, into: dict[str, Registered[Any]], protocol: type) -> None:
+        hook = getattr(self.pm.hook, hook_name)
+        # Oldest registered first, so first-party and earlier plugins keep their order.
+        for impl in reversed(hook.get_hookimpls()):
+            plugin = impl.plugin_name
+
+            def register(backend: Any, _plugin: str = plugin) -> None:
+                name = getattr(backend, "name", None)
+                if not isinstance(name, str) or not name:
+                    raise TypeError(f"{backend!r} has no name")
+                if not isinstance(backend, protocol):
+                    raise TypeError(f"{name!r} is not a {protocol.__name__}")
+                if name in into:
+                    raise ValueError(f"{name!r} is already registered by {into[name].plugin!r}")
+                into[name] = Registered(plugin=_plugin, backend=backend)
+
+            kwargs = {"register": register, "settings": self.settings}
+            try:
+                impl.function(**{arg: kwargs[arg] for arg in impl.argnames})
+            except Exception as exc:  # a broken plugin must not take storykit down
+                self.record_failure(plugin, hook_name, exc)
+
+    # -- calling plugins -------------------------------------------------------
+    def record_failure(self, plugin: str, hook: str, exc: BaseException | str) -> PluginFailure:
+        message = exc if isinstance(exc, str) else f"{type(exc).__name__}: {exc}"
+        failure = PluginFailure(plugin=plugin, hook=hook, message=message, at=utcnow())
+        self.failures.append(failure)
+        log.warning("plugin failed", extra={"plugin": plugin, "hook": hook, "error": message})
+        if self.on_failure is not None:
+            self.on_failure(failure)
+        return failure
+
+    async def call(
+        self,
+        plugin: str,
+        hook: str,
+        fn: Callable[[], Awaitable[R]],
+        *,
+        timeout: float | None = None,
+    ) -> R:
+        """Await ``fn()`` with a timeout; a raise or a timeout becomes :class:`PluginError`."""
+        limit = self.settings.hook_timeout if timeout is None else timeout
+        started = time.perf_counter()
+        try:
+            with anyio.fail_after(limit):
+                return await fn()
+        except TimeoutError:
+            self.record_failure(plugin, hook, f"timed out after {limit:g}s")
+            raise PluginError(f"timed out after {limit:g}s", plugin=plugin, hook=hook) from None
+        except PluginError:
+            raise
+        except Exception as exc:
+            self.record_failure(plugin, hook, exc)
+            raise PluginError(f"{type(exc).__name__}: {exc}", plugin=plugin, hook=hook) from exc
+        finally:
+            if self.settings.trace_hooks:
+                log.info(
+                    "hook call",
+                    extra={"plugin": plugin, "hook": hook, "ms": (time.perf_counter() - started) * 1e3},
+                )
+
+    async def notify(self, event: Any) -> None:
+        """Run every ``storykit_on_event`` implementation; failures are recorded, not raised."""
+        for impl in reversed(self.pm.hook.storykit_on_event.get_hookimpls()):
+            plugin = impl.plugin_name
+
+            async def run(_fn: Callable[..., Any] = impl.function) -> None:
+                result = _fn(event=event)
+                if inspect.isawaitable(result):
+                    await result
+
+            try:
+                await self.call(plugin, "storykit_on_event", run)
+            except PluginError:
+                pass  # recorded by call()
+
+    def describe(self) -> list[dict[str, Any]]:
+        """Each loaded plugin, the hooks it implements and the backends it registered."""
+        backends: dict[str, list[dict[str, str]]] = {}
+        for _, (attr, _protocol) in REGISTRATION_HOOKS.items():
+            for name, reg in getattr(self, attr).items():
+                backends.setdefault(reg.plugin, []).append({"kind": attr, "name": name})
+        dists = {
+            ep.name: ep.dist for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+        }
+        out = []
+        for name, plugin in sorted(self.pm.list_name_plugin(), key=lambda np: str(np[0])):
+            hooks = sorted(h.name for h in self.pm.get_hookcallers(plugin) or ())
+            dist = dists.get(str(name))
+            out.append(
+                {
+                    "name": name,
+                    "hooks": hooks,
+                    "backends": backends.get(str(name), []),
+                    "package": dist.name if dist else None,
+                    "version": dist.version if dist else None,
+                }
+            )
+        return out

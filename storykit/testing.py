@@ -1,0 +1,81 @@
+"""Helpers for testing storykit and storykit plugins without a server.
+
+The project's own tests use exactly these, so a plugin author's test looks like
+storykit's::
+
+    from storykit.testing import open_core, REVIEWER, make_diff
+
+    async def test_my_policy(tmp_path):
+        async with open_core(tmp_path, plugins={"mine": my_plugin}) as core:
+            s = await core.submit(AGENT, title="t", diff=make_diff("a.py", "x\\n", "y\\n"))
+            assert s.status == "blocked"
+
+Nothing here imports pytest; use it from any test runner on asyncio or trio.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+
+from storykit.auth import Principal, Role
+from storykit.plugins import get_plugin_manager
+from storykit.services import Storykit
+from storykit.settings import Settings
+
+__all__ = [
+    "AGENT",
+    "OTHER_AGENT",
+    "REVIEWER",
+    "OTHER_REVIEWER",
+    "ADMIN",
+    "make_settings",
+    "make_diff",
+    "open_core",
+]
+
+AGENT = Principal(name="bot", role=Role.AGENT)
+OTHER_AGENT = Principal(name="other-bot", role=Role.AGENT)
+REVIEWER = Principal(name="alice", role=Role.REVIEWER)
+OTHER_REVIEWER = Principal(name="bob", role=Role.REVIEWER)
+ADMIN = Principal(name="root", role=Role.ADMIN)
+
+
+def make_settings(tmp_path: Path, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    """Settings whose data directory and repository live under ``tmp_path``."""
+    base = {"REPO_PATH": str(tmp_path / "repo"), "API_TOKENS": ""}
+    return Settings.from_env(base | dict(env or {}), data_dir=tmp_path / "data", **overrides)
+
+
+def make_diff(path: str, old: str, new: str) -> str:
+    """A git-style unified diff changing ``path`` from ``old`` to ``new`` (``""`` for add/delete)."""
+    a = f"a/{path}" if old else "/dev/null"
+    b = f"b/{path}" if new else "/dev/null"
+    body = difflib.unified_diff(
+        old.splitlines(keepends=True), new.splitlines(keepends=True), fromfile=a, tofile=b
+    )
+    return f"diff --git a/{path} b/{path}\n" + "".join(body)
+
+
+@contextlib.asynccontextmanager
+async def open_core(
+    tmp_path: Path,
+    *,
+    plugins: Mapping[str, object] | None = None,
+    load_entrypoints: bool = False,
+    settings: Settings | None = None,
+    env: Mapping[str, str] | None = None,
+) -> AsyncIterator[Storykit]:
+    """A :class:`Storykit` on a fresh SQLite file under ``tmp_path`` with only ``plugins``.
+
+    ``plugins`` maps a name to a module or object with ``@hookimpl`` functions;
+    ``load_entrypoints=True`` also loads the installed plugins.
+    """
+    pm = get_plugin_manager(load_entrypoints=load_entrypoints)
+    for name, plugin in (plugins or {}).items():
+        pm.register(plugin, name=name)
+    pm.check_pending()
+    async with Storykit.open(settings or make_settings(tmp_path, env), plugin_manager=pm) as core:
+        yield core

@@ -1,0 +1,519 @@
+"""The use cases, end to end through the core on a real SQLite file, with throwaway plugins."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from storykit.backends import Draft, GenerateRequest, PolicySubject, PRRequest
+from storykit.errors import Conflict, Forbidden, Invalid, NotConfigured, NotFound, PluginError
+from storykit.hookspecs import hookimpl
+from storykit.models import Conflict as PlanConflict
+from storykit.models import Finding, Outcome, PRResult, Risk, Status, Suggestion, Variant
+from storykit.services import Storykit
+from storykit.testing import (
+    ADMIN,
+    AGENT,
+    OTHER_REVIEWER,
+    REVIEWER,
+    make_diff,
+    open_core,
+)
+
+pytestmark = pytest.mark.anyio
+
+DIFF = make_diff("pkg/mod.py", "a = 1\n", "a = 2\n")
+OTHER_DIFF = make_diff("pkg/mod.py", "a = 1\n", "a = 3\n")
+SECRET_DIFF = make_diff("conf.py", "", "PASSWORD = 'forbidden'\n")
+
+
+class DenyWordPolicy:
+    """Denies added lines containing a configured word."""
+
+    name = "deny-word"
+
+    def default_config(self) -> dict[str, Any]:
+        return {"word": "forbidden"}
+
+    def validate_config(self, config: Any) -> None:
+        if not isinstance(config.get("word"), str):
+            raise Invalid("word must be a string")
+
+    async def check(self, subject: PolicySubject, config: Any) -> Sequence[Finding]:
+        return [
+            Finding(rule="word", message="forbidden word", severity=Outcome.DENY, policy=self.name)
+            for line in subject.diff.splitlines()
+            if line.startswith("+") and config["word"] in line
+        ]
+
+
+class PolicyPlugin:
+    @hookimpl
+    def storykit_register_policies(self, register: Any) -> None:
+        register(DenyWordPolicy())
+
+
+async def events_since(core: Storykit, after: int) -> list[str]:
+    return [e.type for e in await core.read_events(after=after)]
+
+
+async def approved(core: Storykit, diff: str = DIFF) -> Suggestion:
+    s = await core.submit(AGENT, title="Bump a", diff=diff)
+    return await core.review(REVIEWER, s.id, action="approve")
+
+
+# -- submit ------------------------------------------------------------------------
+
+
+async def test_submit_stores_screens_and_writes_one_event(tmp_path: Path) -> None:
+    async with open_core(tmp_path, plugins={"deny": PolicyPlugin()}) as core:
+        before = await core.store.last_event_id()
+        s = await core.submit(AGENT, title="Bump a", diff=DIFF, rationale="because")
+        assert s.status is Status.PENDING
+        assert s.risk is Risk.LOW
+        assert s.files == ("pkg/mod.py",)
+        assert s.agent == "bot"
+        assert s.decision is not None and s.decision.policy_version
+        assert await events_since(core, before) == ["suggest.submitted"]
+        assert await core.get_suggestion(s.id) == s
+        artifact = json.loads((tmp_path / "data" / "suggestions" / f"{s.id}.json").read_text())
+        assert artifact["diff"] == DIFF
+        assert (tmp_path / "data" / "suggestions" / f"{s.id}.md").read_text().startswith("# Bump a")
+
+
+async def test_policy_deny_blocks_and_blocked_cannot_be_approved(tmp_path: Path) -> None:
+    async with open_core(tmp_path, plugins={"deny": PolicyPlugin()}) as core:
+        before = await core.store.last_event_id()
+        s = await core.submit(AGENT, title="Add conf", diff=SECRET_DIFF)
+        assert s.status is Status.BLOCKED
+        assert s.risk is Risk.HIGH
+        assert [f.rule for f in s.findings] == ["word"]
+        assert await events_since(core, before) == ["suggest.blocked"]
+        with pytest.raises(Conflict, match="blocked"):
+            await core.review(REVIEWER, s.id, action="approve")
+        assert (await core.get_suggestion(s.id)).status is Status.BLOCKED
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"title": "", "diff": DIFF}, "title is required"),
+        ({"title": "t", "diff": ""}, "diff is required"),
+        ({"title": "t", "diff": "not a diff at all\n"}, "changes no file"),
+        ({"title": "t", "diff": make_diff("../etc/passwd", "a\n", "b\n")}, "leaves the repository"),
+        ({"title": "t" * 301, "diff": DIFF}, "too long"),
+        ({"title": "t", "diff": DIFF, "base_ref": "main..evil"}, "not a valid git ref"),
+        ({"title": 5, "diff": DIFF}, "must be a string"),
+    ],
+)
+async def test_submit_rejects_bad_input_and_stores_nothing(
+    tmp_path: Path, fields: dict[str, Any], message: str
+) -> None:
+    async with open_core(tmp_path) as core:
+        before = await core.store.last_event_id()
+        with pytest.raises(Invalid, match=message):
+            await core.submit(AGENT, **fields)
+        assert await core.list_suggestions() == []
+        assert await core.store.last_event_id() == before
+        assert list((tmp_path / "data" / "suggestions").iterdir()) == []
+
+
+async def test_ids_from_input_are_checked_before_any_path_is_built(tmp_path: Path) -> None:
+    async with open_core(tmp_path) as core:
+        for bad in ("../../etc/passwd", "sug_../../x", "", "sug_01JD"):
+            with pytest.raises(Invalid):
+                await core.get_suggestion(bad)
+        with pytest.raises(NotFound):
+            await core.get_suggestion("sug_01JDZ7Q0V8M4W2K6T3R9X5C1B0")
+
+
+# -- review --------------------------------------------------------------------------
+
+
+async def test_agents_never_approve_and_nobody_approves_their_own(tmp_path: Path) -> None:
+    async with open_core(tmp_path) as core:
+        s = await core.submit(AGENT, title="t", diff=DIFF)
+        with pytest.raises(Forbidden, match="reviewer role"):
+            await core.review(AGENT, s.id, action="approve")
+        own = await core.submit(REVIEWER, title="mine", diff=OTHER_DIFF)
+        with pytest.raises(Forbidden, match="proposed"):
+            await core.review(REVIEWER, own.id, action="approve")
+        assert (await core.review(OTHER_REVIEWER, own.id, action="approve")).status is Status.APPROVED
+
+
+async def test_revise_needs_a_comment_and_reject_is_recorded(tmp_path: Path) -> None:
+    async with open_core(tmp_path) as core:
+        s = await core.submit(AGENT, title="t", diff=DIFF)
+        with pytest.raises(Invalid, match="needs a comment"):
+            await core.review(REVIEWER, s.id, action="revise", comment="  ")
+        with pytest.raises(Invalid, match="not one of"):
+            await core.review(REVIEWER, s.id, action="merge")
+        r = await core.review(REVIEWER, s.id, action="revise", comment="use 3")
+        assert r.status is Status.REVISION_REQUESTED
+        r = await core.review(REVIEWER, s.id, action="reject", comment="no")
+        assert r.status is Status.REJECTED
+        assert [(x.reviewer, x.action.value) for x in r.reviews] == [
+            ("alice", "revise"),
+            ("alice", "reject"),
+        ]
+        with pytest.raises(Conflict, match="rejected"):
+            await core.review(OTHER_REVIEWER, s.id, action="approve")
+
+
+async def test_a_replayed_review_changes_nothing(tmp_path: Path) -> None:
+    async with open_core(tmp_path) as core:
+        s = await approved(core)
+        before = await core.store.last_event_id()
+        again = await core.review(REVIEWER, s.id, action="approve")
+        assert again == s
+        assert await core.store.last_event_id() == before
+
+
+async def test_approval_stops_counting_when_the_diff_changes(tmp_path: Path) -> None:
+    async with open_core(tmp_path) as core:
+        s = await approved(core)
+        assert len(s.approvals) == 1
+        with pytest.raises(Forbidden, match="only the proposer"):
+            await core.revise(REVIEWER, s.id, diff=OTHER_DIFF)
+        before = await core.store.last_event_id()
+        revised = await core.revise(AGENT, s.id, diff=OTHER_DIFF)
+        assert await events_since(core, before) == ["suggest.revised"]
+        assert revised.revision == 2
+        assert revised.status is Status.PENDING
+        assert revised.approvals == ()
+        assert len(revised.reviews) == 1  # the history is kept
+        with pytest.raises(Conflict, match="no approved suggestions"):
+            await core.plan(REVIEWER, goal="ship")
+
+
+async def test_concurrent_reviews_of_one_suggestion_do_not_lose_either(tmp_path: Path) -> None:
+    async with open_core(tmp_path) as core:
+        s = await core.submit(AGENT, title="t", diff=DIFF)
+        outcomes: list[str] = []
+
+        async def review(who: Any) -> None:
+            try:
+                await core.review(who, s.id, action="approve")
+                outcomes.append("ok")
+            except Conflict:
+                outcomes.append("conflict")
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(review, REVIEWER)
+            tg.start_soon(review, OTHER_REVIEWER)
+        stored = await core.get_suggestion(s.id)
+        # Whoever lost the race was told so; nothing was silently overwritten.
+        assert len(stored.reviews) == outcomes.count("ok")
+        assert outcomes.count("ok") >= 1
+
+
+# -- generate ------------------------------------------------------------------------
+
+
+class ListSource:
+    name = "lister"
+
+    async def generate(self, request: GenerateRequest) -> Sequence[Draft]:
+        assert request.progress is not None
+        await request.progress({"done": 0, "total": 2})
+        await request.progress({"done": 2, "total": 2})
+        return [
+            Draft(title="first", diff=DIFF),
+            Draft(title="broken", diff="nonsense"),
+        ]
+
+
+class BrokenSource:
+    name = "broken"
+
+    async def generate(self, request: GenerateRequest) -> Sequence[Draft]:
+        raise RuntimeError("boom")
+
+
+class HangingSource:
+    name = "hangs"
+
+    async def generate(self, request: GenerateRequest) -> Sequence[Draft]:
+        await anyio.sleep_forever()
+        raise AssertionError
+
+
+class SourcesPlugin:
+    @hookimpl
+    def storykit_register_sources(self, register: Any) -> None:
+        register(ListSource())
+        register(BrokenSource())
+        register(HangingSource())
+
+
+async def test_generate_runs_sources_reports_progress_and_plugin_failures(tmp_path: Path) -> None:
+    async with open_core(
+        tmp_path, plugins={"sources": SourcesPlugin()}, env={"STORYKIT_HOOK_TIMEOUT": "0.2"}
+    ) as core:
+        before = await core.store.last_event_id()
+        result = await core.generate(REVIEWER)
+        assert [s.title for s in result.suggestions] == ["first"]
+        assert result.suggestions[0].agent == "source:lister"
+        assert any("'broken'" in e and "boom" in e for e in result.errors)
+        assert any("'hangs'" in e and "timed out" in e for e in result.errors)
+        assert any("invalid suggestion" in e for e in result.errors)
+        assert await events_since(core, before) == [
+            "suggest.progress",
+            "suggest.progress",
+            "suggest.generated",
+        ]
+        failures = {(f.plugin, f.hook) for f in core.registry.failures}
+        assert ("sources", "SuggestionSource.generate") in failures
+        with pytest.raises(Invalid, match="unknown source"):
+            await core.generate(REVIEWER, sources=["nope"])
+        with pytest.raises(Invalid, match="leaves the repository"):
+            await core.generate(REVIEWER, sources=["lister"], paths=["../x"])
+        with pytest.raises(Forbidden):
+            await core.generate(AGENT)
+
+
+# -- plans and PRs -------------------------------------------------------------------
+
+
+class OneVariantPlanner:
+    name = "one"
+
+    async def plan(self, goal: str, suggestions: Sequence[Suggestion]) -> Sequence[Variant]:
+        return [
+            Variant(
+                key="all",
+                title=f"All for {goal}",
+                suggestion_ids=tuple(s.id for s in suggestions),
+                diff="".join(s.diff for s in suggestions),
+                conflicts=(PlanConflict(file="x", suggestion_ids=("a", "b")),),
+                risk=Risk.LOW,
+            ),
+            Variant(key="none", title="Nothing", suggestion_ids=(), diff=""),
+        ]
+
+
+class RecordingBackend:
+    name = "dry-run"
+    capabilities: frozenset[str] = frozenset()
+
+    def __init__(self) -> None:
+        self.requests: list[PRRequest] = []
+
+    async def open(self, request: PRRequest) -> PRResult:
+        self.requests.append(request)
+        return PRResult(
+            backend=self.name,
+            branch=request.branch,
+            diff=request.variant.diff,
+            dry_run=request.dry_run,
+            operations=("git switch -c " + request.branch,),
+            plan_id=request.plan_id,
+            variant=request.variant.key,
+        )
+
+
+class PlanPlugin:
+    def __init__(self) -> None:
+        self.backend = RecordingBackend()
+
+    @hookimpl
+    def storykit_register_planners(self, register: Any) -> None:
+        register(OneVariantPlanner())
+
+    @hookimpl
+    def storykit_register_pr_backends(self, register: Any) -> None:
+        register(self.backend)
+
+
+async def test_plan_select_and_dry_run_pr(tmp_path: Path) -> None:
+    plugin = PlanPlugin()
+    async with open_core(tmp_path, plugins={"plan": plugin}) as core:
+        s = await approved(core)
+        await core.submit(AGENT, title="unapproved", diff=OTHER_DIFF)
+        before = await core.store.last_event_id()
+        plan = await core.plan(REVIEWER, goal="ship it")
+        assert [v.key for v in plan.variants] == ["all", "none"]
+        assert plan.variants[0].suggestion_ids == (s.id,)
+        assert plan.variants[0].planner == "one"
+        selected = await core.select(REVIEWER, plan.id, variant="all")
+        assert selected.selected == "all"
+        with pytest.raises(Invalid, match="no variant 'nope'"):
+            await core.select(REVIEWER, plan.id, variant="nope")
+        result = await core.open_pr(REVIEWER, plan.id)
+        assert result.dry_run is True
+        assert result.branch.startswith("storykit/plan-")
+        assert result.diff == DIFF
+        assert plugin.backend.requests[0].variant.key == "all"
+        assert await events_since(core, before) == ["plan.created", "plan.selected", "pr.dry_run"]
+        assert (tmp_path / "data" / "plans" / f"{plan.id}.json").exists()
+        with pytest.raises(NotConfigured, match="PR backend 'dry-run' is not loaded|'git'"):
+            await core.open_pr(REVIEWER, plan.id, dry_run=False)
+
+
+async def test_pr_refuses_suggestions_whose_approval_no_longer_counts(tmp_path: Path) -> None:
+    async with open_core(tmp_path, plugins={"plan": PlanPlugin()}) as core:
+        s = await approved(core)
+        plan = await core.plan(REVIEWER, goal="g", suggestion_ids=[s.id])
+        await core.revise(AGENT, s.id, diff=OTHER_DIFF)
+        with pytest.raises(Conflict, match="no longer approved"):
+            await core.open_pr(REVIEWER, plan.id, variant="all")
+
+
+async def test_plan_needs_approved_suggestions_and_a_planner(tmp_path: Path) -> None:
+    async with open_core(tmp_path) as core:
+        s = await core.submit(AGENT, title="t", diff=DIFF)
+        with pytest.raises(Conflict, match="not approved"):
+            await core.plan(REVIEWER, goal="g", suggestion_ids=[s.id])
+        await core.review(REVIEWER, s.id, action="approve")
+        with pytest.raises(NotConfigured, match="planner"):
+            await core.plan(REVIEWER, goal="g")
+        with pytest.raises(Invalid, match="twice"):
+            await core.plan(REVIEWER, goal="g", suggestion_ids=[s.id, s.id])
+
+
+# -- refine ----------------------------------------------------------------------
+
+
+class UpperRefiner:
+    name = "upper"
+
+    async def refine(self, suggestion: Suggestion, instructions: str) -> Any:
+        from storykit.backends import Refinement
+
+        return Refinement(rationale=suggestion.rationale.upper() + " " + instructions)
+
+
+class RefinerPlugin:
+    @hookimpl
+    def storykit_register_refiners(self, register: Any) -> None:
+        register(UpperRefiner())
+
+
+async def test_refine_makes_a_new_revision_or_says_how_to_configure(tmp_path: Path) -> None:
+    async with open_core(tmp_path) as core:
+        s = await core.submit(AGENT, title="t", diff=DIFF, rationale="why")
+        with pytest.raises(NotConfigured, match="STORYKIT_LLM_BASE_URL"):
+            await core.refine(REVIEWER, s.id, instructions="x")
+    async with open_core(tmp_path / "2", plugins={"r": RefinerPlugin()}) as core:
+        s = await core.submit(AGENT, title="t", diff=DIFF, rationale="why")
+        before = await core.store.last_event_id()
+        refined = await core.refine(REVIEWER, s.id, instructions="please")
+        assert refined.rationale == "WHY please"
+        assert refined.revision == 2
+        assert await events_since(core, before) == ["suggest.refined"]
+
+
+# -- policies --------------------------------------------------------------------
+
+
+async def test_policies_are_validated_versioned_and_applied(tmp_path: Path) -> None:
+    async with open_core(tmp_path, plugins={"deny": PolicyPlugin()}) as core:
+        doc = await core.get_policies()
+        assert doc["policies"] == {"deny-word": {"word": "forbidden"}}
+        with pytest.raises(Invalid, match="unknown policy 'nope'"):
+            await core.set_policies(ADMIN, {"nope": {}})
+        with pytest.raises(Invalid, match="deny-word: word must be a string"):
+            await core.set_policies(ADMIN, {"deny-word": {"word": 1}})
+        with pytest.raises(Invalid, match="JSON object"):
+            await core.set_policies(ADMIN, ["deny-word"])
+        with pytest.raises(Forbidden):
+            await core.set_policies(REVIEWER, {"deny-word": {"word": "x"}})
+        assert (await core.get_policies()) == doc  # nothing half-saved
+        before = await core.store.last_event_id()
+        new = await core.set_policies(ADMIN, {"deny-word": {"word": "bump"}})
+        assert new["version"] != doc["version"]
+        assert await events_since(core, before) == ["policy.updated"]
+        decision = await core.check_diff(diff=make_diff("a.py", "", "bump = 1\n"))
+        assert decision.outcome is Outcome.DENY
+        assert decision.policy_version == new["version"]
+        assert await core.store.last_event_id() == before + 1  # checking stores nothing
+
+
+class ExplodingPolicy(DenyWordPolicy):
+    name = "explodes"
+
+    async def check(self, subject: PolicySubject, config: Any) -> Sequence[Finding]:
+        raise ValueError("bad day")
+
+
+class ExplodingPlugin:
+    @hookimpl
+    def storykit_register_policies(self, register: Any) -> None:
+        register(ExplodingPolicy())
+
+
+async def test_a_failing_policy_is_reported_and_makes_risk_unknown(tmp_path: Path) -> None:
+    async with open_core(tmp_path, plugins={"boom": ExplodingPlugin()}) as core:
+        s = await core.submit(AGENT, title="t", diff=DIFF)
+        assert s.risk is Risk.UNKNOWN
+        assert s.status is Status.PENDING
+        assert [(f.rule, f.policy) for f in s.findings] == [("policy-error", "explodes")]
+        assert "'boom'" in s.findings[0].message and "bad day" in s.findings[0].message
+
+
+# -- observers and registration ------------------------------------------------------
+
+
+class Observer:
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+        self.done = anyio.Event()
+
+    @hookimpl
+    async def storykit_on_event(self, event: Any) -> None:
+        self.seen.append(event.type)
+        if event.type == "suggest.reviewed":
+            self.done.set()
+
+
+class SyncObserver:
+    def __init__(self) -> None:
+        self.seen: list[int] = []
+
+    @hookimpl
+    def storykit_on_event(self, event: Any) -> None:
+        self.seen.append(event.id)
+        raise RuntimeError("observers may fail")
+
+
+async def test_event_observers_see_every_event_in_order(tmp_path: Path) -> None:
+    obs, sync = Observer(), SyncObserver()
+    async with open_core(tmp_path, plugins={"obs": obs, "sync": sync}) as core:
+        s = await core.submit(AGENT, title="t", diff=DIFF)
+        await core.review(REVIEWER, s.id, action="approve")
+        with anyio.fail_after(10):
+            await obs.done.wait()
+        assert obs.seen == ["suggest.submitted", "suggest.reviewed"]
+        assert sync.seen == sorted(sync.seen) and len(sync.seen) == 2
+        assert ("sync", "storykit_on_event") in {(f.plugin, f.hook) for f in core.registry.failures}
+
+
+class BadRegistration:
+    @hookimpl
+    def storykit_register_sources(self, register: Any) -> None:
+        register(object())
+
+
+async def test_a_plugin_that_fails_to_register_is_reported_not_fatal(tmp_path: Path) -> None:
+    async with open_core(tmp_path, plugins={"bad": BadRegistration()}) as core:
+        assert core.registry.sources == {}
+        [failure] = core.registry.failures
+        assert (failure.plugin, failure.hook) == ("bad", "storykit_register_sources")
+        assert "has no name" in failure.message
+
+
+async def test_plugin_error_names_plugin_and_hook(tmp_path: Path) -> None:
+    async with open_core(tmp_path) as core:
+
+        async def fail() -> None:
+            raise KeyError("x")
+
+        with pytest.raises(PluginError) as info:
+            await core.registry.call("someplugin", "some_hook", fail)
+        assert info.value.plugin == "someplugin" and info.value.hook == "some_hook"
+        assert "someplugin" in str(info.value) and "some_hook" in str(info.value)
