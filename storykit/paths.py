@@ -15,19 +15,21 @@ from pathlib import Path
 __all__ = ["default_data_dir", "resolve_data_dir"]
 
 
-def _user_data_home() -> Path:
-    xdg = os.environ.get("XDG_DATA_HOME")
+def _user_data_home(environ: Mapping[str, str]) -> Path:
+    xdg = environ.get("XDG_DATA_HOME")
     if xdg:
         return Path(xdg)
     return Path.home() / ".local" / "share"
 
 
-def default_data_dir(repo_path: str | os.PathLike[str] | None = None) -> Path:
+def default_data_dir(
+    repo_path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
+) -> Path:
     """The per-repository data directory for ``repo_path`` (default: the current directory)."""
     repo = Path(repo_path or os.getcwd()).resolve()
     digest = hashlib.sha256(str(repo).encode()).hexdigest()[:12]
     name = "".join(c if c.isalnum() or c in "-_." else "_" for c in repo.name) or "root"
-    return _user_data_home() / "storykit" / "repos" / f"{name}-{digest}"
+    return _user_data_home(os.environ if environ is None else environ) / "storykit" / "repos" / f"{name}-{digest}"
 
 
 def resolve_data_dir(
@@ -41,4 +43,4 @@ def resolve_data_dir(
         return Path(explicit).expanduser().resolve()
     if env.get("STORYKIT_DATA_DIR"):
         return Path(env["STORYKIT_DATA_DIR"]).expanduser().resolve()
-    return default_data_dir(env.get("REPO_PATH") or None)
+    return default_data_dir(env.get("REPO_PATH") or None, env)

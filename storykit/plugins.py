@@ -123,8 +123,8 @@ class Registry:
 
     def _collect(self, hook_name: str, into: dict[str, Registered[Any]], protocol: type) -> None:
         hook = getattr(self.pm.hook, hook_name)
-        # Oldest registered first, so first-party and earlier plugins keep their order.
-        for impl in reversed(hook.get_hookimpls()):
+        # In registration order (pluggy lists them so), so earlier plugins come first.
+        for impl in hook.get_hookimpls():
             plugin = impl.plugin_name
 
             def register(backend: Any, _plugin: str = plugin) -> None:
@@ -184,7 +184,7 @@ class Registry:
 
     async def notify(self, event: Any) -> None:
         """Run every ``storykit_on_event`` implementation; failures are recorded, not raised."""
-        for impl in reversed(self.pm.hook.storykit_on_event.get_hookimpls()):
+        for impl in self.pm.hook.storykit_on_event.get_hookimpls():
             plugin = impl.plugin_name
 
             async def run(_fn: Callable[..., Any] = impl.function) -> None:

@@ -125,6 +125,7 @@ class Storykit:
                 try:
                     yield core
                 finally:
+                    core._observers_in.close()
                     tg.cancel_scope.cancel()
 
     # -- events ---------------------------------------------------------------
@@ -359,7 +360,7 @@ class Storykit:
                     reg.plugin, "SuggestionSource.generate", lambda b=reg.backend: b.generate(request)
                 )
             except PluginError as exc:
-                errors.append(exc.detail)
+                errors.append(f"source {name!r}: {exc.detail}")
                 continue
             for draft in drafts:
                 try:

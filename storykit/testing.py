@@ -71,11 +71,13 @@ async def open_core(
     """A :class:`Storykit` on a fresh SQLite file under ``tmp_path`` with only ``plugins``.
 
     ``plugins`` maps a name to a module or object with ``@hookimpl`` functions;
-    ``load_entrypoints=True`` also loads the installed plugins.
+    ``load_entrypoints=True`` also loads the installed plugins (those named in
+    ``STORYKIT_LOAD_PLUGINS`` when ``env`` sets it).
     """
-    pm = get_plugin_manager(load_entrypoints=load_entrypoints)
+    settings = settings or make_settings(tmp_path, env)
+    pm = get_plugin_manager(load_entrypoints=load_entrypoints, only=settings.load_plugins)
     for name, plugin in (plugins or {}).items():
         pm.register(plugin, name=name)
     pm.check_pending()
-    async with Storykit.open(settings or make_settings(tmp_path, env), plugin_manager=pm) as core:
+    async with Storykit.open(settings, plugin_manager=pm) as core:
         yield core

@@ -25,6 +25,7 @@ per-statement thread hop cheap.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sqlite3
 from collections.abc import Sequence
@@ -65,10 +66,9 @@ async def rollback(db: Driver) -> None:
     connection left inside a transaction would block every other writer.
     """
     with anyio.CancelScope(shield=True):
-        try:
+        # An error means no transaction was open: SQLite had already rolled it back.
+        with contextlib.suppress(sqlite3.Error):
             await db.execute("ROLLBACK")
-        except sqlite3.Error:
-            pass  # no transaction was open (SQLite already rolled it back)
 
 
 class _AiosqliteDriver:
@@ -120,9 +120,7 @@ class _ThreadDriver:
         )
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
-        await anyio.to_thread.run_sync(
-            _executemany, self._conn, sql, rows, limiter=self._limiter
-        )
+        await anyio.to_thread.run_sync(_executemany, self._conn, sql, rows, limiter=self._limiter)
 
     async def aclose(self) -> None:
         await anyio.to_thread.run_sync(self._conn.close, limiter=self._limiter)

@@ -18,7 +18,8 @@ from storykit.testing import make_diff
 
 
 def test_settings_defaults_and_the_data_dir_outside_the_repo(tmp_path: Path) -> None:
-    s = Settings.from_env({"REPO_PATH": str(tmp_path), "XDG_DATA_HOME": str(tmp_path / "xdg")})
+    repo = tmp_path / "repo"
+    s = Settings.from_env({"REPO_PATH": str(repo), "XDG_DATA_HOME": str(tmp_path / "xdg")})
     assert s.api_keys == ()
     assert s.sse_queue_max == 1000
     assert s.sse_heartbeat_interval == 15

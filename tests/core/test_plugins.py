@@ -129,7 +129,11 @@ def test_an_out_of_tree_plugin_package_installs_loads_and_is_used(tmp_path: Path
         from storykit.testing import open_core, AGENT, make_diff
 
         async def main():
-            async with open_core(pathlib.Path(sys.argv[1]), load_entrypoints=True) as core:
+            async with open_core(
+                pathlib.Path(sys.argv[1]),
+                load_entrypoints=True,
+                env={"STORYKIT_LOAD_PLUGINS": "hello"},
+            ) as core:
                 names = [p["name"] for p in core.plugins()]
                 assert "hello" in names, names
                 s = await core.submit(AGENT, title="t", diff=make_diff("a.py", "", "print('Hello')\\n"))

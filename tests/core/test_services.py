@@ -332,7 +332,7 @@ class PlanPlugin:
 
 async def test_plan_select_and_dry_run_pr(tmp_path: Path) -> None:
     plugin = PlanPlugin()
-    async with open_core(tmp_path, plugins={"plan": plugin}) as core:
+    async with open_core(tmp_path, plugins={"plan": plugin}, env={"PR_BACKEND": "git"}) as core:
         s = await approved(core)
         await core.submit(AGENT, title="unapproved", diff=OTHER_DIFF)
         before = await core.store.last_event_id()
@@ -351,7 +351,7 @@ async def test_plan_select_and_dry_run_pr(tmp_path: Path) -> None:
         assert plugin.backend.requests[0].variant.key == "all"
         assert await events_since(core, before) == ["plan.created", "plan.selected", "pr.dry_run"]
         assert (tmp_path / "data" / "plans" / f"{plan.id}.json").exists()
-        with pytest.raises(NotConfigured, match="PR backend 'dry-run' is not loaded|'git'"):
+        with pytest.raises(NotConfigured, match="PR backend 'git' is not loaded"):
             await core.open_pr(REVIEWER, plan.id, dry_run=False)
 
 

@@ -6,9 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
-from conftest import watchdog_env
+from watchdog_helpers import watchdog_env
 
 from storykit_watchdog.cli import _resolve_data_dir, cli
 from storykit_watchdog.status import Status, write_status
@@ -36,7 +37,8 @@ def test_run_help_lists_every_option_with_its_default() -> None:
         "--log-max-bytes", "--log-backups",
     ):  # fmt: skip
         assert option in out
-    assert "default: 5.0" in out and "default: 10.0" in out
+    assert "default: 5.0" in out
+    assert "default: 10.0" in out
 
 
 def test_status_without_a_status_file_exits_3(tmp_path: Path) -> None:
@@ -113,3 +115,20 @@ def test_python_dash_m_works() -> None:
     )
     assert result.returncode == 0
     assert result.stdout.startswith("storykit-watchdog, version ")
+
+
+def test_docs_list_every_option_with_its_default() -> None:
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "watchdog.md").read_text()
+    rows = {
+        line.split("`")[1].split()[0]: line
+        for line in docs.splitlines()
+        if line.startswith("| `--")
+    }
+    run = cli.commands["run"]
+    for param in run.params:
+        if not isinstance(param, click.Option):
+            continue
+        name = param.opts[0]
+        assert name in rows, f"{name} is not documented in docs/watchdog.md"
+        if isinstance(param.default, int | float) and not isinstance(param.default, bool):
+            assert f"| {param.default} |" in rows[name], f"{name}: default is {param.default}"

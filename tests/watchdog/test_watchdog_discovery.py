@@ -81,7 +81,8 @@ def test_state_file_of_our_child(tmp_path: Path) -> None:
 def test_state_file_url_wins(tmp_path: Path) -> None:
     data = {"pid": os.getpid(), "host": "x", "port": 1, "url": "http://127.0.0.1:8012"}
     t = target_from_state_file(write(tmp_path / "s.json", data), pgid=os.getpgid(0), since=0)
-    assert t is not None and t.health_url == "http://127.0.0.1:8012/health"
+    assert t is not None
+    assert t.health_url == "http://127.0.0.1:8012/health"
 
 
 def test_state_file_of_another_process_is_ignored(tmp_path: Path) -> None:

@@ -35,13 +35,15 @@ def test_rotating_writer_without_backups_truncates(tmp_path: Path) -> None:
 
 
 def test_json_formatter_puts_fields_on_one_line() -> None:
-    record = logging.LogRecord("storykit_watchdog", logging.WARNING, __file__, 1, "child.exited",
-                               None, None)
+    record = logging.LogRecord(
+        "storykit_watchdog", logging.WARNING, __file__, 1, "child.exited", None, None
+    )
     record.fields = {"pid": 7, "reason": "crashed"}
     line = JsonFormatter().format(record)
     assert "\n" not in line
     data = json.loads(line)
     assert data["event"] == "child.exited"
     assert data["level"] == "warning"
-    assert data["pid"] == 7 and data["reason"] == "crashed"
+    assert data["pid"] == 7
+    assert data["reason"] == "crashed"
     assert data["at"].endswith("Z")

@@ -5,7 +5,8 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+
+from watchdog_helpers import wait_for
 
 from storykit_watchdog.status import (
     ExitInfo,
@@ -15,9 +16,6 @@ from storykit_watchdog.status import (
     read_status,
     write_status,
 )
-
-if TYPE_CHECKING:
-    from conftest import WaitFor
 
 KEYS = {
     "state",
@@ -104,7 +102,7 @@ def test_pid_alive() -> None:
     assert not pid_alive(proc.pid)
 
 
-def test_a_zombie_is_not_alive(wait_for: WaitFor) -> None:
+def test_a_zombie_is_not_alive() -> None:
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     try:
         # Not reaped yet, so a zombie once it has exited: poll, don't wait(), to keep it one.

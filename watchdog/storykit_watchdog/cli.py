@@ -141,7 +141,7 @@ def cli() -> None:
 )
 @click.option(
     "--failure-window",
-    type=click.FloatRange(min=0),
+    type=click.FloatRange(min=0, min_open=True),
     default=300.0,
     help="Seconds over which --max-failures counts.",
 )

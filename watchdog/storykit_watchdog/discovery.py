@@ -14,7 +14,7 @@ __all__ = ["Target", "target_from_command", "target_from_state_file", "target_fr
 _PORT_FLAGS = ("--port", "-p")
 _HOST_FLAGS = ("--host", "--bind", "-b")
 # A server bound to every interface is reached through loopback.
-_WILDCARD = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1", "*": "127.0.0.1"}
+_WILDCARD = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1", "*": "127.0.0.1"}  # noqa: S104
 
 
 @dataclass(frozen=True, kw_only=True)

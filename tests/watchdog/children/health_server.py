@@ -39,6 +39,8 @@ port = server.server_address[1]
 if not args.port:
     state = Path(os.environ["STORYKIT_DATA_DIR"]) / "server.json"
     url = f"http://127.0.0.1:{port}"
-    state.write_text(json.dumps({"pid": os.getpid(), "host": "127.0.0.1", "port": port, "url": url}))
+    state.write_text(
+        json.dumps({"pid": os.getpid(), "host": "127.0.0.1", "port": port, "url": url})
+    )
 print(f"listening on {port}", flush=True)
 server.serve_forever()

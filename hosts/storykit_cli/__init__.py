@@ -1,0 +1,1 @@
+"""The storykit command line."""

@@ -1,0 +1,3 @@
+from storykit_cli.main import main
+
+main()

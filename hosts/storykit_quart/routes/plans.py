@@ -1,0 +1,66 @@
+"""Plans, variants and PRs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quart import Blueprint
+from quart_schema import tag, validate_querystring, validate_request
+
+from storykit.auth import Role
+from storykit.models import to_dict
+from storykit_quart.access import actor, core, requires
+from storykit_quart.schemas import PageQuery, PlanBody, PRBody, SelectBody
+
+bp = Blueprint("plans", __name__)
+Reply = tuple[dict[str, Any], int] | dict[str, Any]
+
+
+@bp.post("/plan")
+@tag(["plans"])
+@requires(Role.REVIEWER)
+@validate_request(PlanBody)
+async def create_plan(data: PlanBody) -> Reply:
+    """A goal plus approved suggestions (default: all approved) → a plan with variants."""
+    plan = await core().plan(actor(), goal=data.goal, suggestion_ids=data.suggestion_ids)
+    return to_dict(plan), 201
+
+
+@bp.get("/plans")
+@tag(["plans"])
+@requires(Role.AGENT)
+@validate_querystring(PageQuery)
+async def list_plans(query_args: PageQuery) -> Reply:
+    """Plans, newest first."""
+    items = await core().list_plans(after=query_args.after, limit=query_args.limit)
+    next_after = items[-1].id if len(items) == query_args.limit else None
+    return {"items": [to_dict(p) for p in items], "next_after": next_after}
+
+
+@bp.get("/plans/<plan_id>")
+@tag(["plans"])
+@requires(Role.AGENT)
+async def get_plan(plan_id: str) -> Reply:
+    """One plan with its variants."""
+    return to_dict(await core().get_plan(plan_id))
+
+
+@bp.post("/plans/<plan_id>/select")
+@tag(["plans"])
+@requires(Role.REVIEWER)
+@validate_request(SelectBody)
+async def select(plan_id: str, data: SelectBody) -> Reply:
+    """Choose a variant."""
+    return to_dict(await core().select(actor(), plan_id, variant=data.variant))
+
+
+@bp.post("/dev/pr-from-plan")
+@tag(["plans"])
+@requires(Role.REVIEWER)
+@validate_request(PRBody)
+async def pr_from_plan(data: PRBody) -> Reply:
+    """Turn a variant into a branch or PR. ``dry_run`` (the default) says what it would do."""
+    result = await core().open_pr(
+        actor(), data.plan_id, variant=data.variant, dry_run=data.dry_run
+    )
+    return to_dict(result)

@@ -1,0 +1,116 @@
+"""Suggestions: submit, list, read, revise, generate, refine, review."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quart import Blueprint
+from quart_schema import tag, validate_querystring, validate_request
+
+from storykit.auth import Role
+from storykit.models import to_dict
+from storykit_quart.access import actor, core, requires
+from storykit_quart.schemas import (
+    GenerateBody,
+    RefineBody,
+    ReviewBody,
+    RevisionBody,
+    SubmitBody,
+    SuggestionQuery,
+)
+
+bp = Blueprint("suggestions", __name__)
+Reply = tuple[dict[str, Any], int] | dict[str, Any]
+
+
+@bp.post("/suggestions")
+@tag(["suggestions"])
+@requires(Role.AGENT)
+@validate_request(SubmitBody)
+async def submit(data: SubmitBody) -> Reply:
+    """An external agent submits a suggestion; it is pre-reviewed and screened by policy.
+
+    Answers 201 with the stored suggestion; a suggestion policy blocks is stored with
+    status ``blocked`` and its findings.
+    """
+    s = await core().submit(
+        actor(), title=data.title, diff=data.diff, rationale=data.rationale, base_ref=data.base_ref
+    )
+    return to_dict(s), 201
+
+
+@bp.get("/suggestions")
+@tag(["suggestions"])
+@requires(Role.AGENT)
+@validate_querystring(SuggestionQuery)
+async def list_suggestions(query_args: SuggestionQuery) -> Reply:
+    """Suggestions, newest first. Filter by status, source, agent, risk; page with ``after``."""
+    items = await core().list_suggestions(
+        status=query_args.status,
+        source=query_args.source,
+        agent=query_args.agent,
+        risk=query_args.risk,
+        after=query_args.after,
+        limit=query_args.limit,
+    )
+    next_after = items[-1].id if len(items) == query_args.limit else None
+    return {"items": [to_dict(s) for s in items], "next_after": next_after}
+
+
+@bp.get("/suggestions/<suggestion_id>")
+@tag(["suggestions"])
+@requires(Role.AGENT)
+async def get_suggestion(suggestion_id: str) -> Reply:
+    """One suggestion with its diff, findings and review history."""
+    return to_dict(await core().get_suggestion(suggestion_id))
+
+
+@bp.post("/suggestions/<suggestion_id>/revisions")
+@tag(["suggestions"])
+@requires(Role.AGENT)
+@validate_request(RevisionBody)
+async def revise(suggestion_id: str, data: RevisionBody) -> Reply:
+    """The proposer submits a new version of its diff; earlier approvals stop counting."""
+    s = await core().revise(
+        actor(), suggestion_id, diff=data.diff, title=data.title, rationale=data.rationale
+    )
+    return to_dict(s), 201
+
+
+@bp.post("/suggest/generate")
+@tag(["suggestions"])
+@requires(Role.REVIEWER)
+@validate_request(GenerateBody)
+async def generate(data: GenerateBody) -> Reply:
+    """Run suggestion sources (all, or those named) over the repository or some paths.
+
+    Progress is streamed as ``suggest.progress`` events meanwhile.
+    """
+    result = await core().generate(actor(), sources=data.sources, paths=data.paths)
+    return {
+        "items": [to_dict(s) for s in result.suggestions],
+        "count": len(result.suggestions),
+        "errors": list(result.errors),
+    }
+
+
+@bp.post("/suggest/llm")
+@tag(["suggestions"])
+@requires(Role.REVIEWER)
+@validate_request(RefineBody)
+async def refine(data: RefineBody) -> Reply:
+    """Refine one suggestion with the configured refiner (503 says how to configure one)."""
+    s = await core().refine(
+        actor(), data.id, instructions=data.instructions, refiner=data.refiner
+    )
+    return to_dict(s)
+
+
+@bp.post("/suggest/review")
+@tag(["suggestions"])
+@requires(Role.REVIEWER)
+@validate_request(ReviewBody)
+async def review(data: ReviewBody) -> Reply:
+    """Approve, ask for a revision (``comment`` required) or reject."""
+    s = await core().review(actor(), data.id, action=data.action, comment=data.comment)
+    return to_dict(s)

@@ -1,0 +1,72 @@
+"""Health, metrics, plugins, the event log and SSE tickets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quart import Blueprint, Response
+from quart_schema import tag, validate_querystring
+
+import storykit
+from storykit.auth import Role
+from storykit.metrics import CONTENT_TYPE
+from storykit.models import to_dict
+from storykit_quart.access import actor, core, public, requires, state
+from storykit_quart.schemas import EventLogQuery
+
+bp = Blueprint("system", __name__)
+
+
+@bp.get("/health")
+@tag(["system"])
+@public
+async def health() -> tuple[dict[str, Any], int]:
+    """Liveness and readiness: 200 when the database answers, 503 when it does not."""
+    host = state()
+    ready = host.core is not None and await host.core.store.ping()
+    body = {"status": "ok" if ready else "unavailable", "version": storykit.__version__}
+    return body, 200 if ready else 503
+
+
+@bp.get("/metrics")
+@tag(["system"])
+@requires(Role.AGENT)
+async def metrics() -> Response:
+    """Prometheus text format. Needs no key unless ``METRICS_PUBLIC=false``."""
+    await core().refresh_gauges()
+    return Response(state().metrics.render(), content_type=CONTENT_TYPE)
+
+
+@bp.get("/plugins")
+@tag(["system"])
+@requires(Role.AGENT)
+async def plugins() -> dict[str, Any]:
+    """Loaded plugins, the hooks each implements, and recent plugin errors."""
+    registry = core().registry
+    return {
+        "version": storykit.__version__,
+        "plugins": core().plugins(),
+        "errors": [to_dict(f) for f in reversed(registry.failures)],
+    }
+
+
+@bp.get("/events/log")
+@tag(["events"])
+@requires(Role.AGENT)
+@validate_querystring(EventLogQuery)
+async def event_log(query_args: EventLogQuery) -> dict[str, Any]:
+    """Persisted events with ``id > after``, oldest first: recovery after a gap, and the audit trail."""
+    events = await core().read_events(after=query_args.after, limit=query_args.limit)
+    return {
+        "items": [to_dict(e) for e in events],
+        "last_id": events[-1].id if events else query_args.after,
+    }
+
+
+@bp.post("/events/ticket")
+@tag(["events"])
+@requires(Role.AGENT)
+async def event_ticket() -> dict[str, Any]:
+    """A single-use ticket for ``GET /events?ticket=…``, valid for 60 seconds."""
+    tickets = state().tickets
+    return {"ticket": tickets.issue(actor()), "expires_in": int(tickets.ttl)}

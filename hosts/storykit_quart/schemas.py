@@ -1,0 +1,107 @@
+"""Request bodies and query strings, validated by quart-schema (pydantic).
+
+Unknown keys are refused (``extra="forbid"``), so a misspelt field is an error
+that names it rather than a silently ignored option.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, RootModel, StrictBool
+
+__all__ = [
+    "SubmitBody",
+    "RevisionBody",
+    "GenerateBody",
+    "RefineBody",
+    "ReviewBody",
+    "PlanBody",
+    "SelectBody",
+    "PRBody",
+    "PoliciesBody",
+    "CheckBody",
+    "SuggestionQuery",
+    "PageQuery",
+    "EventLogQuery",
+]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class SubmitBody(_Body):
+    title: str = Field(description="One line saying what the change does.")
+    diff: str = Field(description="A unified diff (git style) against base_ref.")
+    rationale: str = Field("", description="Why the change is worth making.")
+    base_ref: str = Field("HEAD", description="The git ref the diff applies to.")
+
+
+class RevisionBody(_Body):
+    diff: str
+    title: str | None = None
+    rationale: str | None = None
+
+
+class GenerateBody(_Body):
+    sources: list[str] | None = Field(None, description="Source names; default: all.")
+    paths: list[str] = Field(default_factory=list, description="Repository-relative paths.")
+
+
+class RefineBody(_Body):
+    id: str
+    instructions: str = ""
+    refiner: str | None = None
+
+
+class ReviewBody(_Body):
+    id: str
+    action: Literal["approve", "revise", "reject"]
+    comment: str = ""
+
+
+class PlanBody(_Body):
+    goal: str
+    suggestion_ids: list[str] | None = Field(None, description="Default: every approved one.")
+
+
+class SelectBody(_Body):
+    variant: str
+
+
+class PRBody(_Body):
+    plan_id: str
+    variant: str | None = Field(None, description="Default: the plan's selected variant.")
+    dry_run: StrictBool = True
+
+
+class PoliciesBody(RootModel[dict[str, dict[str, Any]]]):
+    """The policy document: policy name → that policy's settings."""
+
+
+class CheckBody(_Body):
+    diff: str
+    title: str = ""
+    rationale: str = ""
+
+
+class _Query(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PageQuery(_Query):
+    after: str | None = None
+    limit: int = Field(50, ge=1, le=200)
+
+
+class SuggestionQuery(PageQuery):
+    status: str | None = None
+    source: str | None = None
+    agent: str | None = None
+    risk: str | None = None
+
+
+class EventLogQuery(_Query):
+    after: int = Field(0, ge=0)
+    limit: int = Field(100, ge=1, le=1000)

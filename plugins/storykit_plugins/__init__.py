@@ -1,0 +1,1 @@
+"""First-party storykit plugins, registered through the ``storykit`` entry point group."""

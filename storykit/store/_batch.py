@@ -1,0 +1,273 @@
+"""Group commit: apply many writes in one transaction with a handful of statements.
+
+Each statement is a hop to the connection's thread (see :mod:`._driver`), so a
+batch is applied set-wise, not write by write:
+
+1. ``BEGIN IMMEDIATE`` takes SQLite's write lock. From here until ``COMMIT`` no
+   other connection, in this process or another, can write, so what we read is
+   current and the event ids we get are the next ones in the log.
+2. Every ``expect`` in the batch is checked with one query, in Python, in
+   submission order, counting the rows that earlier writes in the same batch
+   change. A stale write gets :class:`~storykit.errors.Conflict` and is left out
+   before anything is written, so it needs no rollback.
+3. The remaining writes' rows are upserted with one ``executemany`` per table,
+   and their events appended with one multi-row ``INSERT … RETURNING id``, in
+   submission order.
+4. ``COMMIT``.
+
+If SQLite rejects the data (a constraint, a trigger) the transaction is rolled
+back and the batch retried with a SAVEPOINT per write, checking ``expect`` per
+write in SQL: the bad write is rolled back alone and its caller gets
+:class:`~storykit.errors.Invalid`; the others commit. Any other database error
+(disk full, locked past ``busy_timeout``) fails the whole batch, and every caller
+gets a :class:`~storykit.errors.BackendError`. Either way nothing is half-written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import sqlite3
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import anyio
+
+from storykit.errors import BackendError, Conflict, Invalid
+from storykit.models import Event, Plan, Risk, Status, Suggestion, to_dict, utcnow
+from storykit.store._driver import Driver, rollback
+
+__all__ = ["PendingWrite", "commit_batch", "dumps", "prepare"]
+
+# Errors caused by the rows themselves, which retrying write by write can isolate.
+_DATA_ERRORS = (sqlite3.IntegrityError, sqlite3.DataError)
+
+_UPSERT_SUGGESTION = """
+    INSERT INTO suggestions (id, status, source, agent, risk, created_at, updated_at, doc)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (id) DO UPDATE SET
+        status = excluded.status, source = excluded.source, agent = excluded.agent,
+        risk = excluded.risk, created_at = excluded.created_at,
+        updated_at = excluded.updated_at, doc = excluded.doc
+"""
+_UPSERT_PLAN = """
+    INSERT INTO plans (id, created_at, updated_at, doc) VALUES (?, ?, ?, ?)
+    ON CONFLICT (id) DO UPDATE SET
+        created_at = excluded.created_at, updated_at = excluded.updated_at, doc = excluded.doc
+"""
+_UPSERT_POLICY = """
+    INSERT INTO policy_config (id, updated_at, doc) VALUES (1, ?, ?)
+    ON CONFLICT (id) DO UPDATE SET updated_at = excluded.updated_at, doc = excluded.doc
+"""
+# One multi-row INSERT … RETURNING per this many events: one hop to the thread for
+# the ids instead of three. 3 parameters each stays under SQLite's oldest limit (999).
+_EVENTS_PER_STATEMENT = 300
+_VERSIONS = """
+    SELECT id, updated_at FROM suggestions WHERE id IN (SELECT value FROM json_each(?1))
+    UNION ALL
+    SELECT id, updated_at FROM plans WHERE id IN (SELECT value FROM json_each(?1))
+"""
+
+
+# Built once: json.dumps with any option builds a new encoder per call, which is a
+# good part of a small write's cost.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def dumps(value: object) -> str:
+    """Compact, strict JSON (no NaN: other readers of the file would choke on it)."""
+    return _ENCODER.encode(value)
+
+
+@dataclasses.dataclass(eq=False, slots=True, kw_only=True)
+class PendingWrite:
+    """One caller's write, serialised and validated, waiting for the writer task."""
+
+    event_type: str
+    data: Mapping[str, Any]
+    data_json: str
+    suggestion_rows: list[tuple[str, ...]]
+    plan_rows: list[tuple[str, ...]]
+    policy_json: str | None
+    expect: dict[str, datetime]
+    versions: dict[str, datetime]  # the updated_at this write gives each row it touches
+    done: anyio.Event = dataclasses.field(default_factory=anyio.Event)
+    taken: bool = False  # the writer has it; too late to withdraw
+    cancelled: bool = False  # the caller gave up before the writer took it
+    event: Event | None = None
+    error: Exception | None = None
+
+
+def prepare(
+    event_type: str,
+    data: Mapping[str, Any],
+    *,
+    suggestions: Sequence[Suggestion],
+    plans: Sequence[Plan],
+    policy_config: Mapping[str, Any] | None,
+    expect: Mapping[str, datetime] | None,
+) -> PendingWrite:
+    """Validate and serialise in the caller's task, so bad input fails there, queueing nothing."""
+    if not isinstance(event_type, str) or not event_type:
+        raise Invalid(f"event type must be a non-empty string, not {event_type!r}")
+    data_json = _json(data, "event data")
+    versions: dict[str, datetime] = {}
+    suggestion_rows = [_suggestion_row(s, versions) for s in suggestions]
+    plan_rows = [_plan_row(p, versions) for p in plans]
+    policy_json = None if policy_config is None else _json(policy_config, "policy config")
+    expected = dict(expect or {})
+    for key, value in expected.items():
+        if not isinstance(value, datetime):
+            raise Invalid(f"expect[{key!r}] must be a datetime, not {value!r}")
+    return PendingWrite(
+        event_type=event_type,
+        # Read back from the JSON so a live event equals the same event replayed from the log.
+        data=json.loads(data_json),
+        data_json=data_json,
+        suggestion_rows=suggestion_rows,
+        plan_rows=plan_rows,
+        policy_json=policy_json,
+        expect=expected,
+        versions=versions,
+    )
+
+
+def _json(value: object, what: str) -> str:
+    if not isinstance(value, Mapping):
+        raise Invalid(f"{what} must be a mapping, not {type(value).__name__}")
+    try:
+        return dumps(value)
+    except (TypeError, ValueError) as exc:
+        raise Invalid(f"{what} is not JSON-serialisable: {exc}") from exc
+
+
+def _stamps(value: Suggestion | Plan) -> tuple[str, str]:
+    if not isinstance(value.id, str) or not value.id:
+        raise Invalid(f"id must be a non-empty string, not {value.id!r}")
+    if not (isinstance(value.created_at, datetime) and isinstance(value.updated_at, datetime)):
+        raise Invalid(f"{value.id}: created_at and updated_at must be datetimes")
+    return value.created_at.isoformat(), value.updated_at.isoformat()
+
+
+def _suggestion_row(s: Suggestion, versions: dict[str, datetime]) -> tuple[str, ...]:
+    if not isinstance(s, Suggestion):
+        raise Invalid(f"not a Suggestion: {s!r}")
+    created, updated = _stamps(s)
+    try:
+        status, risk = Status(s.status), Risk(s.risk)
+    except ValueError as exc:
+        raise Invalid(f"{s.id}: {exc}") from exc
+    versions[s.id] = s.updated_at
+    doc = _json(to_dict(s), f"suggestion {s.id}")
+    return (s.id, status.value, s.source, s.agent, risk.value, created, updated, doc)
+
+
+def _plan_row(p: Plan, versions: dict[str, datetime]) -> tuple[str, ...]:
+    if not isinstance(p, Plan):
+        raise Invalid(f"not a Plan: {p!r}")
+    created, updated = _stamps(p)
+    versions[p.id] = p.updated_at
+    return (p.id, created, updated, _json(to_dict(p), f"plan {p.id}"))
+
+
+async def commit_batch(db: Driver, batch: Sequence[PendingWrite]) -> bool:
+    """Run ``batch`` in one transaction; set each write's ``event`` or ``error``.
+
+    Returns whether a transaction was committed. Never raises for a database
+    error: that is the callers' to see, each through its own ``error``.
+    """
+    try:
+        await _transaction(db, batch, isolate=False)
+        return True
+    except _DATA_ERRORS:
+        await rollback(db)
+    except Exception as exc:
+        await rollback(db)
+        _fail(batch, exc)
+        return False
+    try:
+        await _transaction(db, batch, isolate=True)
+        return True
+    except Exception as exc:
+        await rollback(db)
+        _fail(batch, exc)
+        return False
+
+
+def _fail(batch: Sequence[PendingWrite], exc: Exception) -> None:
+    for w in batch:
+        w.event = None
+        # One exception object per caller: each re-raises it in its own task.
+        w.error = BackendError(f"database write failed: {exc}")
+        w.error.__cause__ = exc
+
+
+async def _transaction(db: Driver, batch: Sequence[PendingWrite], *, isolate: bool) -> None:
+    at = utcnow()
+    for w in batch:
+        w.event, w.error = None, None
+    await db.execute("BEGIN IMMEDIATE")
+    if not isolate:
+        await _apply(db, batch, at)
+    else:
+        for w in batch:
+            await db.execute("SAVEPOINT one_write")
+            try:
+                await _apply(db, [w], at)
+            except _DATA_ERRORS as exc:
+                await db.execute("ROLLBACK TO one_write")
+                w.event = None
+                w.error = Invalid(f"the database refused this write: {exc}")
+                w.error.__cause__ = exc
+            await db.execute("RELEASE one_write")
+    await db.execute("COMMIT")
+
+
+async def _apply(db: Driver, writes: Sequence[PendingWrite], at: datetime) -> None:
+    current = await _versions(db, {key for w in writes for key in w.expect})
+    accepted: list[PendingWrite] = []
+    for w in writes:
+        stale = sorted(key for key, seen in w.expect.items() if current.get(key) != seen)
+        if stale:
+            w.error = Conflict(f"changed since it was read: {', '.join(stale)}")
+            continue
+        current.update(w.versions)  # later writes in this batch must see this one
+        accepted.append(w)
+    if not accepted:
+        return
+    suggestion_rows = [row for w in accepted for row in w.suggestion_rows]
+    if suggestion_rows:
+        await db.executemany(_UPSERT_SUGGESTION, suggestion_rows)
+    plan_rows = [row for w in accepted for row in w.plan_rows]
+    if plan_rows:
+        await db.executemany(_UPSERT_PLAN, plan_rows)
+    stamp = at.isoformat()
+    policies = [(stamp, w.policy_json) for w in accepted if w.policy_json is not None]
+    if policies:
+        await db.execute(_UPSERT_POLICY, policies[-1])  # only the last one can survive
+    for start in range(0, len(accepted), _EVENTS_PER_STATEMENT):
+        chunk = accepted[start : start + _EVENTS_PER_STATEMENT]
+        rows = await db.execute(
+            _insert_events(len(chunk)),
+            [value for w in chunk for value in (w.event_type, stamp, w.data_json)],
+        )
+        # RETURNING promises no row order, but AUTOINCREMENT gives the VALUES rows
+        # increasing ids in the order written, so the sorted ids line up with chunk.
+        ids = sorted(int(event_id) for (event_id,) in rows)
+        for w, event_id in zip(chunk, ids, strict=True):
+            w.event = Event(id=event_id, type=w.event_type, data=w.data, at=at)
+
+
+@functools.lru_cache(maxsize=32)
+def _insert_events(n: int) -> str:
+    values = ", ".join(["(?, ?, ?)"] * n)
+    return f"INSERT INTO events (type, at, data) VALUES {values} RETURNING id"  # noqa: S608
+
+
+async def _versions(db: Driver, ids: set[str]) -> dict[str, datetime]:
+    if not ids:
+        return {}
+    rows = await db.execute(_VERSIONS, (dumps(sorted(ids)),))
+    return {str(key): datetime.fromisoformat(stamp) for key, stamp in rows}

@@ -1,0 +1,306 @@
+"""The embedded store: one SQLite file in WAL mode, on asyncio and on trio.
+
+Use it as an async context manager (or call :meth:`SqliteStore.open` and
+:meth:`SqliteStore.aclose` from the same task, as with any anyio task group)::
+
+    async with SqliteStore(path) as store:
+        event = await store.write("suggest.submitted", {...}, suggestions=[s])
+
+Two connections:
+
+- the **writer**, owned by one writer task that :meth:`open` starts. Every
+  :meth:`write` is queued to it; it takes everything queued and commits it in one
+  transaction (group commit, see :mod:`._batch`), then wakes each caller with its
+  event or its error. Under load many writes share one transaction, which is what
+  makes appending events cheap.
+- the **reader**, for every read. It must not be the writer's connection: a read
+  there could see a batch that is later rolled back. In WAL mode it reads the last
+  committed state without waiting for the writer.
+
+Nothing is counted in memory: event ids come from SQLite inside the write lock,
+so several processes (the server and the CLI, say) can share one file.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import sqlite3
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import anyio
+from anyio.abc import TaskGroup
+
+from storykit.errors import BackendError, Invalid, NotFound
+from storykit.models import Event, Plan, Risk, Status, Suggestion
+from storykit.store import _schema
+from storykit.store._batch import PendingWrite, commit_batch, prepare
+from storykit.store._driver import Driver, Row, connect
+
+__all__ = ["SqliteStore"]
+
+
+class SqliteStore:
+    """The :class:`~storykit.store.Store` on one SQLite file."""
+
+    def __init__(self, path: str | Path, *, max_batch: int = 1000) -> None:
+        if str(path) == ":memory:" or not str(path):
+            raise ValueError("SqliteStore needs a file: its two connections must share it")
+        self.path = Path(path)
+        self.max_batch = max_batch
+        self._writer: Driver | None = None
+        self._reader: Driver | None = None
+        self._task_group: TaskGroup | None = None
+        self._queue: collections.deque[PendingWrite] = collections.deque()
+        self._wakeup: anyio.Event | None = None
+        self._closing = False
+        self._transactions = 0
+        self._writes = 0
+
+    @property
+    def transactions(self) -> int:
+        """Write transactions committed so far (fewer than :attr:`writes` under load)."""
+        return self._transactions
+
+    @property
+    def writes(self) -> int:
+        """Writes that committed (each appended one event)."""
+        return self._writes
+
+    # -- lifecycle -------------------------------------------------------------
+    async def open(self) -> None:
+        if self._task_group is not None:
+            raise RuntimeError("the store is already open")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._writer = await _connect(self.path)
+            await _schema.migrate(self._writer)
+            self._reader = await _connect(self.path)
+            await self._reader.execute("PRAGMA query_only = ON")
+            task_group = anyio.create_task_group()
+            await task_group.__aenter__()
+        except BaseException:
+            await self._close_connections()
+            raise
+        self._closing = False
+        self._task_group = task_group
+        task_group.start_soon(self._write_loop)
+
+    async def aclose(self) -> None:
+        task_group, self._task_group = self._task_group, None
+        if task_group is None:
+            return
+        self._closing = True  # the writer drains the queue, then returns
+        if self._wakeup is not None:
+            self._wakeup.set()
+        try:
+            await task_group.__aexit__(None, None, None)
+        finally:
+            await self._close_connections()
+
+    async def __aenter__(self) -> SqliteStore:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def _close_connections(self) -> None:
+        with anyio.CancelScope(shield=True):  # a leaked connection keeps a thread alive
+            for driver in (self._reader, self._writer):
+                if driver is not None:
+                    await driver.aclose()
+        self._reader = self._writer = None
+
+    async def ping(self) -> bool:
+        try:
+            return await self._read("SELECT 1") == [(1,)]
+        except (BackendError, RuntimeError):
+            return False
+
+    # -- reads -------------------------------------------------------------------
+    async def _read(self, sql: str, params: Sequence[object] = ()) -> list[Row]:
+        if self._reader is None:
+            raise RuntimeError("the store is not open")
+        try:
+            return await self._reader.execute(sql, params)
+        except sqlite3.Error as exc:
+            raise BackendError(f"database read failed: {exc}") from exc
+
+    async def get_suggestion(self, suggestion_id: str) -> Suggestion:
+        rows = await self._read("SELECT doc FROM suggestions WHERE id = ?", (suggestion_id,))
+        if not rows:
+            raise NotFound(f"no suggestion {suggestion_id!r}")
+        return Suggestion.from_dict(json.loads(rows[0][0]))
+
+    async def list_suggestions(
+        self,
+        *,
+        status: Status | None = None,
+        source: str | None = None,
+        agent: str | None = None,
+        risk: Risk | None = None,
+        after: str | None = None,
+        limit: int = 50,
+    ) -> list[Suggestion]:
+        # Column names come from this fixed mapping, never from the caller.
+        filters = {"status": status, "source": source, "agent": agent, "risk": risk}
+        where = [f"{column} = ?" for column, value in filters.items() if value is not None]
+        params: list[object] = [str(value) for value in filters.values() if value is not None]
+        if after is not None:
+            where.append("id < ?")
+            params.append(after)
+        sql = "SELECT doc FROM suggestions"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        rows = await self._read(f"{sql} ORDER BY id DESC LIMIT ?", [*params, _limit(limit)])
+        return [Suggestion.from_dict(json.loads(doc)) for (doc,) in rows]
+
+    async def count_suggestions_by_status(self) -> dict[Status, int]:
+        counts = dict.fromkeys(Status, 0)
+        for status, count in await self._read(
+            "SELECT status, COUNT(*) FROM suggestions GROUP BY status"
+        ):
+            counts[Status(status)] = int(count)
+        return counts
+
+    async def get_plan(self, plan_id: str) -> Plan:
+        rows = await self._read("SELECT doc FROM plans WHERE id = ?", (plan_id,))
+        if not rows:
+            raise NotFound(f"no plan {plan_id!r}")
+        return Plan.from_dict(json.loads(rows[0][0]))
+
+    async def list_plans(self, *, after: str | None = None, limit: int = 50) -> list[Plan]:
+        if after is None:
+            rows = await self._read(
+                "SELECT doc FROM plans ORDER BY id DESC LIMIT ?", (_limit(limit),)
+            )
+        else:
+            rows = await self._read(
+                "SELECT doc FROM plans WHERE id < ? ORDER BY id DESC LIMIT ?",
+                (after, _limit(limit)),
+            )
+        return [Plan.from_dict(json.loads(doc)) for (doc,) in rows]
+
+    async def get_policy_config(self) -> Mapping[str, Any] | None:
+        rows = await self._read("SELECT doc FROM policy_config WHERE id = 1")
+        return dict(json.loads(rows[0][0])) if rows else None
+
+    async def read_events(self, *, after: int = 0, limit: int = 100) -> list[Event]:
+        rows = await self._read(
+            "SELECT id, type, at, data FROM events WHERE id > ? ORDER BY id LIMIT ?",
+            (int(after), _limit(limit)),
+        )
+        return [
+            Event(id=int(i), type=str(t), at=datetime.fromisoformat(at), data=json.loads(data))
+            for i, t, at, data in rows
+        ]
+
+    async def last_event_id(self) -> int:
+        [(last,)] = await self._read("SELECT COALESCE(MAX(id), 0) FROM events")
+        return int(last)
+
+    # -- writes ------------------------------------------------------------------
+    async def write(
+        self,
+        event_type: str,
+        data: Mapping[str, Any],
+        *,
+        suggestions: Sequence[Suggestion] = (),
+        plans: Sequence[Plan] = (),
+        policy_config: Mapping[str, Any] | None = None,
+        expect: Mapping[str, datetime] | None = None,
+    ) -> Event:
+        """See :meth:`storykit.store.Store.write`.
+
+        If the caller is cancelled before the writer took its write, the write is
+        withdrawn; after that it commits (or fails) without the caller: its event
+        still reaches subscribers through the event bus's catch-up from the log.
+        """
+        if self._task_group is None or self._closing:
+            raise RuntimeError("the store is not open")
+        pending = prepare(
+            event_type,
+            data,
+            suggestions=suggestions,
+            plans=plans,
+            policy_config=policy_config,
+            expect=expect,
+        )
+        self._queue.append(pending)
+        if self._wakeup is not None:
+            self._wakeup.set()
+        try:
+            await pending.done.wait()
+        except BaseException:
+            if not pending.taken:
+                pending.cancelled = True
+            raise
+        if pending.error is not None:
+            raise pending.error
+        assert pending.event is not None
+        return pending.event
+
+    async def _write_loop(self) -> None:
+        try:
+            while True:
+                while not self._queue:
+                    if self._closing:
+                        return
+                    self._wakeup = anyio.Event()
+                    await self._wakeup.wait()
+                batch = self._take_batch()
+                if not batch:
+                    continue
+                # Shielded: a batch is short, and abandoning it halfway would leave the
+                # connection inside a transaction and its callers waiting forever.
+                with anyio.CancelScope(shield=True):
+                    assert self._writer is not None
+                    if await commit_batch(self._writer, batch):
+                        self._transactions += 1
+                        self._writes += sum(1 for w in batch if w.event is not None)
+                for w in batch:  # in id order, so callers tend to publish in id order
+                    w.done.set()
+        finally:
+            # Cancelled while idle (the host shut down under us): nobody will run
+            # what is still queued, so tell its callers instead of leaving them hanging.
+            while self._queue:
+                w = self._queue.popleft()
+                w.error = RuntimeError("the store closed before this write ran")
+                w.done.set()
+
+    def _take_batch(self) -> list[PendingWrite]:
+        batch: list[PendingWrite] = []
+        while self._queue and len(batch) < self.max_batch:
+            w = self._queue.popleft()
+            if not w.cancelled:
+                w.taken = True
+                batch.append(w)
+        return batch
+
+
+async def _connect(path: Path) -> Driver:
+    db = await connect(path)
+    try:
+        for pragma in _schema.PRAGMAS:
+            await db.execute(pragma)
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await db.aclose()
+        raise
+    return db
+
+
+def _limit(limit: int) -> int:
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+        raise Invalid(f"limit must be a positive integer, not {limit!r}")
+    return limit
