@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import errno
 import json
+import logging
 import os
 import signal
 import socket
@@ -103,6 +104,7 @@ def serve(
     config = Config()
     config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
     config.accesslog = None
+    config.errorlog = logging.getLogger("hypercorn.error")  # through our JSON handler
     config.graceful_timeout = SHUTDOWN_GRACE
     config.keep_alive_timeout = 75
     state_file = settings.data_dir / "server.json"

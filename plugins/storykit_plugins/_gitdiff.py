@@ -129,7 +129,9 @@ def file_diff(base: Lines, new: str, regions: Sequence[Region], *, context: int 
         last = _last_line(starts, regions[i])
         group_delta = _delta(regions[i])
         j = i + 1
-        while j < len(regions) and bisect.bisect_right(starts, regions[j].old_start) - 1 <= last + 1:
+        while (
+            j < len(regions) and bisect.bisect_right(starts, regions[j].old_start) - 1 <= last + 1
+        ):
             last = max(last, _last_line(starts, regions[j]))
             group_delta += _delta(regions[j])
             j += 1

@@ -54,7 +54,9 @@ def canonical(config: Mapping[str, Any]) -> str:
         raise Invalid(f"the settings must be plain JSON: {exc}") from None
 
 
-def section(config: object, allowed: Collection[str], *, where: str = "settings") -> Mapping[str, Any]:
+def section(
+    config: object, allowed: Collection[str], *, where: str = "settings"
+) -> Mapping[str, Any]:
     """``config`` as a mapping with only ``allowed`` keys, or :class:`Invalid` naming the stray key."""
     if not isinstance(config, Mapping):
         raise Invalid(f"{where} must be a JSON object, not {_kind(config)}")
@@ -68,7 +70,7 @@ def section(config: object, allowed: Collection[str], *, where: str = "settings"
 
 def severity(value: object, where: str) -> Outcome:
     if value not in ("warn", "deny"):
-        raise Invalid(f"{where} must be \"warn\" or \"deny\", not {json.dumps(value)}")
+        raise Invalid(f'{where} must be "warn" or "deny", not {json.dumps(value)}')
     return Outcome(str(value))
 
 
@@ -77,7 +79,7 @@ def optional_severity(value: object, where: str) -> Outcome | None:
     if value == "off":
         return None
     if value not in ("warn", "deny"):
-        raise Invalid(f"{where} must be \"warn\", \"deny\" or \"off\", not {json.dumps(value)}")
+        raise Invalid(f'{where} must be "warn", "deny" or "off", not {json.dumps(value)}')
     return Outcome(str(value))
 
 
