@@ -27,9 +27,9 @@ try:
 except ImportError:  # run from a checkout without installing
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from storykit.models import utcnow  # noqa: E402
-from storykit.store._schema import MIGRATIONS, PRAGMAS  # noqa: E402
-from storykit.store.sqlite import SqliteStore  # noqa: E402
+from storykit.models import utcnow
+from storykit.store._schema import MIGRATIONS, PRAGMAS
+from storykit.store.sqlite import SqliteStore
 
 EVENTS_TABLE = next(sql for sql in MIGRATIONS[0] if "CREATE TABLE events" in sql)
 
@@ -93,7 +93,9 @@ def main() -> None:
             results.append((f"SqliteStore.write ({backend})", elapsed, transactions))
 
     raw_rate = args.events / results[0][1]
-    print(f"{args.events} events, {args.tasks} concurrent appenders, SQLite {sqlite3.sqlite_version}")
+    print(
+        f"{args.events} events, {args.tasks} concurrent appenders, SQLite {sqlite3.sqlite_version}"
+    )
     print(f"{'':30} {'events/s':>10} {'vs raw':>7} {'transactions':>13}")
     for name, elapsed, transactions in results:
         rate = args.events / elapsed

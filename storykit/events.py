@@ -7,13 +7,14 @@ exactly once, to every subscriber and listener.
   calls can arrive out of order (two tasks resumed by one group commit) or not at
   all (a task cancelled after its write committed), so the bus keeps events that
   run ahead of the next expected id aside and asks its pump to read the hole from
-  the log. Ids in the log have no holes and commit in id order, so a read after
-  ``n`` is complete up to the newest id it returns.
-- The pump (run by ``async with bus:`` or ``await bus.run()`` in a task group)
-  also polls :meth:`Store.last_event_id` every ``poll_interval`` seconds and
-  reads what other processes sharing the database wrote (the CLI next to the
-  server). Whichever of publish and pump delivers an event first wins; the other
-  is a duplicate and is dropped.
+  the log. Ids are assigned under SQLite's write lock, so they commit in id order
+  and a log read after ``n`` is complete up to the newest id it returns.
+- The pump (run by ``async with bus:``, or ``tg.start_soon(bus.run)`` plus
+  :meth:`EventBus.close` at the end if you own the task group) also polls
+  :meth:`Store.last_event_id` every ``poll_interval`` seconds and reads what
+  other processes sharing the database wrote (the CLI next to the server).
+  Whichever of publish and pump delivers an event first wins; the other is a
+  duplicate and is dropped.
 - Each subscriber has a bounded queue. On overflow the oldest event is dropped,
   counted (:attr:`EventBus.dropped`, :attr:`EventBus.on_drop`) and reported to the
   subscriber in-band as a :class:`Gap` before its next event, so it can read the
@@ -136,7 +137,9 @@ class EventBus:
         """The pump: fill holes at once, poll for other processes' events. Runs until cancelled."""
         await self.start()
         while True:
-            with anyio.move_on_after(self.poll_interval or math.inf):
+            with anyio.move_on_after(
+                math.inf if self.poll_interval is None else self.poll_interval
+            ):
                 await self._nudge.wait()
             self._nudge = anyio.Event()
             try:
@@ -182,6 +185,8 @@ class EventBus:
                     return
 
     def _deliver_ahead(self) -> None:
+        if not self._ahead:
+            return
         assert self._last_id is not None
         for stale in [i for i in self._ahead if i <= self._last_id]:
             del self._ahead[stale]
@@ -201,7 +206,7 @@ class EventBus:
                     self.on_drop(dropped)
                 except Exception:
                     log.exception("event bus: on_drop callback failed")
-        for listener in self._listeners:
+        for listener in tuple(self._listeners):  # a listener may remove itself
             try:
                 listener(event)
             except Exception:
@@ -259,6 +264,11 @@ class Subscription:
         if self._entered:
             raise RuntimeError("a subscription can be entered only once")
         self._entered = True
+        if self._cursor is not None:
+            # A Last-Event-ID from the future (the database was replaced) would make
+            # every new event look already seen: resume from the log's end instead.
+            # Read before registering, so nothing committed after it can be skipped.
+            self._cursor = min(self._cursor, await self._bus.store.last_event_id())
         self._bus._subscriptions.add(self)
         return self
 

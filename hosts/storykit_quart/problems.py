@@ -32,6 +32,8 @@ def _describe(exc: ValidationError) -> str:
         where = ".".join(str(p) for p in err.get("loc", ())) or "body"
         if err.get("type") == "extra_forbidden":
             parts.append(f"{where}: unknown field")
+        elif not err.get("loc") and err.get("type") in ("model_type", "dict_type"):
+            parts.append("the body must be a JSON object")
         else:
             parts.append(f"{where}: {err.get('msg', 'invalid')}")
     more = len(exc.errors()) - 5

@@ -28,7 +28,7 @@ async def store(db_path: Path) -> AsyncIterator[SqliteStore]:
 
 async def commit(store: SqliteStore, bus: EventBus, n: int = 1) -> list[Event]:
     """Write and publish ``n`` events the way the services do."""
-    events = []
+    events: list[Event] = []
     for _ in range(n):
         event = await store.write("test", {"n": len(events)})
         bus.publish(event)
@@ -82,6 +82,14 @@ async def test_replay_from_any_id(store: SqliteStore) -> None:
             async with bus.subscribe(last_event_id=last_event_id) as sub:
                 got = await take(sub, 10 - last_event_id)
             assert got == written[last_event_id:]
+
+
+async def test_resuming_past_the_end_of_the_log_gets_new_events(store: SqliteStore) -> None:
+    async with EventBus(store, poll_interval=None) as bus:
+        await commit(store, bus, 2)
+        async with bus.subscribe(last_event_id=500) as sub:  # the database was replaced
+            written = await commit(store, bus, 2)
+            assert await take(sub, 2) == written
 
 
 async def test_backlog_then_live_without_duplicates_or_gaps(store: SqliteStore) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -115,10 +116,12 @@ def test_two_backends_with_one_name_is_reported(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_an_out_of_tree_plugin_package_installs_loads_and_is_used(tmp_path: Path) -> None:
     target = tmp_path / "site"
+    source = tmp_path / "hello_plugin"  # a copy: building writes build/ and egg-info beside it
+    shutil.copytree(ROOT / "tests" / "hello_plugin", source)
     subprocess.run(
         [
             sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-            "--no-build-isolation", "--target", str(target), str(ROOT / "tests" / "hello_plugin"),
+            "--no-build-isolation", "--target", str(target), str(source),
         ],
         check=True,
         env=os.environ | {"PIP_DISABLE_PIP_VERSION_CHECK": "1"},

@@ -7,7 +7,7 @@ import dataclasses
 import json
 import math
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
@@ -92,7 +92,7 @@ def write_lock_held(db_path: Path) -> Iterator[None]:
         conn.close()
 
 
-async def queue_in_order(tg: TaskGroup, *calls: Callable[[], Awaitable[object]]) -> None:
+async def queue_in_order(tg: TaskGroup, *calls: Callable[[], Coroutine[Any, Any, object]]) -> None:
     """Start each call once the previous one is blocked (queued): a known queue order.
 
     The first call is taken by the writer alone and blocks on the held write lock;
@@ -438,7 +438,9 @@ async def test_migrates_an_older_database(db_path: Path) -> None:
         "INSERT INTO suggestions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (s.id, "approved", s.source, s.agent, "unknown", "", "", json.dumps(to_dict(s))),
     )
-    conn.execute("INSERT INTO events (type, at, data) VALUES ('old', ?, '{}')", (utcnow().isoformat(),))
+    conn.execute(
+        "INSERT INTO events (type, at, data) VALUES ('old', ?, '{}')", (utcnow().isoformat(),)
+    )
     conn.close()
 
     async with SqliteStore(db_path) as store:

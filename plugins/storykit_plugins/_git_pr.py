@@ -1,0 +1,162 @@
+"""The git commands a PR run performs, shared by the ``git`` and ``dry-run`` backends.
+
+Both backends build their command lines here, so what a dry run lists is what a
+real run executes. The branch is created only after the commit exists, from
+the detached worktree's ``HEAD``: if applying or committing fails there is no
+branch to clean up.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shlex
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import anyio
+import anyio.to_thread
+
+from storykit.backends import PRRequest
+from storykit.models import Suggestion
+from storykit_plugins._git import git_ok, run_git, summarize
+
+__all__ = [
+    "IDENTITY",
+    "PRCommands",
+    "approvers",
+    "check_applies",
+    "commit_message",
+    "render",
+    "variant_suggestions",
+]
+
+IDENTITY = ("storykit", "storykit@localhost")
+# The user's hooks are not run: storykit works unattended, and hooks can prompt,
+# take minutes, or rewrite what was reviewed. Pointing hooksPath at a file means
+# git finds no hook at all.
+_NO_HOOKS = ("-c", f"core.hooksPath={os.devnull}")
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def variant_suggestions(request: PRRequest) -> list[Suggestion]:
+    """The request's suggestions that the variant includes, in the variant's order."""
+    by_id = {s.id: s for s in request.suggestions}
+    return [by_id[i] for i in request.variant.suggestion_ids if i in by_id]
+
+
+def approvers(suggestions: Sequence[Suggestion]) -> list[str]:
+    """Everyone whose approval still counts (given to the current diff), first seen first."""
+    names = (_one_line(r.reviewer) for s in suggestions for r in s.approvals)
+    return list(dict.fromkeys(n for n in names if n))
+
+
+def commit_message(request: PRRequest) -> str:
+    """Subject from the goal, a body naming the variant, and trailers for the audit trail."""
+    goal_lines = [line.strip() for line in request.goal.strip().splitlines()]
+    subject = _one_line(goal_lines[0]) if goal_lines else ""
+    variant = request.variant
+    suggestions = variant_suggestions(request)
+    body = [f"Variant: {_one_line(variant.title)} ({variant.key})", f"Plan: {request.plan_id}"]
+    rest = "\n".join(goal_lines[1:]).strip()
+    if rest:
+        body = [rest, "", *body]
+    if suggestions:
+        body.append("")
+        body.extend(f"- {_one_line(s.title)} ({s.id})" for s in suggestions)
+    trailers = [f"Suggestion-Id: {sid}" for sid in variant.suggestion_ids]
+    trailers += [f"Approved-by: {name}" for name in approvers(suggestions)]
+    parts = [subject or _one_line(variant.title) or "storykit change", "\n".join(body)]
+    if trailers:
+        parts.append("\n".join(trailers))
+    return "\n\n".join(parts) + "\n"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class PRCommands:
+    """Every command of one PR run; ``scratch`` is a folder inside storykit's work dir."""
+
+    repo: Path
+    base: str
+    branch: str
+    message: str
+    scratch: Path
+    remote: str | None = None
+
+    @property
+    def tree(self) -> Path:
+        return self.scratch / "tree"
+
+    @property
+    def patch(self) -> Path:
+        return self.scratch / "variant.patch"
+
+    def worktree_add(self) -> list[str]:
+        add = ["worktree", "add", "--detach", "--quiet", str(self.tree), self.base]
+        return ["-C", str(self.repo), *_NO_HOOKS, *add]
+
+    def apply(self) -> list[str]:
+        apply = ["apply", "--3way", "--index", "--whitespace=nowarn", str(self.patch)]
+        return ["-C", str(self.tree), *apply]
+
+    def commit(self) -> list[str]:
+        name, email = IDENTITY
+        config = ["-c", f"user.name={name}", "-c", f"user.email={email}"]
+        config += ["-c", "commit.gpgsign=false", *_NO_HOOKS]
+        commit = ["commit", "--quiet", "--no-verify", "--cleanup=whitespace", "-m", self.message]
+        return ["-C", str(self.tree), *config, *commit]
+
+    def head(self) -> list[str]:
+        return ["-C", str(self.tree), "rev-parse", "--verify", "HEAD"]
+
+    def create_branch(self, commit: str = "HEAD") -> list[str]:
+        # Run in the worktree so HEAD is the new commit; refuses a branch that exists.
+        return ["-C", str(self.tree), "branch", "--no-track", "--", self.branch, commit]
+
+    def push(self) -> list[str]:
+        ref = f"refs/heads/{self.branch}"
+        push = ["push", "--quiet", "--", str(self.remote), f"{ref}:{ref}"]
+        return ["-C", str(self.repo), *_NO_HOOKS, *push]
+
+    def worktree_remove(self) -> list[str]:
+        return ["-C", str(self.repo), "worktree", "remove", "--force", str(self.tree)]
+
+    def sequence(self) -> list[list[str]]:
+        """In order, as the ``git`` backend runs them (the patch is written before ``apply``)."""
+        steps = [self.worktree_add(), self.apply(), self.commit(), self.create_branch()]
+        if self.remote:
+            steps.append(self.push())
+        steps.append(self.worktree_remove())
+        return steps
+
+
+def render(args: Sequence[str]) -> str:
+    """A command line someone could paste into a shell."""
+    return shlex.join(["git", *args])
+
+
+async def check_applies(repo: Path, base: str, diff: str, work_dir: Path) -> str | None:
+    """None if ``diff`` applies to commit ``base``, else git's reason.
+
+    Uses a throwaway index in ``work_dir``: neither the user's index nor any working
+    tree is read or written, and ``--check`` writes no objects.
+    """
+    await anyio.Path(work_dir).mkdir(parents=True, exist_ok=True)
+    scratch = Path(await anyio.to_thread.run_sync(lambda: tempfile.mkdtemp("", "check-", work_dir)))
+    try:
+        env = {"GIT_INDEX_FILE": str(scratch / "index")}
+        patch = scratch / "variant.patch"
+        await anyio.Path(patch).write_text(diff, encoding="utf-8", newline="")
+        await git_ok(["read-tree", base], cwd=repo, env=env, what="git read-tree")
+        result = await run_git(
+            ["apply", "--check", "--cached", "--whitespace=nowarn", str(patch)], cwd=repo, env=env
+        )
+        return None if result.ok else summarize(result.stderr)
+    finally:
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(shutil.rmtree, scratch, True)

@@ -1,0 +1,164 @@
+"""PR backend ``git``: the selected variant as one commit on a new local branch, optionally pushed.
+
+Everything happens in a separate, detached ``git worktree`` under the request's
+``work_dir``; the user's working tree, index and ``HEAD`` are never touched. In
+order: add the worktree at the base commit, ``git apply --3way --index`` the
+variant's diff, commit once as ``storykit <storykit@localhost>`` (the goal as
+subject, the variant and its suggestions in the body, ``Suggestion-Id:`` and
+``Approved-by:`` trailers), create the branch at that commit, push it to
+``STORYKIT_GIT_REMOTE`` if set, and remove the worktree, also when a step fails.
+
+A branch name that already exists is refused (409) rather than suffixed: the
+caller chose the name, and silently choosing another would hide that. When the
+diff does not apply, nothing is left behind (409). When the push fails, the new
+local branch is deleted again so that a retry starts from the same state (502).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import anyio
+import anyio.to_thread
+
+from storykit.backends import PRBackend, PRRequest
+from storykit.errors import BackendError, Conflict, Invalid
+from storykit.hookspecs import hookimpl
+from storykit.models import PRResult
+from storykit.settings import Settings
+from storykit_plugins._git import (
+    check_branch_name,
+    git_ok,
+    repo_root,
+    resolve_commit,
+    run_git,
+    summarize,
+)
+from storykit_plugins._git_pr import PRCommands, commit_message, render
+from storykit_plugins.pr_dryrun import preview
+
+__all__ = ["GitBackend", "storykit_register_pr_backends"]
+
+
+class GitBackend:
+    name = "git"
+
+    def __init__(self, *, remote: str | None = None, detail: str = "full") -> None:
+        if remote is not None and (not remote or remote.startswith("-")):
+            raise Invalid(f"STORYKIT_GIT_REMOTE={remote!r} is not a remote name or URL")
+        self.remote = remote
+        self.detail = detail
+        self.capabilities: frozenset[str] = frozenset({"push"}) if remote else frozenset()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> GitBackend:
+        return cls(
+            remote=(settings.get("STORYKIT_GIT_REMOTE") or "").strip() or None,
+            detail=(settings.get("STORYKIT_DRYRUN_DETAIL") or "full").strip().lower(),
+        )
+
+    async def open(self, request: PRRequest) -> PRResult:
+        if request.dry_run:
+            return await preview(request, detail=self.detail, remote=self.remote)
+        if not request.variant.diff.strip():
+            raise Invalid(f"variant {request.variant.key!r} has no changes to commit")
+        repo = await repo_root(request.repo_path)
+        branch = await check_branch_name(repo, request.branch)
+        base = await resolve_commit(repo, request.base_ref)
+        await _refuse_existing(repo, branch)
+        await anyio.Path(request.work_dir).mkdir(parents=True, exist_ok=True)
+        scratch = Path(
+            await anyio.to_thread.run_sync(
+                lambda: tempfile.mkdtemp("", "pr-", request.work_dir)
+            )
+        )
+        commands = PRCommands(
+            repo=repo,
+            base=base,
+            branch=branch,
+            message=commit_message(request),
+            scratch=scratch,
+            remote=self.remote,
+        )
+        try:
+            commit = await self._commit(request, commands)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await _remove_worktree(commands)
+                await anyio.to_thread.run_sync(shutil.rmtree, scratch, True)
+        if self.remote:
+            await self._push(commands, commit)
+        return PRResult(
+            backend=self.name,
+            branch=branch,
+            diff=request.variant.diff,
+            dry_run=False,
+            operations=tuple(render(step) for step in commands.sequence()),
+            commit=commit,
+            plan_id=request.plan_id,
+            variant=request.variant.key,
+        )
+
+    async def _commit(self, request: PRRequest, commands: PRCommands) -> str:
+        """Apply and commit in a fresh worktree, create the branch; the new commit's id."""
+        repo = commands.repo
+        await git_ok(commands.worktree_add(), cwd=repo, what="git worktree add")
+        await anyio.Path(commands.patch).write_text(
+            request.variant.diff, encoding="utf-8", newline=""
+        )
+        applied = await run_git(commands.apply(), cwd=repo)
+        if not applied.ok:
+            raise Conflict(
+                f"the diff of variant {request.variant.key!r} does not apply to "
+                f"{request.base_ref} ({commands.base[:12]}): {summarize(applied.stderr)}"
+            )
+        await git_ok(commands.commit(), cwd=repo, what="git commit")
+        made = await run_git(commands.create_branch(), cwd=repo)
+        if not made.ok:
+            # Someone made the branch since the check above.
+            raise Conflict(
+                f"could not create branch {commands.branch!r}: {summarize(made.stderr)}"
+            )
+        head = await git_ok(commands.head(), cwd=repo, what="git rev-parse")
+        return head.decode().strip()
+
+    async def _push(self, commands: PRCommands, commit: str) -> None:
+        pushed = await run_git(commands.push(), cwd=commands.repo)
+        if pushed.ok:
+            return
+        # Leave no half-done state: delete the branch, but only if it is still ours.
+        await run_git(
+            ["update-ref", "-d", f"refs/heads/{commands.branch}", commit], cwd=commands.repo
+        )
+        raise BackendError(
+            f"pushing {commands.branch!r} to {commands.remote!r} failed: "
+            f"{summarize(pushed.stderr)}"
+        )
+
+
+async def _refuse_existing(repo: Path, branch: str) -> None:
+    exists = await run_git(["show-ref", "--verify", "--quiet", f"refs/heads/{branch}"], cwd=repo)
+    if exists.ok:
+        raise Conflict(f"branch {branch!r} already exists; choose another name or delete it")
+
+
+async def _remove_worktree(commands: PRCommands) -> None:
+    if not await anyio.Path(commands.tree).exists():
+        await run_git(["worktree", "prune"], cwd=commands.repo)
+        return
+    removed = await run_git(commands.worktree_remove(), cwd=commands.repo)
+    if not removed.ok:
+        # Fall back to deleting the folder and letting git forget it.
+        await anyio.to_thread.run_sync(shutil.rmtree, commands.tree, True)
+        await run_git(["worktree", "prune"], cwd=commands.repo)
+
+
+@hookimpl
+def storykit_register_pr_backends(
+    register: Callable[[PRBackend], None], settings: Settings
+) -> None:
+    """Register the ``git`` backend; it can push when ``STORYKIT_GIT_REMOTE`` is set."""
+    register(GitBackend.from_settings(settings))

@@ -1,0 +1,105 @@
+"""Start a real ``storykit serve`` process on 127.0.0.1 for tests that need the real server."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+KEYS = "bot:agent=agentkey123,me:reviewer=reviewkey12,other:reviewer=otherkey12,root:admin=adminkey123"
+AGENT_KEY, REVIEWER_KEY, OTHER_KEY, ADMIN_KEY = "agentkey123", "reviewkey12", "otherkey12", "adminkey123"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    proc: subprocess.Popen[bytes]
+    url: str
+    port: int
+    data_dir: Path
+    log_file: Path
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                return self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                return self.proc.wait()
+        return self.proc.returncode
+
+
+def wait_healthy(url: str, proc: subprocess.Popen[bytes] | None = None, deadline: float = 30) -> None:
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return
+        time.sleep(0.05)  # polling interval while waiting for start-up, not synchronisation
+    raise TimeoutError(f"{url} did not become healthy")
+
+
+def start_server(
+    tmp_path: Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    worker: str = "asyncio",
+    port: int | None = None,
+    data_dir: Path | None = None,
+) -> Server:
+    port = port or free_port()
+    data_dir = data_dir or tmp_path / "data"
+    log_file = tmp_path / f"server-{port}.log"
+    repo = tmp_path / "repo"
+    repo.mkdir(exist_ok=True)
+    full_env = os.environ | {
+        "API_TOKENS": KEYS,
+        "REPO_PATH": str(repo),
+        "LOG_FILE": str(log_file),
+        "STORYKIT_LOAD_PLUGINS": "",
+    } | dict(env or {})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "storykit_cli", "serve", "--port", str(port), "--worker", worker,
+         "--data-dir", str(data_dir)],
+        env=full_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, proc)
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    return Server(proc=proc, url=url, port=port, data_dir=data_dir, log_file=log_file)
+
+
+@contextlib.contextmanager
+def running_server(tmp_path: Path, **kwargs: object) -> Iterator[Server]:
+    server = start_server(tmp_path, **kwargs)  # type: ignore[arg-type]
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def sample_diff(n: int = 1) -> str:
+    return f"diff --git a/m{n}.py b/m{n}.py\n--- a/m{n}.py\n+++ b/m{n}.py\n@@ -1 +1 @@\n-a = 1\n+a = {n}\n"

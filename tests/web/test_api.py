@@ -1,0 +1,364 @@
+"""The HTTP contract through Quart's test client, serving lifespan included."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from quart import Quart
+from quart.typing import TestClientProtocol as Client
+
+from storykit.backends import PRRequest
+from storykit.hookspecs import hookimpl
+from storykit.models import PRResult, Risk, Suggestion, Variant
+from storykit.plugins import get_plugin_manager
+from storykit.testing import make_diff, make_settings
+from storykit_quart import create_app
+
+from realserver import ADMIN_KEY, AGENT_KEY, KEYS, OTHER_KEY, REVIEWER_KEY
+
+pytestmark = pytest.mark.anyio
+DIFF = make_diff("pkg/a.py", "a = 1\n", "a = 2\n")
+
+
+class Planner:
+    name = "all"
+
+    async def plan(self, goal: str, suggestions: Sequence[Suggestion]) -> Sequence[Variant]:
+        return [
+            Variant(
+                key="all",
+                title="All",
+                suggestion_ids=tuple(s.id for s in suggestions),
+                diff="".join(s.diff for s in suggestions),
+                risk=Risk.LOW,
+            )
+        ]
+
+
+class DryRun:
+    name = "dry-run"
+    capabilities: frozenset[str] = frozenset()
+
+    async def open(self, request: PRRequest) -> PRResult:
+        return PRResult(
+            backend=self.name,
+            branch=request.branch,
+            diff=request.variant.diff,
+            dry_run=True,
+            operations=("git worktree add", "git apply", "git commit"),
+        )
+
+
+class Plugin:
+    @hookimpl
+    def storykit_register_planners(self, register: Any) -> None:
+        register(Planner())
+
+    @hookimpl
+    def storykit_register_pr_backends(self, register: Any) -> None:
+        register(DryRun())
+
+
+def build(tmp_path: Path, **env: str) -> Quart:
+    pm = get_plugin_manager(load_entrypoints=False)
+    pm.register(Plugin(), name="test-plugin")
+    settings = make_settings(tmp_path, {"API_TOKENS": KEYS, "RATE_LIMIT_RPS": "1000", "RATE_LIMIT_BURST": "1000"} | env)
+    return create_app(settings, plugin_manager=pm)
+
+
+@pytest.fixture
+async def client(tmp_path: Path) -> AsyncIterator[Client]:
+    app = build(tmp_path)
+    async with app.test_app() as test_app:
+        yield test_app.test_client()
+
+
+def as_(key: str) -> dict[str, str]:
+    return {"X-API-Key": key}
+
+
+async def problem(response: Any, status: int) -> dict[str, Any]:
+    assert response.status_code == status, await response.get_data()
+    assert response.content_type == "application/problem+json"
+    body = await response.get_json()
+    assert body["status"] == status and body["title"] and body["detail"]
+    return body  # type: ignore[no-any-return]
+
+
+async def test_health_needs_no_key_and_reports_the_database(client: Client) -> None:
+    response = await client.get("/health")
+    assert response.status_code == 200
+    assert (await response.get_json())["status"] == "ok"
+
+
+async def test_the_whole_review_flow_over_http(client: Client) -> None:
+    r = await client.post("/suggestions", headers=as_(AGENT_KEY), json={"title": "Bump", "diff": DIFF})
+    assert r.status_code == 201
+    s = await r.get_json()
+    assert s["status"] == "pending" and s["files"] == ["pkg/a.py"]
+    r = await client.get(f"/suggestions/{s['id']}", headers=as_(AGENT_KEY))
+    assert (await r.get_json())["id"] == s["id"]
+    r = await client.post(
+        "/suggest/review", headers=as_(REVIEWER_KEY), json={"id": s["id"], "action": "approve"}
+    )
+    assert (await r.get_json())["status"] == "approved"
+    r = await client.get("/suggestions?status=approved", headers=as_(AGENT_KEY))
+    assert [x["id"] for x in (await r.get_json())["items"]] == [s["id"]]
+    r = await client.post("/plan", headers=as_(REVIEWER_KEY), json={"goal": "ship"})
+    assert r.status_code == 201
+    plan = await r.get_json()
+    assert plan["variants"][0]["suggestion_ids"] == [s["id"]]
+    r = await client.post(f"/plans/{plan['id']}/select", headers=as_(REVIEWER_KEY), json={"variant": "all"})
+    assert (await r.get_json())["selected"] == "all"
+    r = await client.post("/dev/pr-from-plan", headers=as_(REVIEWER_KEY), json={"plan_id": plan["id"]})
+    pr = await r.get_json()
+    assert pr["dry_run"] is True and pr["diff"] == DIFF and pr["branch"].startswith("storykit/")
+    r = await client.get("/events/log?after=0", headers=as_(AGENT_KEY))
+    types = [e["type"] for e in (await r.get_json())["items"]]
+    assert types == ["suggest.submitted", "suggest.reviewed", "plan.created", "plan.selected", "pr.dry_run"]
+
+
+async def test_revision_by_the_proposer_resets_approval(client: Client) -> None:
+    r = await client.post("/suggestions", headers=as_(AGENT_KEY), json={"title": "t", "diff": DIFF})
+    sid = (await r.get_json())["id"]
+    await client.post("/suggest/review", headers=as_(REVIEWER_KEY), json={"id": sid, "action": "approve"})
+    other = make_diff("pkg/a.py", "a = 1\n", "a = 3\n")
+    r = await client.post(f"/suggestions/{sid}/revisions", headers=as_(REVIEWER_KEY), json={"diff": other})
+    await problem(r, 403)
+    r = await client.post(f"/suggestions/{sid}/revisions", headers=as_(AGENT_KEY), json={"diff": other})
+    assert r.status_code == 201
+    revised = await r.get_json()
+    assert revised["status"] == "pending" and revised["revision"] == 2
+
+
+async def test_refine_without_a_refiner_says_how_to_configure(client: Client) -> None:
+    r = await client.post("/suggestions", headers=as_(AGENT_KEY), json={"title": "t", "diff": DIFF})
+    sid = (await r.get_json())["id"]
+    r = await client.post("/suggest/llm", headers=as_(REVIEWER_KEY), json={"id": sid})
+    body = await problem(r, 503)
+    assert "STORYKIT_LLM_BASE_URL" in body["detail"]
+
+
+# -- auth and roles -------------------------------------------------------------------
+
+SID = "sug_01JDZ7Q0V8M4W2K6T3R9X5C1B0"
+PID = "plan_01JDZ7Q0V8M4W2K6T3R9X5C1B0"
+ROUTES: list[tuple[str, str, dict[str, Any] | None, str]] = [
+    ("GET", "/suggestions", None, "agent"),
+    ("POST", "/suggestions", {"title": "t", "diff": DIFF}, "agent"),
+    ("GET", f"/suggestions/{SID}", None, "agent"),
+    ("POST", f"/suggestions/{SID}/revisions", {"diff": DIFF}, "agent"),
+    ("POST", "/suggest/generate", {"sources": []}, "reviewer"),
+    ("POST", "/suggest/llm", {"id": SID}, "reviewer"),
+    ("POST", "/suggest/review", {"id": SID, "action": "approve"}, "reviewer"),
+    ("POST", "/plan", {"goal": "g"}, "reviewer"),
+    ("GET", "/plans", None, "agent"),
+    ("GET", f"/plans/{PID}", None, "agent"),
+    ("POST", f"/plans/{PID}/select", {"variant": "all"}, "reviewer"),
+    ("POST", "/dev/pr-from-plan", {"plan_id": PID}, "reviewer"),
+    ("GET", "/policies", None, "agent"),
+    ("PUT", "/policies", {}, "admin"),
+    ("POST", "/policies/check", {"diff": DIFF}, "agent"),
+    ("GET", "/plugins", None, "agent"),
+    ("GET", "/events/log", None, "agent"),
+    ("POST", "/events/ticket", None, "agent"),
+]
+ROLE_KEYS = {"agent": AGENT_KEY, "reviewer": REVIEWER_KEY, "admin": ADMIN_KEY}
+RANK = ["agent", "reviewer", "admin"]
+
+
+@pytest.mark.parametrize(("method", "path", "body", "needed"), ROUTES)
+async def test_every_route_enforces_its_role(
+    client: Client, method: str, path: str, body: dict[str, Any] | None, needed: str
+) -> None:
+    r = await client.open(path, method=method, json=body)
+    await problem(r, 401)
+    r = await client.open(path, method=method, json=body, headers=as_("not-a-real-key"))
+    await problem(r, 401)
+    for role in RANK:
+        r = await client.open(path, method=method, json=body, headers=as_(ROLE_KEYS[role]))
+        if RANK.index(role) < RANK.index(needed):
+            detail = (await problem(r, 403))["detail"]
+            assert needed in detail
+        else:
+            assert r.status_code not in (401, 403), (role, await r.get_data())
+
+
+async def test_an_agent_key_can_never_approve(client: Client) -> None:
+    r = await client.post("/suggestions", headers=as_(REVIEWER_KEY), json={"title": "t", "diff": DIFF})
+    sid = (await r.get_json())["id"]
+    r = await client.post("/suggest/review", headers=as_(AGENT_KEY), json={"id": sid, "action": "approve"})
+    await problem(r, 403)
+    r = await client.post("/suggest/review", headers=as_(REVIEWER_KEY), json={"id": sid, "action": "approve"})
+    assert "proposed" in (await problem(r, 403))["detail"]
+    r = await client.post("/suggest/review", headers=as_(OTHER_KEY), json={"id": sid, "action": "approve"})
+    assert r.status_code == 200
+
+
+async def test_test_keys_need_explicit_test_mode(tmp_path: Path) -> None:
+    async with build(tmp_path / "a").test_app() as app:
+        r = await app.test_client().get("/plugins", headers=as_("test-token"))
+        await problem(r, 401)
+    async with build(tmp_path / "b", STORYKIT_TEST_MODE="true").test_app() as app:
+        r = await app.test_client().get("/plugins", headers=as_("test-token"))
+        assert r.status_code == 200
+
+
+# -- bad input ---------------------------------------------------------------------------
+
+
+async def test_bad_bodies_get_clear_problems_and_store_nothing(client: Client) -> None:
+    h = as_(AGENT_KEY)
+    r = await client.post("/suggestions", headers=h | {"Content-Type": "application/json"}, data="{nope")
+    assert "not valid JSON" in (await problem(r, 400))["detail"]
+    r = await client.post("/suggestions", headers=h, json=["a list"])
+    assert (await problem(r, 422))["detail"] == "the body must be a JSON object"
+    r = await client.post("/suggestions", headers=h, json={"title": "t", "dif": DIFF})
+    detail = (await problem(r, 422))["detail"]
+    assert "diff: Field required" in detail and "dif: unknown field" in detail
+    r = await client.post("/suggestions", headers=h, json={"title": 5, "diff": DIFF})
+    assert "title" in (await problem(r, 422))["detail"]
+    r = await client.post("/suggestions", headers=h, json={"title": "t", "diff": "garbage"})
+    assert "diff" in (await problem(r, 422))["detail"]
+    r = await client.post("/suggestions", headers=h, json={"title": "t", "diff": make_diff("../../etc/x", "a\n", "b\n")})
+    assert "leaves the repository" in (await problem(r, 422))["detail"]
+    r = await client.get("/suggestions/..%2F..%2Fetc%2Fpasswd", headers=h)
+    assert r.status_code in (404, 422)
+    r = await client.get("/suggestions/sug_bad", headers=h)
+    await problem(r, 422)
+    r = await client.get("/suggestions?limit=100000", headers=h)
+    await problem(r, 422)
+    r = await client.get("/suggestions?status=merged", headers=h)
+    assert "not one of" in (await problem(r, 422))["detail"]
+    r = await client.post("/dev/pr-from-plan", headers=as_(REVIEWER_KEY), json={"plan_id": PID, "dry_run": "false"})
+    await problem(r, 422)
+    r = await client.get("/suggestions", headers=h)
+    assert (await r.get_json())["items"] == []
+
+
+async def test_unicode_and_binary_diffs_are_stored_intact(client: Client) -> None:
+    diff = make_diff("docs/ünï.md", "ä\n", "ö — ✓\n")
+    r = await client.post("/suggestions", headers=as_(AGENT_KEY), json={"title": "Ünïcode ✓", "diff": diff})
+    assert r.status_code == 201
+    sid = (await r.get_json())["id"]
+    stored = await (await client.get(f"/suggestions/{sid}", headers=as_(AGENT_KEY))).get_json()
+    assert stored["diff"] == diff and stored["title"] == "Ünïcode ✓"
+    binary = (
+        "diff --git a/i.png b/i.png\nnew file mode 100644\nindex 0000000..1111111\n"
+        "Binary files /dev/null and b/i.png differ\n"
+    )
+    r = await client.post("/suggestions", headers=as_(AGENT_KEY), json={"title": "img", "diff": binary})
+    assert r.status_code == 201
+
+
+async def test_oversized_bodies_get_413(tmp_path: Path) -> None:
+    async with build(tmp_path, MAX_BODY_BYTES="2048").test_app() as app:
+        client = app.test_client()
+        r = await client.post(
+            "/suggestions", headers=as_(AGENT_KEY), json={"title": "t", "diff": "x" * 5000}
+        )
+        await problem(r, 413)
+
+
+async def test_unknown_routes_and_methods_are_problems(client: Client) -> None:
+    await problem(await client.get("/nope"), 404)
+    await problem(await client.delete("/suggestions", headers=as_(AGENT_KEY)), 405)
+
+
+async def test_policies_put_is_validated_and_atomic(client: Client) -> None:
+    before = await (await client.get("/policies", headers=as_(AGENT_KEY))).get_json()
+    r = await client.put("/policies", headers=as_(ADMIN_KEY), json={"nope": {}})
+    assert "unknown policy" in (await problem(r, 422))["detail"]
+    r = await client.put("/policies", headers=as_(ADMIN_KEY), json={"x": 1})
+    await problem(r, 422)
+    after = await (await client.get("/policies", headers=as_(AGENT_KEY))).get_json()
+    assert after == before
+    r = await client.post("/policies/check", headers=as_(AGENT_KEY), json={"diff": DIFF})
+    assert (await r.get_json())["outcome"] == "allow"
+
+
+# -- rate limits, request ids, CORS, logs, OpenAPI -------------------------------------------
+
+
+async def test_rate_limited_calls_get_429_with_retry_after(tmp_path: Path) -> None:
+    async with build(tmp_path, RATE_LIMIT_RPS="1", RATE_LIMIT_BURST="3").test_app() as app:
+        client = app.test_client()
+        statuses = [(await client.get("/plans", headers=as_(AGENT_KEY))).status_code for _ in range(3)]
+        assert statuses == [200, 200, 200]
+        r = await client.get("/plans", headers=as_(AGENT_KEY))
+        await problem(r, 429)
+        assert int(r.headers["Retry-After"]) >= 1
+        assert r.headers["RateLimit-Policy"] == '"default";q=3;w=3'
+        r = await client.get("/plans", headers=as_(REVIEWER_KEY))  # per agent
+        assert r.status_code == 200
+        assert r.headers["RateLimit"].startswith('"default";r=2;')
+        metrics = (await (await client.get("/metrics")).get_data()).decode()
+        assert 'storykit_rate_limited_total{agent="bot"} 1.0' in metrics
+
+
+async def test_request_ids_are_taken_or_made_and_echoed(client: Client) -> None:
+    r = await client.get("/health", headers={"X-Request-Id": "abc-123"})
+    assert r.headers["X-Request-Id"] == "abc-123"
+    r = await client.get("/health", headers={"X-Request-Id": "bad id <script>" + "x" * 200})
+    assert len(r.headers["X-Request-Id"]) == 32 and "<" not in r.headers["X-Request-Id"]
+    r = await client.get("/nope", headers={"X-Request-Id": "trace-9"})
+    assert (await r.get_json())["request_id"] == "trace-9"
+
+
+async def test_cors_is_closed_unless_configured(tmp_path: Path) -> None:
+    async with build(tmp_path / "closed").test_app() as app:
+        r = await app.test_client().get("/health", headers={"Origin": "https://evil.example"})
+        assert "Access-Control-Allow-Origin" not in r.headers
+    origins = "https://review.example,vscode-webview://*"
+    async with build(tmp_path / "open", CORS_ORIGINS=origins).test_app() as app:
+        client = app.test_client()
+        r = await client.get("/health", headers={"Origin": "https://review.example"})
+        assert r.headers["Access-Control-Allow-Origin"] == "https://review.example"
+        r = await client.get("/health", headers={"Origin": "vscode-webview://abc123"})
+        assert r.headers["Access-Control-Allow-Origin"] == "vscode-webview://abc123"
+        r = await client.get("/health", headers={"Origin": "https://evil.example"})
+        assert "Access-Control-Allow-Origin" not in r.headers
+        r = await client.options(
+            "/suggestions",
+            headers={
+                "Origin": "https://review.example",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "X-API-Key, Content-Type",
+            },
+        )
+        assert r.status_code == 200
+        assert "x-api-key" in r.headers["Access-Control-Allow-Headers"].lower()
+
+
+async def test_keys_never_reach_the_logs(tmp_path: Path) -> None:
+    from storykit_quart.logs import configure_logging
+
+    log_file = tmp_path / "log.jsonl"
+    configure_logging("DEBUG", log_file)
+    app = build(tmp_path)
+    async with app.test_app() as test_app:
+        client = test_app.test_client()
+        await client.get("/plans", headers=as_(AGENT_KEY))
+        await client.get(f"/plans?key={REVIEWER_KEY}", headers=as_(AGENT_KEY))
+        await client.get("/plans", headers=as_("wrong-key-xyz"))
+    text = log_file.read_text()
+    lines = [json.loads(line) for line in text.splitlines() if line.strip()]
+    requests = [line for line in lines if line.get("event") == "request"]
+    assert len(requests) == 3
+    assert {r["agent"] for r in requests} == {"bot", None}
+    for secret in (AGENT_KEY, REVIEWER_KEY, "wrong-key-xyz"):
+        assert secret not in text
+
+
+async def test_openapi_documents_every_route(client: Client) -> None:
+    doc = await (await client.get("/openapi.json")).get_json()
+    documented = {(m.upper(), p) for p, ops in doc["paths"].items() for m in ops}
+    for method, path, _, _ in ROUTES:
+        template = path.replace(SID, "{suggestion_id}").replace(PID, "{plan_id}")
+        assert (method, template) in documented, (method, template)
+    submit = doc["paths"]["/suggestions"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert submit
