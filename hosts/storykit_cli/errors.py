@@ -109,15 +109,16 @@ def _is_cancellation(exc: BaseException) -> bool:
 
 def failure_for(exc: BaseException) -> Failure:
     """Word any exception for people; unknown ones are bugs (exit 5)."""
-    from storykit.errors import RateLimited, StorykitError  # only on the error path
+    from storykit.errors import StorykitError  # only on the error path
 
     if isinstance(exc, Failure):
         return exc
     if isinstance(exc, StorykitError):
         status = int(exc.status)
         hint = _HINTS.get(status)
-        if isinstance(exc, RateLimited):
-            hint = f"wait {exc.retry_after:g}s and try again"
+        retry_after = getattr(exc, "retry_after", None)  # RateLimited, local or remote
+        if isinstance(retry_after, int | float):
+            hint = f"wait {retry_after:g}s and try again"
         code = USER_ERROR if 400 <= status < 500 else SERVER
         return Failure(exc.detail, hint=hint, exit_code=code)
     if isinstance(exc, ConnectionFailed):

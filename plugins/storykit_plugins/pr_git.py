@@ -71,9 +71,7 @@ class GitBackend:
         await _refuse_existing(repo, branch)
         await anyio.Path(request.work_dir).mkdir(parents=True, exist_ok=True)
         scratch = Path(
-            await anyio.to_thread.run_sync(
-                lambda: tempfile.mkdtemp("", "pr-", request.work_dir)
-            )
+            await anyio.to_thread.run_sync(lambda: tempfile.mkdtemp("", "pr-", request.work_dir))
         )
         commands = PRCommands(
             repo=repo,
@@ -119,9 +117,7 @@ class GitBackend:
         made = await run_git(commands.create_branch(), cwd=repo)
         if not made.ok:
             # Someone made the branch since the check above.
-            raise Conflict(
-                f"could not create branch {commands.branch!r}: {summarize(made.stderr)}"
-            )
+            raise Conflict(f"could not create branch {commands.branch!r}: {summarize(made.stderr)}")
         head = await git_ok(commands.head(), cwd=repo, what="git rev-parse")
         return head.decode().strip()
 
@@ -134,8 +130,7 @@ class GitBackend:
             ["update-ref", "-d", f"refs/heads/{commands.branch}", commit], cwd=commands.repo
         )
         raise BackendError(
-            f"pushing {commands.branch!r} to {commands.remote!r} failed: "
-            f"{summarize(pushed.stderr)}"
+            f"pushing {commands.branch!r} to {commands.remote!r} failed: {summarize(pushed.stderr)}"
         )
 
 
@@ -146,14 +141,18 @@ async def _refuse_existing(repo: Path, branch: str) -> None:
 
 
 async def _remove_worktree(commands: PRCommands) -> None:
-    if not await anyio.Path(commands.tree).exists():
-        await run_git(["worktree", "prune"], cwd=commands.repo)
-        return
+    link = anyio.Path(commands.tree / ".git")
+    if not await link.is_file():
+        return  # never added (git cleans up a failed ``worktree add`` itself)
+    # "gitdir: <repo>/.git/worktrees/<name>": git's record of this worktree.
+    admin = Path((await link.read_text()).partition("gitdir:")[2].strip())
     removed = await run_git(commands.worktree_remove(), cwd=commands.repo)
     if not removed.ok:
-        # Fall back to deleting the folder and letting git forget it.
+        # Delete just this worktree and its record; ``git worktree prune`` would also
+        # forget the user's own worktrees that happen to be unreachable right now.
         await anyio.to_thread.run_sync(shutil.rmtree, commands.tree, True)
-        await run_git(["worktree", "prune"], cwd=commands.repo)
+        if admin.parent.name == "worktrees":
+            await anyio.to_thread.run_sync(shutil.rmtree, admin, True)
 
 
 @hookimpl

@@ -108,6 +108,12 @@ async def test_is_a_store(store: SqliteStore) -> None:
     assert await typed.ping()
 
 
+async def test_driver_matches_the_event_loop(store: SqliteStore, anyio_backend: str) -> None:
+    # aiosqlite on asyncio; on trio (where aiosqlite cannot run) anyio worker threads.
+    expected = "_AiosqliteDriver" if anyio_backend == "asyncio" else "_ThreadDriver"
+    assert type(store._writer).__name__ == type(store._reader).__name__ == expected
+
+
 async def test_file_settings(store: SqliteStore, db_path: Path) -> None:
     conn = raw(db_path)
     try:

@@ -5,19 +5,22 @@ more than an RE2 scan of the whole text, so policies do it the other way round:
 
 1. One RE2 pass over the raw diff with an alternation of *structure* lines (file
    and hunk headers, at the start of a line) and the policy's own patterns
-   (:func:`prefilter`).
-2. Only the lines that pass yields are placed: a hunk header opens a hunk, and
+   (:class:`Prefilter`).
+2. Only the lines that pass selects are placed: a hunk header opens a hunk, and
    whether a later line is still inside it (and its line number) follows from
    counting line markers with ``bytes.count`` since the hunk's start.
 
 Patterns are written for one added line (without its ``+``). RE2's ``never_nl``
-keeps every match inside one line of the raw diff, and the few anchors whose
-meaning differs there are rewritten (:func:`raw_line_pattern`). The scan only
-*selects* lines: callers then check each selected line exactly, with the patterns
-as written, so an over-eager prefilter costs time but never changes a result.
+keeps every match inside one line of the raw diff, and the anchors whose meaning
+differs there are rewritten (:func:`raw_line_pattern`). The scan only *selects*
+lines: callers check each selected line again with the patterns as written, so
+an over-eager prefilter costs time but never changes a result.
 
-A diff the core accepted (``storykit.diffs.parse_diff``) is scanned the way
-``unidiff`` reads it; this module does not validate diffs itself.
+A git diff is read by its ``diff --git`` lines (git writes one for every file);
+any other diff by its ``---``/``+++`` lines, which can also be removed or added
+text, so there the hunk counts decide. A diff the core accepted
+(``storykit.diffs.parse_diff``) is read the way ``unidiff`` reads it; this module
+does not validate diffs itself.
 """
 
 from __future__ import annotations
@@ -28,34 +31,28 @@ from collections.abc import Iterable
 
 import re2
 
-__all__ = [
-    "AddedLine",
-    "FileChange",
-    "Scan",
-    "options",
-    "prefilter",
-    "raw_line_pattern",
-    "scan",
-]
+__all__ = ["AddedLine", "FileChange", "Scan", "Prefilter", "options", "raw_line_pattern", "scan"]
 
 
 def options() -> re2.Options:
-    """RE2 options for every policy pattern: matches never cross a line, errors are not logged."""
+    """RE2 options for policy patterns: matches stay inside a line, errors are not logged."""
     opts = re2.Options()
     opts.never_nl = True
     opts.log_errors = False
     return opts
 
 
-# Lines that shape a diff. A hunk's lines all start with " ", "+", "-" or "\",
-# so any of these not starting with "+" or "-" also proves the previous hunk ended.
-_STRUCTURE = (
-    r"(?m:^)(?:@@ -|diff --git |--- |\+\+\+ |rename to |copy to |new file mode "
-    r"|deleted file mode |Binary files? |GIT binary patch)"
-)
-# Run only on one header line, which it cannot backtrack on.
+# Lines that shape a diff, at the start of a line. A hunk's lines all start with
+# " ", "+", "-" or "\", so a line starting otherwise also ends the hunk before it.
+_GIT_STRUCTURE = r"(?m:^)(?:diff --git |@@ -)"
+_PLAIN_STRUCTURE = r"(?m:^)(?:@@ -|--- |\+\+\+ )"
+# Only ever run on one header line, where it cannot backtrack.
 _HUNK_HEADER = re.compile(rb"@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
 _PREFIX = re.compile(rb"[abciow12]/")  # what unidiff strips from a file name
+_QUOTED = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_QUOTED_ESCAPE = re.compile(rb'\\([0-7]{1,3}|.)')
+_ESCAPES = {b"n": b"\n", b"t": b"\t", b'"': b'"', b"\\": b"\\", b"a": b"\a", b"b": b"\b",
+            b"f": b"\f", b"r": b"\r", b"v": b"\v"}  # fmt: skip
 _DEV_NULL = b"/dev/null"
 
 
@@ -74,11 +71,6 @@ class FileChange:
     """The path before the change; ``None`` for a new file."""
     target: str | None
     """The path after the change; ``None`` for a deleted file."""
-    binary: bool = False
-
-    @property
-    def path(self) -> str:
-        return self.target or self.source or ""
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
@@ -106,17 +98,15 @@ def raw_line_pattern(pattern: str) -> str:
             if nxt == "Q":  # \Q...\E is literal text
                 end = pattern.find("\\E", i + 2)
                 end = n if end < 0 else end + 2
-                out.append(pattern[i:end])
-                i = end
-                continue
-            if nxt in ("p", "P", "x") and pattern[i + 2 : i + 3] == "{":
-                end = pattern.find("}", i + 3)  # \p{^Greek} holds a ^ that is no anchor
+            elif nxt in ("p", "P", "x") and pattern[i + 2 : i + 3] == "{":
+                end = pattern.find("}", i + 3)  # \p{^Greek}: that ^ is no anchor
                 end = n if end < 0 else end + 1
-                out.append(pattern[i:end])
-                i = end
+            else:
+                out.append({"A": "(?:)", "z": "(?m:$)"}.get(nxt, pattern[i : i + 2]))
+                i += 2
                 continue
-            out.append({"A": "(?:)", "z": "(?m:$)"}.get(nxt, pattern[i : i + 2]))
-            i += 2
+            out.append(pattern[i:end])
+            i = end
         elif c == "[":
             end = _class_end(pattern, i)
             out.append(pattern[i:end])
@@ -148,42 +138,32 @@ def _class_end(pattern: str, start: int) -> int:
     return n
 
 
-def prefilter(patterns: Iterable[str]) -> re2._Regexp:
-    """The one regex :func:`scan` runs: structure lines, then ``patterns`` (each for one line)."""
-    parts = [_STRUCTURE, *(f"(?:{raw_line_pattern(p)})" for p in patterns)]
-    return re2.compile("|".join(parts), options())
+class Prefilter:
+    """The regexes :func:`scan` runs: structure lines, then ``patterns`` (each for one line).
+
+    Compiling can raise ``re2.error`` (for example when the patterns together are
+    too large for RE2's memory budget).
+    """
+
+    def __init__(self, patterns: Iterable[str]) -> None:
+        lines = "".join(f"|(?:{raw_line_pattern(p)})" for p in patterns)
+        opts = options()
+        opts.never_capture = True  # only where a match is matters; lets RE2 use its DFA alone
+        self.git = re2.compile(_GIT_STRUCTURE + lines, opts)
+        self.plain = re2.compile(_PLAIN_STRUCTURE + lines, opts)
 
 
-def scan(data: bytes, regex: re2._Regexp) -> Scan:
-    """Run ``regex`` (from :func:`prefilter`) over the UTF-8 diff ``data``."""
-    walker = _Walker(data)
+def scan(data: bytes, prefilter: Prefilter) -> Scan:
+    """Run ``prefilter`` over the UTF-8 diff ``data``."""
+    git = data.startswith(b"diff --git ") or data.find(b"\ndiff --git ") >= 0
+    walker = _Walker(data, git=git)
     last = -1
-    for match in regex.finditer(data):
+    for match in (prefilter.git if git else prefilter.plain).finditer(data):
         start = data.rfind(b"\n", 0, match.start()) + 1
         if start != last:  # several matches on one line are one line to place
             last = start
             walker.visit(start)
-    return walker.result()
-
-
-@dataclasses.dataclass(kw_only=True, slots=True)
-class _File:
-    source: str | None = None
-    target: str | None = None
-    binary: bool = False
-    saw_source: bool = False
-    saw_target: bool = False
-    hunks: bool = False
-    git: bool = False
-    """Started by a ``diff --git`` line, whose extended headers follow."""
-
-    @property
-    def path(self) -> str:
-        # What unidiff calls the file: the new name, or the old one for a deletion.
-        return self.target or self.source or ""
-
-    def freeze(self) -> FileChange:
-        return FileChange(source=self.source, target=self.target, binary=self.binary)
+    return Scan(lines=tuple(walker.lines), files=tuple(walker.files))
 
 
 @dataclasses.dataclass(kw_only=True, slots=True)
@@ -199,15 +179,22 @@ class _Hunk:
 class _Walker:
     """Places the lines the scan selected, in diff order, in their file and hunk."""
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes, *, git: bool) -> None:
         self.data = data
-        self.files: list[_File] = []
-        self.file: _File | None = None
+        self.git = git
+        self.files: list[FileChange] = []
         self.hunk: _Hunk | None = None
+        self.wants_target = False
+        """A ``---`` line started the current file and its ``+++`` has not come yet."""
         self.lines: list[AddedLine] = []
 
-    def result(self) -> Scan:
-        return Scan(lines=tuple(self.lines), files=tuple(f.freeze() for f in self.files))
+    @property
+    def path(self) -> str:
+        """The current file as unidiff names it: the new path, or the old one if deleted."""
+        if not self.files:
+            return ""
+        file = self.files[-1]
+        return file.target or file.source or ""
 
     def visit(self, start: int) -> None:
         data = self.data
@@ -218,12 +205,18 @@ class _Walker:
         if self.hunk is not None:
             if marker in (b"+", b"-", b" ", b"\\", b"") and self._inside(start, marker):
                 if marker == b"+":
-                    name = self.file.path if self.file is not None else ""
-                    line = AddedLine(file=name, line=self.hunk.new_no, text=data[start + 1 : end])
-                    self.lines.append(line)
+                    text = data[start + 1 : end]
+                    self.lines.append(AddedLine(file=self.path, line=self.hunk.new_no, text=text))
                 return
             self.hunk = None
-        self._structure(start, end)
+        line = data[start:end].rstrip(b"\r")
+        if line.startswith(b"@@ -"):
+            self._hunk_header(line, end)
+        elif self.git:
+            if line.startswith(b"diff --git "):
+                self._git_header(line, end)
+        elif line.startswith((b"--- ", b"+++ ")):
+            self._plain_header(line)
 
     def _inside(self, start: int, marker: bytes) -> bool:
         """Count the hunk's lines up to ``start``: is the line there still part of the hunk?"""
@@ -249,89 +242,71 @@ class _Walker:
             return hunk.old_left > 0 or hunk.new_left > 0
         return hunk.old_left > 0 and hunk.new_left > 0
 
-    def _new_file(self, *, git: bool = False) -> _File:
-        self.file = _File(git=git)
-        self.files.append(self.file)
-        return self.file
-
-    def _structure(self, start: int, end: int) -> None:
-        line = self.data[start:end].rstrip(b"\r")
-        file = self.file
-        if line.startswith(b"@@ -"):
-            header = _HUNK_HEADER.match(line)
-            if header is None:
-                return
-            if file is None:
-                file = self._new_file()
-            file.hunks = True
-            self.hunk = _Hunk(
-                pos=end + 1,
-                old_left=1 if header[2] is None else int(header[2]),
-                new_left=1 if header[4] is None else int(header[4]),
-                new_no=int(header[3]),
-            )
-        elif line.startswith(b"diff --git "):
-            file = self._new_file(git=True)
-            file.source, file.target = _git_header_names(line[len(b"diff --git ") :])
-        elif line.startswith(b"--- "):
-            if file is None or file.saw_source or file.saw_target or file.hunks:
-                file = self._new_file()
-            file.saw_source = True
-            file.source = _name(line[4:])
-        elif line.startswith(b"+++ "):
-            if file is None or file.saw_target or file.hunks:
-                file = self._new_file()
-            file.saw_target = True
-            file.target = _name(line[4:])
-        elif line.startswith(b"Binary file"):
-            if file is None or not file.git or file.binary or file.hunks:
-                file = self._new_file()
-            file.source, file.target = _binary_names(line)
-            file.binary = True
-        elif file is None:
+    def _hunk_header(self, line: bytes, end: int) -> None:
+        header = _HUNK_HEADER.match(line)
+        if header is None:
             return
-        elif line.startswith((b"rename to ", b"copy to ")):
-            file.target = _decode(line.split(b" to ", 1)[1])
-        elif line.startswith(b"new file mode "):
-            file.source = None
-        elif line.startswith(b"deleted file mode "):
-            file.target = None
-        elif line.startswith(b"GIT binary patch"):
-            file.binary = True
+        if not self.files:
+            self.files.append(FileChange(source=None, target=None))
+        self.wants_target = False
+        self.hunk = _Hunk(
+            pos=end + 1,
+            old_left=1 if header[2] is None else int(header[2]),
+            new_left=1 if header[4] is None else int(header[4]),
+            new_no=int(header[3]),
+        )
 
+    def _git_header(self, line: bytes, end: int) -> None:
+        source, target = _git_names(line[len(b"diff --git ") :])
+        # git writes these right after the "diff --git" line.
+        if self.data.startswith(b"new file mode ", end + 1):
+            source = None
+        elif self.data.startswith(b"deleted file mode ", end + 1):
+            target = None
+        self.files.append(FileChange(source=source, target=target))
 
-def _decode(raw: bytes) -> str:
-    return raw.decode("utf-8", "surrogatepass")
+    def _plain_header(self, line: bytes) -> None:
+        name = _name(line[4:])
+        if line.startswith(b"--- "):  # outside a hunk, "--- " always starts a file
+            self.files.append(FileChange(source=name, target=None))
+            self.wants_target = True
+        elif self.wants_target and self.files:
+            self.files[-1] = FileChange(source=self.files[-1].source, target=name)
+            self.wants_target = False
+        else:
+            self.files.append(FileChange(source=None, target=name))
 
 
 def _name(raw: bytes) -> str | None:
-    """A file name from a ``---``/``+++``/``Binary files`` header, as unidiff reads it."""
+    """A file name from a diff header, as unidiff reads it (``None`` for /dev/null)."""
     raw = raw.split(b"\t", 1)[0].strip()
     if raw == _DEV_NULL:
         return None
     if len(raw) >= 2 and raw[:1] == raw[-1:] == b'"':
-        raw = raw[1:-1]
+        raw = _QUOTED_ESCAPE.sub(_unescape, raw[1:-1])  # git's C-style quoting
     if _PREFIX.match(raw):
         raw = raw[2:]
-    return _decode(raw)
+    return raw.decode("utf-8", "surrogatepass")
 
 
-def _git_header_names(rest: bytes) -> tuple[str | None, str | None]:
-    # "a/x b/x": names may hold spaces, so prefer the split that gives two equal halves.
+def _unescape(match: re.Match[bytes]) -> bytes:
+    code = match[1]
+    if code[:1].isdigit():
+        return bytes([int(code, 8) & 0xFF])
+    return _ESCAPES.get(code, code)
+
+
+def _git_names(rest: bytes) -> tuple[str | None, str | None]:
+    """The two names of ``diff --git a/x b/y``; names may hold spaces or be quoted."""
+    if rest.startswith(b'"'):
+        close = _QUOTED.match(rest)
+        if close is not None:
+            return _name(close[0]), _name(rest[close.end() :])
     half = len(rest) // 2
-    if len(rest) % 2 == 1 and rest[half : half + 1] == b" " and rest[2:half] == rest[half + 3 :]:
-        return _name(rest[:half]), _name(rest[half + 1 :])
+    if rest[half : half + 1] == b" " and rest[2:half] == rest[half + 3 :]:
+        return _name(rest[:half]), _name(rest[half + 1 :])  # the usual case: the same name twice
     source, sep, target = rest.rpartition(b" b/")
     if not sep:
         source, _, target = rest.partition(b" ")
         return _name(source), _name(target)
     return _name(source), _name(b"b/" + target)
-
-
-def _binary_names(line: bytes) -> tuple[str | None, str | None]:
-    rest = line.split(b" ", 2)[2] if line.count(b" ") >= 2 else b""
-    for suffix in (b" differ", b" has changed"):
-        if rest.endswith(suffix):
-            rest = rest[: -len(suffix)]
-    source, sep, target = rest.partition(b" and ")
-    return _name(source), _name(target if sep else source)

@@ -1,0 +1,383 @@
+"""The ``ruff`` suggestion source and the diff writer it uses, on real git repositories."""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import storykit_plugins.ruff_source as ruff_source
+from storykit.backends import Draft, GenerateRequest, PreReviewer, SuggestionSource
+from storykit.diffs import parse_diff
+from storykit.errors import Invalid
+from storykit.models import Outcome
+from storykit.plugins import Registry, get_plugin_manager
+from storykit.settings import Settings
+from storykit_plugins._gitdiff import Edit, Lines, apply_edits, file_diff, header
+from storykit_plugins.ruff_source import RuffSource
+
+anyio = pytest.mark.anyio
+RUFF = [sys.executable, "-m", "ruff"]
+MESSY = (
+    "from typing import List\n"
+    "import os, sys\n"
+    "\n"
+    "\n"
+    "def f(x: List[int]) -> List[int]:   \n"
+    "    return x\n"
+)
+Files = Mapping[str, str | bytes]
+
+
+async def _generate(repo: Path, **kw: Any) -> list[Draft]:
+    return list(await RuffSource().generate(GenerateRequest(repo_path=repo, **kw)))
+
+
+def _by_rule(drafts: list[Draft]) -> dict[tuple[str, str], Draft]:
+    return {(str(d.metadata["file"]), str(d.metadata["rule"])): d for d in drafts}
+
+
+def _apply(root: Path, diff: str, *, check: bool = False) -> subprocess.CompletedProcess[bytes]:
+    args = ["git", "apply", *(["--check"] if check else []), "-"]
+    return subprocess.run(args, cwd=root, input=diff.encode(), capture_output=True, check=False)
+
+
+def _ruff_fix(path: Path, rule: str) -> str:
+    """What ``ruff --fix`` itself makes of ``path`` for one rule: the oracle."""
+    args = ["check", "--isolated", "--no-cache", "-q", "--exit-zero", "--fix", "--select", rule]
+    subprocess.run([*RUFF, *args, path.name], cwd=path.parent, capture_output=True, check=True)
+    return path.read_bytes().decode("utf-8")
+
+
+# -- registration and settings -----------------------------------------------------------
+def test_registered_as_ruff_source(tmp_path: Path) -> None:
+    pm = get_plugin_manager(load_entrypoints=False)
+    pm.register(ruff_source, name="ruff")
+    registry = Registry(pm, Settings.from_env({}, data_dir=tmp_path))
+    source = registry.sources["ruff"].backend
+    assert isinstance(source, RuffSource)
+    assert isinstance(source, SuggestionSource)
+    assert isinstance(source, PreReviewer)
+
+
+def test_select_comes_from_settings(tmp_path: Path) -> None:
+    settings = Settings.from_env({"STORYKIT_RUFF_SELECT": "F401, W"}, data_dir=tmp_path)
+    assert RuffSource.from_settings(settings).select == ("F401", "W")
+    default = Settings.from_env({}, data_dir=tmp_path)
+    assert RuffSource.from_settings(default).select == ("E", "F", "W", "I", "UP", "B")
+
+
+# -- generate ---------------------------------------------------------------------------
+@anyio
+async def test_one_draft_per_file_and_rule_against_head(
+    repo_make: Callable[..., Path],
+    repo_write: Callable[[Path, Files], None],
+    repo_snapshot: Callable[[Path], dict[str, str]],
+    git_cmd: Callable[..., str],
+    tmp_path: Path,
+) -> None:
+    repo = repo_make({"pkg/a.py": MESSY, "b.py": "x = 1   \n", "README.md": "# hi  \n"})
+    # A dirty working tree: none of this may leak into the suggestions or be touched.
+    repo_write(repo, {"pkg/a.py": "import json\n", "new.py": "import os\n"})
+    before = repo_snapshot(repo)
+    drafts = await _generate(repo)
+    assert repo_snapshot(repo) == before
+
+    rules = _by_rule(drafts)
+    assert set(rules) == {
+        ("pkg/a.py", "I001"),
+        ("pkg/a.py", "E401"),
+        ("pkg/a.py", "F401"),
+        ("pkg/a.py", "UP006"),
+        ("pkg/a.py", "W291"),
+        ("b.py", "W291"),
+    }
+    head = git_cmd(repo, "rev-parse", "HEAD").strip()
+    up006 = rules["pkg/a.py", "UP006"]
+    assert up006.title == (
+        "ruff UP006: Use `list` instead of `List` for type annotation in pkg/a.py (2 places)"
+    )
+    assert "UP006" in up006.rationale
+    assert "https://docs.astral.sh/ruff/rules/non-pep585-annotation" in up006.rationale
+    assert up006.base_ref == head
+    # Two F401 diagnostics share one fix (the whole statement goes): one edit, one hunk.
+    f401 = rules["pkg/a.py", "F401"]
+    assert f401.metadata["fixes"] == 2
+    assert parse_diff(f401.diff).removed == 1
+
+    clone = tmp_path / "clone"
+    git_cmd(tmp_path, "clone", "-q", str(repo), str(clone))
+    for draft in drafts:
+        parsed = parse_diff(draft.diff)
+        assert parsed.files == (draft.metadata["file"],)
+        assert draft.diff.startswith(f"diff --git a/{parsed.files[0]} b/{parsed.files[0]}\n")
+        result = _apply(clone, draft.diff, check=True)
+        assert result.returncode == 0, (draft.title, result.stderr)
+
+
+@anyio
+async def test_fixes_match_ruff_itself_on_awkward_text(
+    repo_make: Callable[..., Path], tmp_path: Path
+) -> None:
+    files: dict[str, str | bytes] = {
+        # ruff columns count characters; these sit after multi-byte characters.
+        "uni.py": 'from typing import List\ns = "é€😀"; y: List[str] = []  \n',
+        "crlf.py": "from typing import Dict\r\n\r\nx: Dict[str, int] = {}   \r\n",
+        "noeol.py": "from typing import List\nx: List[int] = []",
+        "ff.py": "from typing import List\n\x0c\nx: List[int] = []\t\nz = 1 \x0c\n",
+        "tabs.py": "def f():\n\tx: 'List[int]' = [] \n\treturn x\n",
+    }
+    repo = repo_make(files)
+    drafts = await _generate(repo)
+    assert drafts
+    for draft in drafts:
+        name = str(draft.metadata["file"])
+        rule = str(draft.metadata["rule"])
+        work = tmp_path / f"apply-{name}-{rule}"
+        work.mkdir()
+        original = files[name]
+        assert isinstance(original, str)
+        (work / name).write_bytes(original.encode())
+        result = _apply(work, draft.diff)
+        assert result.returncode == 0, (draft.title, result.stderr.decode(), draft.diff)
+        ours = (work / name).read_bytes().decode()
+        oracle = tmp_path / f"oracle-{name}-{rule}"
+        oracle.mkdir()
+        (oracle / name).write_bytes(original.encode())
+        assert ours == _ruff_fix(oracle / name, rule), draft.diff
+    rules = {(str(d.metadata["file"]), str(d.metadata["rule"])) for d in drafts}
+    assert {("uni.py", "UP006"), ("crlf.py", "UP006"), ("noeol.py", "W292")} <= rules
+
+
+@anyio
+async def test_paths_limit_the_run(repo_make: Callable[..., Path]) -> None:
+    repo = repo_make({"pkg/a.py": MESSY, "other/b.py": "x = 1   \n", "notes.txt": "x  \n"})
+    drafts = await _generate(repo, paths=("pkg",))
+    assert {d.metadata["file"] for d in drafts} == {"pkg/a.py"}
+    assert await _generate(repo, paths=("notes.txt",)) == []
+    assert {d.metadata["file"] for d in await _generate(repo, paths=("other/b.py", "."))} == {
+        "pkg/a.py",
+        "other/b.py",
+    }
+    with pytest.raises(Invalid, match="leaves the repository"):
+        await _generate(repo, paths=("../elsewhere",))
+    with pytest.raises(Invalid, match="not in HEAD"):
+        await _generate(repo, paths=("missing.py",))
+
+
+@anyio
+async def test_binary_and_undecodable_files_are_skipped(repo_make: Callable[..., Path]) -> None:
+    repo = repo_make(
+        {
+            "nul.py": b"x = 1   \n\x00\x01",
+            "latin1.py": "s = 'caf\xe9'   \n".encode("latin-1"),
+            "logo.png": b"\x89PNG\r\n\x1a\n\x00\x00",
+            "ok.py": "x = 1   \n",
+        }
+    )
+    drafts = await _generate(repo)
+    assert {d.metadata["file"] for d in drafts} == {"ok.py"}
+
+
+@anyio
+async def test_repository_config_wins_over_defaults(repo_make: Callable[..., Path]) -> None:
+    config = '[project]\nname = "x"\n\n[tool.ruff.lint]\nselect = ["F401"]\n'
+    repo = repo_make({"pyproject.toml": config, "a.py": MESSY})
+    drafts = await _generate(repo)
+    assert {d.metadata["rule"] for d in drafts} == {"F401"}
+
+
+@anyio
+async def test_requires_python_sets_the_target_without_config(
+    repo_make: Callable[..., Path],
+) -> None:
+    # UP006 (list[int]) needs Python 3.9; a project that supports 3.8 must not get it.
+    source = 'from typing import List\nx: List[int] = []\n'
+    old = repo_make({"pyproject.toml": '[project]\nrequires-python = ">=3.8"\n', "a.py": source})
+    assert "UP006" not in {d.metadata["rule"] for d in await _generate(old)}
+    new = repo_make(
+        {"pyproject.toml": '[project]\nrequires-python = ">=3.11"\n', "a.py": source}, name="new"
+    )
+    assert "UP006" in {d.metadata["rule"] for d in await _generate(new)}
+
+
+@anyio
+async def test_progress_is_reported(repo_make: Callable[..., Path]) -> None:
+    repo = repo_make({"a.py": MESSY, "b.py": "x = 1   \n"})
+    seen: list[dict[str, Any]] = []
+
+    async def progress(update: Mapping[str, Any]) -> None:
+        seen.append(dict(update))
+
+    drafts = await _generate(repo, progress=progress)
+    assert all(u["source"] == "ruff" for u in seen)
+    assert [u["stage"] for u in seen][:2] == ["export", "export"]
+    assert seen[1]["done"] == seen[1]["total"] == 2
+    assert seen[-1] == {"source": "ruff", "stage": "fix", "done": 6, "total": 6}
+    assert len(drafts) == 6
+
+
+@anyio
+async def test_a_repository_without_commits_is_a_clear_error(tmp_path: Path) -> None:
+    subprocess.run(["git", "init", "-q", str(tmp_path / "empty")], check=True)
+    with pytest.raises(Exception, match="no commits"):
+        await _generate(tmp_path / "empty")
+
+
+def test_overlapping_fixes_wait_and_shared_fixes_count_once() -> None:
+    text = "abcdef\n"
+
+    def diag(start: int, end: int, content: str, row: int = 1) -> dict[str, Any]:
+        edit = {
+            "content": content,
+            "location": {"row": row, "column": start + 1},
+            "end_location": {"row": row, "column": end + 1},
+        }
+        return {
+            "code": "X1",
+            "name": "x-rule",
+            "message": f"fix {start}",
+            "url": "https://docs.astral.sh/ruff/rules/x-rule",
+            "filename": "/root/f.py",
+            "location": {"row": row, "column": start + 1},
+            "end_location": {"row": row, "column": end + 1},
+            "fix": {"applicability": "safe", "message": "Fix it", "edits": [edit]},
+        }
+
+    diagnostics = [diag(0, 2, "AB"), diag(1, 3, "zz"), diag(0, 2, "AB"), diag(4, 5, "E")]
+    diagnostics.append({**diag(5, 6, "F"), "fix": {**diag(5, 6, "F")["fix"], "applicability": "unsafe"}})
+    entry = ruff_source.TreeEntry(mode="100644", oid="0" * 40, path="f.py")
+    drafts = ruff_source._drafts(
+        diagnostics,
+        {"f.py": text},
+        {"f.py": entry},
+        ruff_source._Context(
+            commit="c" * 40, algorithm="sha1", root=Path("/root"), report=ruff_source._Reporter(None)
+        ),
+    )
+    assert len(drafts) == 1
+    assert "+ABcdEf\n" in drafts[0].diff
+    assert drafts[0].metadata["fixes"] == 3  # two share one fix; the overlapping one waits
+    assert "1 more place(s) overlap" in drafts[0].rationale
+
+
+# -- pre-review -------------------------------------------------------------------------
+@anyio
+async def test_pre_review_flags_only_added_lines(
+    repo_make: Callable[..., Path], repo_snapshot: Callable[[Path], dict[str, str]]
+) -> None:
+    repo = repo_make({"app/a.py": "import os\n\n\ndef f():\n    return 1\n"})
+    diff = (
+        "diff --git a/app/a.py b/app/a.py\n"
+        "--- a/app/a.py\n"
+        "+++ b/app/a.py\n"
+        "@@ -1,5 +1,7 @@\n"
+        " import os\n"
+        "+import sys\n"
+        " \n"
+        " \n"
+        " def f():\n"
+        "-    return 1\n"
+        "+    x = 1\n"
+        "+    return undefined_name\n"
+    )
+    before = repo_snapshot(repo)
+    findings = await RuffSource().pre_review(repo, Draft(title="t", diff=diff))
+    assert repo_snapshot(repo) == before
+    assert {(f.rule, f.file, f.line) for f in findings} == {
+        ("ruff:F401", "app/a.py", 2),  # the new unused import; the old one on line 1 is not ours
+        ("ruff:F841", "app/a.py", 6),
+        ("ruff:F821", "app/a.py", 7),
+    }
+    assert all(f.severity is Outcome.WARN and f.policy == "ruff" for f in findings)
+
+
+@anyio
+async def test_pre_review_of_a_new_file_and_a_syntax_error(repo_make: Callable[..., Path]) -> None:
+    repo = repo_make({"README.md": "hi\n"})
+    diff = (
+        "diff --git a/new.py b/new.py\n"
+        "new file mode 100644\n"
+        "--- /dev/null\n"
+        "+++ b/new.py\n"
+        "@@ -0,0 +1,2 @@\n"
+        "+def f(:\n"
+        "+    pass\n"
+    )
+    findings = await RuffSource().pre_review(repo, Draft(title="t", diff=diff))
+    assert findings and {f.rule for f in findings} == {"ruff:invalid-syntax"}
+    assert findings[0].file == "new.py"
+
+
+@anyio
+async def test_pre_review_says_when_it_could_not_check(repo_make: Callable[..., Path]) -> None:
+    repo = repo_make({"a.py": "x = 1\n"})
+    stale = "--- a/a.py\n+++ b/a.py\n@@ -1 +1 @@\n-x = 2\n+x = 3\n"
+    findings = await RuffSource().pre_review(repo, Draft(title="t", diff=stale))
+    assert [f.rule for f in findings] == ["ruff:not-applied"]
+    assert "does not apply" in findings[0].message
+    unknown = await RuffSource().pre_review(
+        repo, Draft(title="t", diff=stale, base_ref="no-such-branch")
+    )
+    assert [f.rule for f in unknown] == ["ruff:skipped"]
+    text_only = "--- a/notes.txt\n+++ b/notes.txt\n@@ -0,0 +1 @@\n+hello\n"
+    assert await RuffSource().pre_review(repo, Draft(title="t", diff=text_only)) == []
+
+
+# -- the diff writer -----------------------------------------------------------------------
+def test_written_diffs_apply_exactly(tmp_path: Path) -> None:
+    """Random texts and random edits: git must turn the old text into exactly the new one."""
+    rng = random.Random(20240607)
+    alphabet = ["a", "b", " ", "\n", "\n", "\r\n", "é", "\t", "\x0c", "x\n"]
+    for case in range(60):
+        old = "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 120)))
+        edits: list[Edit] = []
+        pos = 0
+        while pos <= len(old) and rng.random() < 0.8:
+            start = rng.randrange(pos, len(old) + 1)
+            end = rng.randrange(start, min(len(old), start + 8) + 1)
+            content = "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 6)))
+            edits.append(Edit(start, end, content))
+            pos = end + 1
+        new, regions = apply_edits(old, edits)
+        if new == old:
+            continue
+        work = tmp_path / f"case{case}"
+        work.mkdir()
+        (work / "f.txt").write_bytes(old.encode())
+        diff = header("f.txt") + file_diff(Lines(old), new, regions)
+        result = subprocess.run(
+            ["git", "apply", "--unidiff-zero", "-"],
+            cwd=work,
+            input=diff.encode(),
+            capture_output=True,
+            check=False,
+        )
+        assert result.returncode == 0, (case, repr(old), edits, diff, result.stderr)
+        assert (work / "f.txt").read_bytes().decode() == new, (case, diff)
+
+
+def test_hunks_far_apart_stay_separate_and_near_ones_merge() -> None:
+    old = "".join(f"line {n}\n" for n in range(1, 31))
+    lines = Lines(old)
+
+    def at(n: int) -> int:
+        return old.index(f"line {n}\n")
+
+    new, regions = apply_edits(old, [Edit(at(2), at(2) + 4, "LINE"), Edit(at(20), at(20), "new\n")])
+    diff = file_diff(lines, new, regions)
+    assert diff.count("@@ -") == 2
+    assert "@@ -1,5 +1,5 @@\n line 1\n-line 2\n+LINE 2\n line 3\n" in diff
+    assert "@@ -17,6 +17,7 @@\n line 17\n line 18\n line 19\n+new\n line 20\n" in diff
+    new, regions = apply_edits(old, [Edit(at(2), at(2) + 4, "A"), Edit(at(8), at(8) + 4, "B")])
+    assert file_diff(lines, new, regions).count("@@ -") == 1
+
+
+def test_apply_edits_refuses_overlaps() -> None:
+    with pytest.raises(ValueError, match="overlap"):
+        apply_edits("abcdef", [Edit(0, 3, "x"), Edit(2, 4, "y")])
