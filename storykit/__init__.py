@@ -1,4 +1,4 @@
-"""storykit: a review gate between machines that propose code changes and the people who own the code."""
+"""storykit: a review gate between machines that propose code changes and people who own it."""
 
 from __future__ import annotations
 

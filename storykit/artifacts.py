@@ -37,7 +37,7 @@ class ArtifactWriter:
         base = _inside(self.suggestions_dir, check_id(s.id, "sug"))
         _atomic_write(base.with_suffix(".json"), json.dumps(to_dict(s), indent=2) + "\n")
         findings = "\n".join(
-            f"- **{f.severity}** `{f.rule}` {f.file or ''}{':' + str(f.line) if f.line else ''} — {f.message}"
+            f"- **{f.severity}** `{f.rule}` {_where(f.file, f.line)} — {f.message}"
             for f in s.findings
         )
         md = (
@@ -62,6 +62,10 @@ class ArtifactWriter:
                 f"- conflicts: {len(v.conflicts)}\n\n```diff\n{v.diff}\n```\n"
             )
         _atomic_write(base.with_suffix(".md"), "".join(parts))
+
+
+def _where(file: str | None, line: int | None) -> str:
+    return f"{file or ''}{':' + str(line) if line else ''}"
 
 
 def _inside(folder: Path, name: str) -> Path:

@@ -13,7 +13,7 @@ from enum import StrEnum
 
 from storykit.errors import Forbidden, Unauthorized
 
-__all__ = ["Role", "ApiKey", "Principal", "KeyRing", "parse_api_tokens", "generate_key"]
+__all__ = ["ApiKey", "KeyRing", "Principal", "Role", "generate_key", "parse_api_tokens"]
 
 
 class Role(StrEnum):

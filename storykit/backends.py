@@ -17,16 +17,16 @@ from storykit.models import Finding, PRResult, Suggestion, Variant
 __all__ = [
     "Draft",
     "GenerateRequest",
-    "SuggestionSource",
+    "PRBackend",
+    "PRRequest",
+    "Planner",
+    "Policy",
+    "PolicySubject",
     "PreReviewer",
+    "Progress",
     "Refinement",
     "Refiner",
-    "Planner",
-    "PolicySubject",
-    "Policy",
-    "PRRequest",
-    "PRBackend",
-    "Progress",
+    "SuggestionSource",
 ]
 
 Progress = Callable[[Mapping[str, Any]], Awaitable[None]]

@@ -10,12 +10,12 @@ import dataclasses
 import hashlib
 from collections.abc import Iterator
 
-from unidiff import PatchSet
+from unidiff.patch import PatchedFile, PatchSet
 from unidiff.errors import UnidiffParseError
 
 from storykit.errors import Invalid
 
-__all__ = ["ParsedDiff", "AddedLine", "parse_diff", "diff_hash", "safe_repo_path"]
+__all__ = ["AddedLine", "ParsedDiff", "diff_hash", "parse_diff", "safe_repo_path"]
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
@@ -62,9 +62,8 @@ def safe_repo_path(path: str) -> str:
     return path
 
 
-def _path_of(patched: object) -> str:
-    path = str(getattr(patched, "path"))
-    return path
+def _path_of(patched: PatchedFile) -> str:
+    return str(patched.path)
 
 
 def parse_diff(diff: str) -> ParsedDiff:

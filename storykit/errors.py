@@ -8,18 +8,18 @@ escapes is a bug.
 from __future__ import annotations
 
 __all__ = [
-    "StorykitError",
-    "Invalid",
-    "NotFound",
-    "Conflict",
-    "Unauthorized",
-    "Forbidden",
-    "PolicyDenied",
-    "PayloadTooLarge",
-    "RateLimited",
-    "NotConfigured",
     "BackendError",
+    "Conflict",
+    "Forbidden",
+    "Invalid",
+    "NotConfigured",
+    "NotFound",
+    "PayloadTooLarge",
     "PluginError",
+    "PolicyDenied",
+    "RateLimited",
+    "StorykitError",
+    "Unauthorized",
 ]
 
 

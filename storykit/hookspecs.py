@@ -20,7 +20,7 @@ from storykit.backends import Planner, Policy, PRBackend, Refiner, SuggestionSou
 from storykit.models import Event
 from storykit.settings import Settings
 
-__all__ = ["hookspec", "hookimpl", "PROJECT"]
+__all__ = ["PROJECT", "hookimpl", "hookspec"]
 
 PROJECT = "storykit"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -108,7 +108,9 @@ def storykit_register_policies(register: Callable[[Policy], None], settings: Set
 
 
 @hookspec
-def storykit_register_pr_backends(register: Callable[[PRBackend], None], settings: Settings) -> None:
+def storykit_register_pr_backends(
+    register: Callable[[PRBackend], None], settings: Settings
+) -> None:
     """Register PR backends that turn a selected variant into a branch or pull request.
 
     Called once at set-up. A backend has a unique ``name``, a ``capabilities``

@@ -13,7 +13,7 @@ import time
 
 from storykit.errors import Invalid
 
-__all__ = ["new_id", "check_id"]
+__all__ = ["check_id", "new_id"]
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _ID_RE = re.compile(r"\A[a-z]{1,8}_[0-9A-HJKMNP-TV-Z]{26}\Z")

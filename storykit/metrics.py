@@ -11,7 +11,7 @@ from prometheus_client.exposition import generate_latest
 
 from storykit.models import Status
 
-__all__ = ["Metrics", "CONTENT_TYPE"]
+__all__ = ["CONTENT_TYPE", "Metrics"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 

@@ -13,21 +13,21 @@ from enum import StrEnum
 from typing import Any
 
 __all__ = [
-    "Risk",
-    "Status",
     "Action",
-    "Outcome",
+    "Conflict",
+    "Event",
     "Finding",
+    "Outcome",
+    "PRResult",
+    "Plan",
     "PolicyDecision",
     "Review",
+    "Risk",
+    "Status",
     "Suggestion",
-    "Conflict",
     "Variant",
-    "Plan",
-    "PRResult",
-    "Event",
-    "utcnow",
     "to_dict",
+    "utcnow",
 ]
 
 

@@ -29,7 +29,12 @@ def default_data_dir(
     repo = Path(repo_path or os.getcwd()).resolve()
     digest = hashlib.sha256(str(repo).encode()).hexdigest()[:12]
     name = "".join(c if c.isalnum() or c in "-_." else "_" for c in repo.name) or "root"
-    return _user_data_home(os.environ if environ is None else environ) / "storykit" / "repos" / f"{name}-{digest}"
+    return (
+        _user_data_home(os.environ if environ is None else environ)
+        / "storykit"
+        / "repos"
+        / f"{name}-{digest}"
+    )
 
 
 def resolve_data_dir(

@@ -7,6 +7,7 @@ are found through the ``storykit`` entry point group exactly like third-party on
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.metadata
 import inspect
@@ -27,12 +28,12 @@ from storykit.models import utcnow
 from storykit.settings import Settings
 
 __all__ = [
-    "get_plugin_manager",
-    "Registry",
-    "Registered",
-    "PluginFailure",
     "ENTRY_POINT_GROUP",
     "REGISTRATION_HOOKS",
+    "PluginFailure",
+    "Registered",
+    "Registry",
+    "get_plugin_manager",
 ]
 
 log = logging.getLogger("storykit.plugins")
@@ -94,7 +95,7 @@ class Registered(Generic[T]):
 
     @property
     def name(self) -> str:
-        return str(getattr(self.backend, "name"))
+        return str(getattr(self.backend, "name", ""))
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
@@ -159,10 +160,10 @@ class Registry:
         hook: str,
         fn: Callable[[], Awaitable[R]],
         *,
-        timeout: float | None = None,
+        seconds: float | None = None,
     ) -> R:
         """Await ``fn()`` with a timeout; a raise or a timeout becomes :class:`PluginError`."""
-        limit = self.settings.hook_timeout if timeout is None else timeout
+        limit = self.settings.hook_timeout if seconds is None else seconds
         started = time.perf_counter()
         try:
             with anyio.fail_after(limit):
@@ -179,7 +180,11 @@ class Registry:
             if self.settings.trace_hooks:
                 log.info(
                     "hook call",
-                    extra={"plugin": plugin, "hook": hook, "ms": (time.perf_counter() - started) * 1e3},
+                    extra={
+                        "plugin": plugin,
+                        "hook": hook,
+                        "ms": (time.perf_counter() - started) * 1e3,
+                    },
                 )
 
     async def notify(self, event: Any) -> None:
@@ -192,10 +197,8 @@ class Registry:
                 if inspect.isawaitable(result):
                     await result
 
-            try:
+            with contextlib.suppress(PluginError):  # call() recorded it
                 await self.call(plugin, "storykit_on_event", run)
-            except PluginError:
-                pass  # recorded by call()
 
     def describe(self) -> list[dict[str, Any]]:
         """Each loaded plugin, the hooks it implements and the backends it registered."""

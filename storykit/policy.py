@@ -41,14 +41,15 @@ class PolicyEngine:
         }
 
     def validate(self, document: object) -> dict[str, Any]:
-        """Check a whole document before it is saved; raise :class:`Invalid` saying what is wrong."""
+        """Check a whole document before it is saved; :class:`Invalid` says what is wrong."""
         if not isinstance(document, Mapping):
             raise Invalid("the policy document must be a JSON object of policy name → settings")
         known = self.registry.policies
         unknown = sorted(set(document) - set(known))
         if unknown:
+            noun = "policy" if len(unknown) == 1 else "policies"
             raise Invalid(
-                f"unknown polic{'y' if len(unknown) == 1 else 'ies'} {', '.join(map(repr, unknown))};"
+                f"unknown {noun} {', '.join(map(repr, unknown))};"
                 f" loaded: {', '.join(sorted(known)) or 'none'}"
             )
         clean: dict[str, Any] = {}

@@ -13,7 +13,7 @@ import math
 import time
 from collections.abc import Callable
 
-__all__ = ["RateLimiter", "Decision"]
+__all__ = ["Decision", "RateLimiter"]
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)

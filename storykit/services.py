@@ -41,6 +41,7 @@ from storykit.models import (
     Risk,
     Status,
     Suggestion,
+    Variant,
     to_dict,
     utcnow,
 )
@@ -49,7 +50,7 @@ from storykit.policy import PolicyEngine, policy_version
 from storykit.settings import Settings
 from storykit.store import Store
 
-__all__ = ["Storykit", "GenerateResult"]
+__all__ = ["GenerateResult", "Storykit"]
 
 log = logging.getLogger("storykit")
 
@@ -219,7 +220,7 @@ class Storykit:
         return {"version": policy_version(document), "policies": document}
 
     async def set_policies(self, actor: Principal, document: object) -> dict[str, Any]:
-        """Replace the policy document (admin). Every section is validated before anything is saved."""
+        """Replace the policy document (admin); every section is validated before saving."""
         actor.require(Role.ADMIN)
         clean = self.policy.validate(document)
         effective = self.policy.effective(clean)
@@ -241,8 +242,15 @@ class Storykit:
         return await self.policy.evaluate(subject, document)
 
     async def _screen(
-        self, *, diff: str, title: str, rationale: str, source: str, agent: str,
-        files: tuple[str, ...], extra: Sequence[Finding] = (),
+        self,
+        *,
+        diff: str,
+        title: str,
+        rationale: str,
+        source: str,
+        agent: str,
+        files: tuple[str, ...],
+        extra: Sequence[Finding] = (),
     ) -> PolicyDecision:
         subject = PolicySubject(
             diff=diff, title=title, rationale=rationale, files=files, source=source, agent=agent
@@ -266,8 +274,13 @@ class Storykit:
         if pre_review:
             extra.extend(await self._pre_review(draft))
         decision = await self._screen(
-            diff=diff, title=title, rationale=rationale, source=source, agent=agent,
-            files=parsed.files, extra=extra,
+            diff=diff,
+            title=title,
+            rationale=rationale,
+            source=source,
+            agent=agent,
+            files=parsed.files,
+            extra=extra,
         )
         return Suggestion(
             id=new_id("sug"),
@@ -357,7 +370,9 @@ class Storykit:
             )
             try:
                 drafts = await self.registry.call(
-                    reg.plugin, "SuggestionSource.generate", lambda b=reg.backend: b.generate(request)
+                    reg.plugin,
+                    "SuggestionSource.generate",
+                    lambda b=reg.backend, r=request: b.generate(r),  # type: ignore[misc]
                 )
             except PluginError as exc:
                 errors.append(f"source {name!r}: {exc.detail}")
@@ -496,10 +511,11 @@ class Storykit:
             if current.status is Status.REJECTED:
                 raise Conflict("this suggestion was rejected; it needs a new revision first")
         last = current.reviews[-1] if current.reviews else None
-        if (
-            last is not None
-            and (last.reviewer, last.action, last.diff_hash, last.comment)
-            == (actor.name, act, current.diff_hash, comment)
+        if last is not None and (last.reviewer, last.action, last.diff_hash, last.comment) == (
+            actor.name,
+            act,
+            current.diff_hash,
+            comment,
         ):
             return current  # a replayed request: nothing changes, no second event
         review = Review(
@@ -513,7 +529,7 @@ class Storykit:
         if current.status is Status.BLOCKED and act is Action.REVISE:
             status = Status.BLOCKED
         updated = dataclasses.replace(
-            current, reviews=current.reviews + (review,), status=status, updated_at=utcnow()
+            current, reviews=(*current.reviews, review), status=status, updated_at=utcnow()
         )
         await self._commit(
             "suggest.reviewed",
@@ -544,15 +560,19 @@ class Storykit:
             raise Conflict(f"not approved for their current diff: {', '.join(not_ready)}")
         if not self.registry.planners:
             raise NotConfigured("no planner is loaded; enable the 'planner' plugin")
-        variants = []
+        variants: list[Variant] = []
         for reg in self.registry.planners.values():
             made = await self.registry.call(
-                reg.plugin, "Planner.plan", lambda r=reg: r.backend.plan(goal, chosen)  # type: ignore[misc]
+                reg.plugin,
+                "Planner.plan",
+                lambda r=reg: r.backend.plan(goal, chosen),  # type: ignore[misc]
             )
             variants.extend(dataclasses.replace(v, planner=v.planner or reg.name) for v in made)
         keys = [v.key for v in variants]
         if len(set(keys)) != len(keys):
-            raise PluginError("planners returned duplicate variant keys", plugin="planner", hook="plan")
+            raise PluginError(
+                "planners returned duplicate variant keys", plugin="planner", hook="plan"
+            )
         plan = Plan(id=new_id("plan"), goal=goal, variants=tuple(variants), created_by=actor.name)
         await self._commit(
             "plan.created",
@@ -695,4 +715,3 @@ def _enum(kind: Any, value: str | None, name: str) -> Any:
     except ValueError:
         allowed = ", ".join(m.value for m in kind)
         raise Invalid(f"{name} {value!r} is not one of: {allowed}") from None
-

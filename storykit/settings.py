@@ -64,9 +64,7 @@ class Settings:
         return self.environ.get(name, default)
 
     @classmethod
-    def from_env(
-        cls, environ: Mapping[str, str] | None = None, **overrides: object
-    ) -> Settings:
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         """Read and validate the settings; ``overrides`` win over the environment."""
         env = dict(os.environ if environ is None else environ)
         data_dir = resolve_data_dir(_str(overrides.pop("data_dir", None)), environ=env)
@@ -76,7 +74,9 @@ class Settings:
             "api_keys": _get(env, "API_TOKENS", parse_api_tokens, ""),
             "data_dir": data_dir,
             "repo_path": repo_path,
-            "db_path": Path(env["DB_PATH"]).expanduser() if env.get("DB_PATH") else data_dir / "storykit.db",
+            "db_path": Path(env["DB_PATH"]).expanduser()
+            if env.get("DB_PATH")
+            else data_dir / "storykit.db",
             "sse_queue_max": _get(env, "SSE_QUEUE_MAX", _positive_int, "1000"),
             "sse_heartbeat_interval": _get(env, "SSE_HEARTBEAT_INTERVAL", _positive_float, "15"),
             "rate_limit_rps": _get(env, "RATE_LIMIT_RPS", _positive_float, "5"),

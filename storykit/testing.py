@@ -26,13 +26,13 @@ from storykit.services import Storykit
 from storykit.settings import Settings
 
 __all__ = [
+    "ADMIN",
     "AGENT",
     "OTHER_AGENT",
-    "REVIEWER",
     "OTHER_REVIEWER",
-    "ADMIN",
-    "make_settings",
+    "REVIEWER",
     "make_diff",
+    "make_settings",
     "open_core",
 ]
 
@@ -43,14 +43,16 @@ OTHER_REVIEWER = Principal(name="bob", role=Role.REVIEWER)
 ADMIN = Principal(name="root", role=Role.ADMIN)
 
 
-def make_settings(tmp_path: Path, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+def make_settings(
+    tmp_path: Path, env: Mapping[str, str] | None = None, **overrides: object
+) -> Settings:
     """Settings whose data directory and repository live under ``tmp_path``."""
     base = {"REPO_PATH": str(tmp_path / "repo"), "API_TOKENS": ""}
     return Settings.from_env(base | dict(env or {}), data_dir=tmp_path / "data", **overrides)
 
 
 def make_diff(path: str, old: str, new: str) -> str:
-    """A git-style unified diff changing ``path`` from ``old`` to ``new`` (``""`` for add/delete)."""
+    """A git-style diff changing ``path`` from ``old`` to ``new`` (``""`` to add or delete)."""
     a = f"a/{path}" if old else "/dev/null"
     b = f"b/{path}" if new else "/dev/null"
     body = difflib.unified_diff(

@@ -184,7 +184,10 @@ class LocalClient:
 
     async def read_events(self, *, after: int, limit: int) -> JSON:
         events = await self.core.read_events(after=after, limit=limit)
-        return {"items": [to_dict(e) for e in events], "last_id": events[-1].id if events else after}
+        return {
+            "items": [to_dict(e) for e in events],
+            "last_id": events[-1].id if events else after,
+        }
 
     async def follow_events(self, *, after: int | None) -> AsyncIterator[JSON]:
         # The bus polls the store, so this also sees what a server or another CLI

@@ -55,8 +55,7 @@ EXIT_CODES: tuple[ExitCode, ...] = (
     ExitCode(code=CONNECTION, meaning="cannot reach the server given with `--url`"),
     ExitCode(
         code=SERVER,
-        meaning="storykit, a plugin or a backend failed, or a feature is not configured"
-        " (a 5xx)",
+        meaning="storykit, a plugin or a backend failed, or a feature is not configured (a 5xx)",
     ),
     ExitCode(code=INTERNAL, meaning="a bug in storykit: rerun with `--debug` and report it"),
     ExitCode(code=INTERRUPTED, meaning="interrupted (Ctrl-C)"),

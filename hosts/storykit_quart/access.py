@@ -11,7 +11,7 @@ from storykit.auth import Principal, Role
 from storykit.services import Storykit
 from storykit_quart.state import HostState
 
-__all__ = ["requires", "public", "actor", "core", "state", "ROLE_ATTR"]
+__all__ = ["ROLE_ATTR", "actor", "core", "public", "requires", "state"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 ROLE_ATTR = "_storykit_role"

@@ -79,7 +79,7 @@ def create_app(
             max_age=600,
         )
 
-    @app.while_serving
+    @app.while_serving  # type: ignore[type-var]  # Quart's hint predates async generators
     async def lifespan() -> AsyncIterator[None]:
         async with Storykit.open(settings, plugin_manager=plugin_manager, metrics=metrics) as core:
             host.core = core
@@ -91,7 +91,7 @@ def create_app(
 
     app.before_request(_before)
     app.after_request(_after)
-    app.asgi_app = SSEMiddleware(app.asgi_app, host)  # type: ignore[method-assign]
+    app.asgi_app = SSEMiddleware(app.asgi_app, host)  # type: ignore[method-assign,assignment,arg-type]
     return app
 
 

@@ -16,6 +16,10 @@ def allowed_origin(origin: str, allowed: Sequence[str]) -> bool:
     for entry in allowed:
         if entry == "*" or entry == origin:
             return True
-        if entry.endswith("://*") and origin.startswith(entry[:-1]) and len(origin) > len(entry) - 1:
+        if (
+            entry.endswith("://*")
+            and origin.startswith(entry[:-1])
+            and len(origin) > len(entry) - 1
+        ):
             return True
     return False

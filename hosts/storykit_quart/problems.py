@@ -13,7 +13,7 @@ from werkzeug.exceptions import HTTPException
 
 from storykit.errors import RateLimited, StorykitError
 
-__all__ = ["problem", "install_error_handlers"]
+__all__ = ["install_error_handlers", "problem"]
 
 log = logging.getLogger("storykit.http")
 

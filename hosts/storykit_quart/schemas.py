@@ -11,19 +11,19 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, RootModel, StrictBool
 
 __all__ = [
-    "SubmitBody",
-    "RevisionBody",
+    "CheckBody",
+    "EventLogQuery",
     "GenerateBody",
+    "PRBody",
+    "PageQuery",
+    "PlanBody",
+    "PoliciesBody",
     "RefineBody",
     "ReviewBody",
-    "PlanBody",
+    "RevisionBody",
     "SelectBody",
-    "PRBody",
-    "PoliciesBody",
-    "CheckBody",
+    "SubmitBody",
     "SuggestionQuery",
-    "PageQuery",
-    "EventLogQuery",
 ]
 
 

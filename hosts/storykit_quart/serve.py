@@ -21,7 +21,7 @@ from storykit.settings import Settings
 from storykit_quart.app import create_app
 from storykit_quart.logs import configure_logging
 
-__all__ = ["serve", "PortInUse", "find_free_port", "ensure_key"]
+__all__ = ["PortInUse", "ensure_key", "find_free_port", "serve"]
 
 SHUTDOWN_GRACE = 2.0
 

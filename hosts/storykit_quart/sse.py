@@ -103,7 +103,7 @@ class SSEMiddleware:
     async def stream(self, scope: Scope, receive: Receive, send: Send) -> None:
         state = self.state
         try:
-            principal, last_event_id = self._authenticate(scope)
+            _principal, last_event_id = self._authenticate(scope)
         except StorykitError as exc:
             await self._refuse(send, exc)
             return
@@ -114,7 +114,9 @@ class SSEMiddleware:
             (b"x-accel-buffering", b"no"),
         ]
         origin = next((v for k, v in scope["headers"] if k == b"origin"), None)
-        if origin is not None and allowed_origin(origin.decode("latin-1"), state.settings.cors_origins):
+        if origin is not None and allowed_origin(
+            origin.decode("latin-1"), state.settings.cors_origins
+        ):
             headers += [(b"access-control-allow-origin", origin), (b"vary", b"Origin")]
         heartbeat = state.settings.sse_heartbeat_interval
         started = False
@@ -164,4 +166,3 @@ async def _cancel_on_disconnect(receive: Receive, scope: anyio.CancelScope) -> N
 class _BadRequest(StorykitError):
     status = 400
     title = "Bad request"
-

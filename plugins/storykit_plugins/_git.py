@@ -93,6 +93,8 @@ async def run_git(
             ["git", *args], cwd=cwd, input=input, env=git_env(env), check=False
         )
     except FileNotFoundError:
+        if not await anyio.Path(cwd).is_dir():
+            raise BackendError(f"cannot run git in {cwd}: no such directory") from None
         raise BackendError("git is not installed or not on PATH") from None
     return GitResult(done.returncode, done.stdout, done.stderr)
 

@@ -299,7 +299,8 @@ def _write_files(
 ) -> dict[str, str]:
     """Write the text files among ``entries``; binary and non-UTF-8 files are skipped."""
     texts: dict[str, str] = {}
-    made: set[Path] = set()
+    root.mkdir(parents=True, exist_ok=True)
+    made: set[Path] = {root}
     for entry in entries:
         data = blobs.get(entry.oid)
         if data is None or b"\0" in data:

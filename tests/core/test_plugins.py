@@ -68,7 +68,7 @@ def test_a_plugin_that_cannot_be_imported_is_named(monkeypatch: pytest.MonkeyPat
         name="ghost", value="storykit_no_such_module", group=ENTRY_POINT_GROUP
     )
     monkeypatch.setattr(importlib.metadata, "entry_points", lambda group: [ep])
-    with pytest.raises(PluginError, match="ghost.*storykit_no_such_module"):
+    with pytest.raises(PluginError, match=r"ghost.*storykit_no_such_module"):
         get_plugin_manager()
 
 
@@ -120,8 +120,16 @@ def test_an_out_of_tree_plugin_package_installs_loads_and_is_used(tmp_path: Path
     shutil.copytree(ROOT / "tests" / "hello_plugin", source)
     subprocess.run(
         [
-            sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-            "--no-build-isolation", "--target", str(target), str(source),
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(source),
         ],
         check=True,
         env=os.environ | {"PIP_DISABLE_PIP_VERSION_CHECK": "1"},
@@ -139,7 +147,8 @@ def test_an_out_of_tree_plugin_package_installs_loads_and_is_used(tmp_path: Path
             ) as core:
                 names = [p["name"] for p in core.plugins()]
                 assert "hello" in names, names
-                s = await core.submit(AGENT, title="t", diff=make_diff("a.py", "", "print('Hello')\\n"))
+                diff = make_diff("a.py", "", "print('Hello')\\n")
+                s = await core.submit(AGENT, title="t", diff=diff)
                 print(sorted(f.rule for f in s.findings if f.policy == "hello"))
 
         anyio.run(main)

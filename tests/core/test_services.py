@@ -143,7 +143,9 @@ async def test_agents_never_approve_and_nobody_approves_their_own(tmp_path: Path
         own = await core.submit(REVIEWER, title="mine", diff=OTHER_DIFF)
         with pytest.raises(Forbidden, match="proposed"):
             await core.review(REVIEWER, own.id, action="approve")
-        assert (await core.review(OTHER_REVIEWER, own.id, action="approve")).status is Status.APPROVED
+        assert (
+            await core.review(OTHER_REVIEWER, own.id, action="approve")
+        ).status is Status.APPROVED
 
 
 async def test_revise_needs_a_comment_and_reject_is_recorded(tmp_path: Path) -> None:

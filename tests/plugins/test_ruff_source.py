@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import pytest
 import storykit_plugins.ruff_source as ruff_source
 from storykit.backends import Draft, GenerateRequest, PreReviewer, SuggestionSource
 from storykit.diffs import parse_diff
-from storykit.errors import Invalid
+from storykit.errors import BackendError, Invalid
 from storykit.models import Outcome
 from storykit.plugins import Registry, get_plugin_manager
 from storykit.settings import Settings
@@ -197,7 +198,7 @@ async def test_requires_python_sets_the_target_without_config(
     repo_make: Callable[..., Path],
 ) -> None:
     # UP006 (list[int]) needs Python 3.9; a project that supports 3.8 must not get it.
-    source = 'from typing import List\nx: List[int] = []\n'
+    source = "from typing import List\nx: List[int] = []\n"
     old = repo_make({"pyproject.toml": '[project]\nrequires-python = ">=3.8"\n', "a.py": source})
     assert "UP006" not in {d.metadata["rule"] for d in await _generate(old)}
     new = repo_make(
@@ -223,9 +224,11 @@ async def test_progress_is_reported(repo_make: Callable[..., Path]) -> None:
 
 
 @anyio
-async def test_a_repository_without_commits_is_a_clear_error(tmp_path: Path) -> None:
-    subprocess.run(["git", "init", "-q", str(tmp_path / "empty")], check=True)
-    with pytest.raises(Exception, match="no commits"):
+async def test_a_repository_without_commits_is_a_clear_error(
+    tmp_path: Path, git_cmd: Callable[..., str]
+) -> None:
+    git_cmd(tmp_path, "init", "-q", str(tmp_path / "empty"))
+    with pytest.raises(BackendError, match="no commits"):
         await _generate(tmp_path / "empty")
 
 
@@ -250,14 +253,19 @@ def test_overlapping_fixes_wait_and_shared_fixes_count_once() -> None:
         }
 
     diagnostics = [diag(0, 2, "AB"), diag(1, 3, "zz"), diag(0, 2, "AB"), diag(4, 5, "E")]
-    diagnostics.append({**diag(5, 6, "F"), "fix": {**diag(5, 6, "F")["fix"], "applicability": "unsafe"}})
+    diagnostics.append(
+        {**diag(5, 6, "F"), "fix": {**diag(5, 6, "F")["fix"], "applicability": "unsafe"}}
+    )
     entry = ruff_source.TreeEntry(mode="100644", oid="0" * 40, path="f.py")
     drafts = ruff_source._drafts(
         diagnostics,
         {"f.py": text},
         {"f.py": entry},
         ruff_source._Context(
-            commit="c" * 40, algorithm="sha1", root=Path("/root"), report=ruff_source._Reporter(None)
+            commit="c" * 40,
+            algorithm="sha1",
+            root=Path("/root"),
+            report=ruff_source._Reporter(None),
         ),
     )
     assert len(drafts) == 1
@@ -310,7 +318,7 @@ async def test_pre_review_of_a_new_file_and_a_syntax_error(repo_make: Callable[.
         "+    pass\n"
     )
     findings = await RuffSource().pre_review(repo, Draft(title="t", diff=diff))
-    assert findings and {f.rule for f in findings} == {"ruff:invalid-syntax"}
+    assert {f.rule for f in findings} == {"ruff:invalid-syntax"}
     assert findings[0].file == "new.py"
 
 
@@ -352,8 +360,9 @@ def test_written_diffs_apply_exactly(tmp_path: Path) -> None:
         (work / "f.txt").write_bytes(old.encode())
         diff = header("f.txt") + file_diff(Lines(old), new, regions)
         result = subprocess.run(
-            ["git", "apply", "--unidiff-zero", "-"],
+            ["git", "apply", "-"],
             cwd=work,
+            env={**os.environ, "GIT_CEILING_DIRECTORIES": str(tmp_path)},
             input=diff.encode(),
             capture_output=True,
             check=False,

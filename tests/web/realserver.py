@@ -15,8 +15,15 @@ from pathlib import Path
 
 import httpx
 
-KEYS = "bot:agent=agentkey123,me:reviewer=reviewkey12,other:reviewer=otherkey12,root:admin=adminkey123"
-AGENT_KEY, REVIEWER_KEY, OTHER_KEY, ADMIN_KEY = "agentkey123", "reviewkey12", "otherkey12", "adminkey123"
+KEYS = (
+    "bot:agent=agentkey123,me:reviewer=reviewkey12,other:reviewer=otherkey12,root:admin=adminkey123"
+)
+AGENT_KEY, REVIEWER_KEY, OTHER_KEY, ADMIN_KEY = (
+    "agentkey123",
+    "reviewkey12",
+    "otherkey12",
+    "adminkey123",
+)
 
 
 def free_port() -> int:
@@ -44,7 +51,9 @@ class Server:
         return self.proc.returncode
 
 
-def wait_healthy(url: str, proc: subprocess.Popen[bytes] | None = None, deadline: float = 30) -> None:
+def wait_healthy(
+    url: str, proc: subprocess.Popen[bytes] | None = None, deadline: float = 30
+) -> None:
     end = time.monotonic() + deadline
     while time.monotonic() < end:
         if proc is not None and proc.poll() is not None:
@@ -69,15 +78,29 @@ def start_server(
     log_file = tmp_path / f"server-{port}.log"
     repo = tmp_path / "repo"
     repo.mkdir(exist_ok=True)
-    full_env = os.environ | {
-        "API_TOKENS": KEYS,
-        "REPO_PATH": str(repo),
-        "LOG_FILE": str(log_file),
-        "STORYKIT_LOAD_PLUGINS": "",
-    } | dict(env or {})
+    full_env = (
+        os.environ
+        | {
+            "API_TOKENS": KEYS,
+            "REPO_PATH": str(repo),
+            "LOG_FILE": str(log_file),
+            "STORYKIT_LOAD_PLUGINS": "",
+        }
+        | dict(env or {})
+    )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "storykit_cli", "serve", "--port", str(port), "--worker", worker,
-         "--data-dir", str(data_dir)],
+        [
+            sys.executable,
+            "-m",
+            "storykit_cli",
+            "serve",
+            "--port",
+            str(port),
+            "--worker",
+            worker,
+            "--data-dir",
+            str(data_dir),
+        ],
         env=full_env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -102,4 +125,7 @@ def running_server(tmp_path: Path, **kwargs: object) -> Iterator[Server]:
 
 
 def sample_diff(n: int = 1) -> str:
-    return f"diff --git a/m{n}.py b/m{n}.py\n--- a/m{n}.py\n+++ b/m{n}.py\n@@ -1 +1 @@\n-a = 1\n+a = {n}\n"
+    name = f"m{n}.py"
+    return (
+        f"diff --git a/{name} b/{name}\n--- a/{name}\n+++ b/{name}\n@@ -1 +1 @@\n-a = 1\n+a = {n}\n"
+    )

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from quart import Quart
 from quart.typing import TestClientProtocol as Client
+from realserver import ADMIN_KEY, AGENT_KEY, KEYS, OTHER_KEY, REVIEWER_KEY
 
 from storykit.backends import PRRequest
 from storykit.hookspecs import hookimpl
@@ -17,8 +18,6 @@ from storykit.models import PRResult, Risk, Suggestion, Variant
 from storykit.plugins import get_plugin_manager
 from storykit.testing import make_diff, make_settings
 from storykit_quart import create_app
-
-from realserver import ADMIN_KEY, AGENT_KEY, KEYS, OTHER_KEY, REVIEWER_KEY
 
 pytestmark = pytest.mark.anyio
 DIFF = make_diff("pkg/a.py", "a = 1\n", "a = 2\n")
@@ -66,7 +65,9 @@ class Plugin:
 def build(tmp_path: Path, **env: str) -> Quart:
     pm = get_plugin_manager(load_entrypoints=False)
     pm.register(Plugin(), name="test-plugin")
-    settings = make_settings(tmp_path, {"API_TOKENS": KEYS, "RATE_LIMIT_RPS": "1000", "RATE_LIMIT_BURST": "1000"} | env)
+    settings = make_settings(
+        tmp_path, {"API_TOKENS": KEYS, "RATE_LIMIT_RPS": "1000", "RATE_LIMIT_BURST": "1000"} | env
+    )
     return create_app(settings, plugin_manager=pm)
 
 
@@ -96,7 +97,9 @@ async def test_health_needs_no_key_and_reports_the_database(client: Client) -> N
 
 
 async def test_the_whole_review_flow_over_http(client: Client) -> None:
-    r = await client.post("/suggestions", headers=as_(AGENT_KEY), json={"title": "Bump", "diff": DIFF})
+    r = await client.post(
+        "/suggestions", headers=as_(AGENT_KEY), json={"title": "Bump", "diff": DIFF}
+    )
     assert r.status_code == 201
     s = await r.get_json()
     assert s["status"] == "pending" and s["files"] == ["pkg/a.py"]
@@ -112,24 +115,40 @@ async def test_the_whole_review_flow_over_http(client: Client) -> None:
     assert r.status_code == 201
     plan = await r.get_json()
     assert plan["variants"][0]["suggestion_ids"] == [s["id"]]
-    r = await client.post(f"/plans/{plan['id']}/select", headers=as_(REVIEWER_KEY), json={"variant": "all"})
+    r = await client.post(
+        f"/plans/{plan['id']}/select", headers=as_(REVIEWER_KEY), json={"variant": "all"}
+    )
     assert (await r.get_json())["selected"] == "all"
-    r = await client.post("/dev/pr-from-plan", headers=as_(REVIEWER_KEY), json={"plan_id": plan["id"]})
+    r = await client.post(
+        "/dev/pr-from-plan", headers=as_(REVIEWER_KEY), json={"plan_id": plan["id"]}
+    )
     pr = await r.get_json()
     assert pr["dry_run"] is True and pr["diff"] == DIFF and pr["branch"].startswith("storykit/")
     r = await client.get("/events/log?after=0", headers=as_(AGENT_KEY))
     types = [e["type"] for e in (await r.get_json())["items"]]
-    assert types == ["suggest.submitted", "suggest.reviewed", "plan.created", "plan.selected", "pr.dry_run"]
+    assert types == [
+        "suggest.submitted",
+        "suggest.reviewed",
+        "plan.created",
+        "plan.selected",
+        "pr.dry_run",
+    ]
 
 
 async def test_revision_by_the_proposer_resets_approval(client: Client) -> None:
     r = await client.post("/suggestions", headers=as_(AGENT_KEY), json={"title": "t", "diff": DIFF})
     sid = (await r.get_json())["id"]
-    await client.post("/suggest/review", headers=as_(REVIEWER_KEY), json={"id": sid, "action": "approve"})
+    await client.post(
+        "/suggest/review", headers=as_(REVIEWER_KEY), json={"id": sid, "action": "approve"}
+    )
     other = make_diff("pkg/a.py", "a = 1\n", "a = 3\n")
-    r = await client.post(f"/suggestions/{sid}/revisions", headers=as_(REVIEWER_KEY), json={"diff": other})
+    r = await client.post(
+        f"/suggestions/{sid}/revisions", headers=as_(REVIEWER_KEY), json={"diff": other}
+    )
     await problem(r, 403)
-    r = await client.post(f"/suggestions/{sid}/revisions", headers=as_(AGENT_KEY), json={"diff": other})
+    r = await client.post(
+        f"/suggestions/{sid}/revisions", headers=as_(AGENT_KEY), json={"diff": other}
+    )
     assert r.status_code == 201
     revised = await r.get_json()
     assert revised["status"] == "pending" and revised["revision"] == 2
@@ -189,13 +208,21 @@ async def test_every_route_enforces_its_role(
 
 
 async def test_an_agent_key_can_never_approve(client: Client) -> None:
-    r = await client.post("/suggestions", headers=as_(REVIEWER_KEY), json={"title": "t", "diff": DIFF})
+    r = await client.post(
+        "/suggestions", headers=as_(REVIEWER_KEY), json={"title": "t", "diff": DIFF}
+    )
     sid = (await r.get_json())["id"]
-    r = await client.post("/suggest/review", headers=as_(AGENT_KEY), json={"id": sid, "action": "approve"})
+    r = await client.post(
+        "/suggest/review", headers=as_(AGENT_KEY), json={"id": sid, "action": "approve"}
+    )
     await problem(r, 403)
-    r = await client.post("/suggest/review", headers=as_(REVIEWER_KEY), json={"id": sid, "action": "approve"})
+    r = await client.post(
+        "/suggest/review", headers=as_(REVIEWER_KEY), json={"id": sid, "action": "approve"}
+    )
     assert "proposed" in (await problem(r, 403))["detail"]
-    r = await client.post("/suggest/review", headers=as_(OTHER_KEY), json={"id": sid, "action": "approve"})
+    r = await client.post(
+        "/suggest/review", headers=as_(OTHER_KEY), json={"id": sid, "action": "approve"}
+    )
     assert r.status_code == 200
 
 
@@ -213,7 +240,9 @@ async def test_test_keys_need_explicit_test_mode(tmp_path: Path) -> None:
 
 async def test_bad_bodies_get_clear_problems_and_store_nothing(client: Client) -> None:
     h = as_(AGENT_KEY)
-    r = await client.post("/suggestions", headers=h | {"Content-Type": "application/json"}, data="{nope")
+    r = await client.post(
+        "/suggestions", headers=h | {"Content-Type": "application/json"}, data="{nope"
+    )
     assert "not valid JSON" in (await problem(r, 400))["detail"]
     r = await client.post("/suggestions", headers=h, json=["a list"])
     assert (await problem(r, 422))["detail"] == "the body must be a JSON object"
@@ -224,7 +253,11 @@ async def test_bad_bodies_get_clear_problems_and_store_nothing(client: Client) -
     assert "title" in (await problem(r, 422))["detail"]
     r = await client.post("/suggestions", headers=h, json={"title": "t", "diff": "garbage"})
     assert "diff" in (await problem(r, 422))["detail"]
-    r = await client.post("/suggestions", headers=h, json={"title": "t", "diff": make_diff("../../etc/x", "a\n", "b\n")})
+    r = await client.post(
+        "/suggestions",
+        headers=h,
+        json={"title": "t", "diff": make_diff("../../etc/x", "a\n", "b\n")},
+    )
     assert "leaves the repository" in (await problem(r, 422))["detail"]
     r = await client.get("/suggestions/..%2F..%2Fetc%2Fpasswd", headers=h)
     assert r.status_code in (404, 422)
@@ -234,7 +267,9 @@ async def test_bad_bodies_get_clear_problems_and_store_nothing(client: Client) -
     await problem(r, 422)
     r = await client.get("/suggestions?status=merged", headers=h)
     assert "not one of" in (await problem(r, 422))["detail"]
-    r = await client.post("/dev/pr-from-plan", headers=as_(REVIEWER_KEY), json={"plan_id": PID, "dry_run": "false"})
+    r = await client.post(
+        "/dev/pr-from-plan", headers=as_(REVIEWER_KEY), json={"plan_id": PID, "dry_run": "false"}
+    )
     await problem(r, 422)
     r = await client.get("/suggestions", headers=h)
     assert (await r.get_json())["items"] == []
@@ -242,7 +277,9 @@ async def test_bad_bodies_get_clear_problems_and_store_nothing(client: Client) -
 
 async def test_unicode_and_binary_diffs_are_stored_intact(client: Client) -> None:
     diff = make_diff("docs/ünï.md", "ä\n", "ö — ✓\n")
-    r = await client.post("/suggestions", headers=as_(AGENT_KEY), json={"title": "Ünïcode ✓", "diff": diff})
+    r = await client.post(
+        "/suggestions", headers=as_(AGENT_KEY), json={"title": "Ünïcode ✓", "diff": diff}
+    )
     assert r.status_code == 201
     sid = (await r.get_json())["id"]
     stored = await (await client.get(f"/suggestions/{sid}", headers=as_(AGENT_KEY))).get_json()
@@ -251,7 +288,9 @@ async def test_unicode_and_binary_diffs_are_stored_intact(client: Client) -> Non
         "diff --git a/i.png b/i.png\nnew file mode 100644\nindex 0000000..1111111\n"
         "Binary files /dev/null and b/i.png differ\n"
     )
-    r = await client.post("/suggestions", headers=as_(AGENT_KEY), json={"title": "img", "diff": binary})
+    r = await client.post(
+        "/suggestions", headers=as_(AGENT_KEY), json={"title": "img", "diff": binary}
+    )
     assert r.status_code == 201
 
 
@@ -287,7 +326,9 @@ async def test_policies_put_is_validated_and_atomic(client: Client) -> None:
 async def test_rate_limited_calls_get_429_with_retry_after(tmp_path: Path) -> None:
     async with build(tmp_path, RATE_LIMIT_RPS="1", RATE_LIMIT_BURST="3").test_app() as app:
         client = app.test_client()
-        statuses = [(await client.get("/plans", headers=as_(AGENT_KEY))).status_code for _ in range(3)]
+        statuses = [
+            (await client.get("/plans", headers=as_(AGENT_KEY))).status_code for _ in range(3)
+        ]
         assert statuses == [200, 200, 200]
         r = await client.get("/plans", headers=as_(AGENT_KEY))
         await problem(r, 429)
@@ -360,5 +401,7 @@ async def test_openapi_documents_every_route(client: Client) -> None:
     for method, path, _, _ in ROUTES:
         template = path.replace(SID, "{suggestion_id}").replace(PID, "{plan_id}")
         assert (method, template) in documented, (method, template)
-    submit = doc["paths"]["/suggestions"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    submit = doc["paths"]["/suggestions"]["post"]["requestBody"]["content"]["application/json"][
+        "schema"
+    ]
     assert submit

@@ -75,9 +75,10 @@ def wait_until(predicate: object, deadline: float = 20.0) -> None:
 
 
 def test_stream_has_retry_ids_heartbeats_and_headers(server: Server) -> None:
-    with httpx.Client(timeout=10) as client, client.stream(
-        "GET", f"{server.url}/events", params={"key": REVIEWER_KEY}
-    ) as response:
+    with (
+        httpx.Client(timeout=10) as client,
+        client.stream("GET", f"{server.url}/events", params={"key": REVIEWER_KEY}) as response,
+    ):
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
         assert response.headers["cache-control"] == "no-store"
@@ -100,9 +101,10 @@ def test_resume_gets_exactly_what_was_missed_in_order(server: Server) -> None:
     for n in range(1, 4):
         submit(server, n)
     headers = {"X-API-Key": REVIEWER_KEY, "Last-Event-ID": "1"}
-    with httpx.Client(timeout=10) as client, connect_sse(
-        client, "GET", f"{server.url}/events", headers=headers
-    ) as source:
+    with (
+        httpx.Client(timeout=10) as client,
+        connect_sse(client, "GET", f"{server.url}/events", headers=headers) as source,
+    ):
         got: list[int] = []
         for event in real_events(source):
             got.append(int(event.id))
@@ -111,17 +113,21 @@ def test_resume_gets_exactly_what_was_missed_in_order(server: Server) -> None:
             if len(got) == 3:
                 break
     assert got == [2, 3, 4]
-    with httpx.Client(timeout=10) as client, connect_sse(
-        client, "GET", f"{server.url}/events?key={REVIEWER_KEY}&last_event_id=3"
-    ) as source:
+    with (
+        httpx.Client(timeout=10) as client,
+        connect_sse(
+            client, "GET", f"{server.url}/events?key={REVIEWER_KEY}&last_event_id=3"
+        ) as source,
+    ):
         first = next(real_events(source))  # type: ignore[call-overload]
         assert (int(first.id), json.loads(first.data)["type"]) == (4, "suggest.submitted")
 
 
 def test_a_disconnected_client_is_released(server: Server) -> None:
-    with httpx.Client(timeout=10) as client, client.stream(
-        "GET", f"{server.url}/events", params={"key": REVIEWER_KEY}
-    ) as response:
+    with (
+        httpx.Client(timeout=10) as client,
+        client.stream("GET", f"{server.url}/events", params={"key": REVIEWER_KEY}) as response,
+    ):
         lines = response.iter_lines()  # keep a reference: a dropped iterator closes the stream
         next(lines)
         assert gauge(server) == 1
@@ -152,9 +158,10 @@ def test_events_is_never_rate_limited(tmp_path: Path) -> None:
             for _ in range(3)
         ]
         assert statuses[-1] == 429
-        with httpx.Client(timeout=10) as client, client.stream(
-            "GET", f"{srv.url}/events", headers={"X-API-Key": ADMIN_KEY}
-        ) as response:
+        with (
+            httpx.Client(timeout=10) as client,
+            client.stream("GET", f"{srv.url}/events", headers={"X-API-Key": ADMIN_KEY}) as response,
+        ):
             assert response.status_code == 200
     finally:
         srv.stop()
@@ -167,9 +174,15 @@ def test_shutdown_ends_streams_and_clients_resume_with_nothing_lost(
     srv = start_server(tmp_path, worker=worker, env=FAST)
     try:
         submit(srv, 1)
-        with httpx.Client(timeout=10) as client, connect_sse(
-            client, "GET", f"{srv.url}/events", headers={"X-API-Key": REVIEWER_KEY, "Last-Event-ID": "0"}
-        ) as source:
+        with (
+            httpx.Client(timeout=10) as client,
+            connect_sse(
+                client,
+                "GET",
+                f"{srv.url}/events",
+                headers={"X-API-Key": REVIEWER_KEY, "Last-Event-ID": "0"},
+            ) as source,
+        ):
             events = real_events(source)
             last = int(next(events).id)  # type: ignore[attr-defined]
             srv.proc.send_signal(signal.SIGTERM)
@@ -178,10 +191,15 @@ def test_shutdown_ends_streams_and_clients_resume_with_nothing_lost(
         srv2 = start_server(tmp_path, worker=worker, env=FAST, port=srv.port, data_dir=srv.data_dir)
         try:
             submit(srv2, 2)
-            with httpx.Client(timeout=10) as client, connect_sse(
-                client, "GET", f"{srv2.url}/events",
-                headers={"X-API-Key": REVIEWER_KEY, "Last-Event-ID": str(last)},
-            ) as source:
+            with (
+                httpx.Client(timeout=10) as client,
+                connect_sse(
+                    client,
+                    "GET",
+                    f"{srv2.url}/events",
+                    headers={"X-API-Key": REVIEWER_KEY, "Last-Event-ID": str(last)},
+                ) as source,
+            ):
                 resumed = next(real_events(source))  # type: ignore[call-overload]
             assert (last, int(resumed.id)) == (1, 2)
         finally:

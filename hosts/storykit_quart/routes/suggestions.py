@@ -100,9 +100,7 @@ async def generate(data: GenerateBody) -> Reply:
 @validate_request(RefineBody)
 async def refine(data: RefineBody) -> Reply:
     """Refine one suggestion with the configured refiner (503 says how to configure one)."""
-    s = await core().refine(
-        actor(), data.id, instructions=data.instructions, refiner=data.refiner
-    )
+    s = await core().refine(actor(), data.id, instructions=data.instructions, refiner=data.refiner)
     return to_dict(s)
 
 

@@ -55,7 +55,7 @@ async def plugins() -> dict[str, Any]:
 @requires(Role.AGENT)
 @validate_querystring(EventLogQuery)
 async def event_log(query_args: EventLogQuery) -> dict[str, Any]:
-    """Persisted events with ``id > after``, oldest first: recovery after a gap, and the audit trail."""
+    """Stored events with ``id > after``, oldest first: recovery after a gap; the audit trail."""
     events = await core().read_events(after=query_args.after, limit=query_args.limit)
     return {
         "items": [to_dict(e) for e in events],

@@ -33,7 +33,7 @@ import storykit
 from storykit_quart.access import public, state
 from storykit_quart.problems import problem
 
-__all__ = ["bp", "UI_DIR", "csp"]
+__all__ = ["UI_DIR", "bp", "csp"]
 
 bp = Blueprint("ui", __name__)
 
@@ -120,7 +120,9 @@ def _render(assets: _Assets, nonce: str, connect: list[str]) -> str:
         "connect": " ".join(connect),
     }
     return re.sub(
-        r"\{\{(\w+)\}\}", lambda m: html.escape(values.get(m.group(1), ""), quote=True), assets.template
+        r"\{\{(\w+)\}\}",
+        lambda m: html.escape(values.get(m.group(1), ""), quote=True),
+        assets.template,
     )
 
 
@@ -133,9 +135,7 @@ async def page() -> Response:
     connect = _sources(settings.get("STORYKIT_UI_CONNECT_SRC"), "")
     ancestors = _sources(settings.get("STORYKIT_UI_FRAME_ANCESTORS"), DEFAULT_FRAME_ANCESTORS)
     nonce = secrets.token_urlsafe(18)
-    response = Response(
-        _render(_assets(), nonce, connect), content_type="text/html; charset=utf-8"
-    )
+    response = Response(_render(_assets(), nonce, connect), content_type="text/html; charset=utf-8")
     response.headers["Content-Security-Policy"] = csp(
         nonce, connect=connect, frame_ancestors=ancestors
     )

@@ -1,0 +1,148 @@
+// The HTTP client: the key in the X-API-Key header, problem+json errors as ApiError,
+// and a polite wait-and-retry when the server says 429 (Retry-After).
+
+export class ApiError extends Error {
+  constructor(status, title, detail, body = null) {
+    super(detail || title);
+    this.status = status;
+    this.title = title;
+    this.detail = detail || title;
+    this.body = body;
+  }
+}
+
+const MAX_RETRY_WAIT = 10;
+
+export class Api {
+  /**
+   * @param {object} options
+   * @param {string} options.base  origin (and path prefix) of the storykit server
+   * @param {() => string|null} options.key
+   * @param {(err: ApiError) => void} [options.onUnauthorized]
+   */
+  constructor({ base, key, onUnauthorized }) {
+    this.base = base.replace(/\/+$/, "");
+    this.key = key;
+    this.onUnauthorized = onUnauthorized || (() => {});
+  }
+
+  url(path, query) {
+    const url = new URL(this.base + path);
+    for (const [name, value] of Object.entries(query || {})) {
+      if (value === null || value === undefined || value === "") continue;
+      url.searchParams.set(name, String(value));
+    }
+    return url.toString();
+  }
+
+  async request(method, path, { query, body, retries = 3, signal } = {}) {
+    const headers = { Accept: "application/json" };
+    const key = this.key();
+    if (key) headers["X-API-Key"] = key;
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    let response;
+    try {
+      response = await fetch(this.url(path, query), {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        cache: "no-store",
+        credentials: "omit",
+        signal,
+      });
+    } catch (err) {
+      if (err.name === "AbortError") throw err;
+      throw new ApiError(0, "Server unreachable", `Cannot reach the storykit server at ${this.base}.`);
+    }
+    if (response.status === 429 && retries > 0) {
+      const wait = Math.min(Number(response.headers.get("Retry-After")) || 1, MAX_RETRY_WAIT);
+      await new Promise((resolve) => setTimeout(resolve, wait * 1000));
+      return this.request(method, path, { query, body, retries: retries - 1, signal });
+    }
+    const text = await response.text();
+    let data = null;
+    if (text) {
+      try {
+        data = JSON.parse(text);
+      } catch {
+        data = null;
+      }
+    }
+    if (!response.ok) {
+      const error = new ApiError(
+        response.status,
+        (data && data.title) || response.statusText || "Error",
+        (data && data.detail) || `The server answered ${response.status}.`,
+        data,
+      );
+      if (response.status === 401) this.onUnauthorized(error);
+      throw error;
+    }
+    return data;
+  }
+
+  get(path, query) {
+    return this.request("GET", path, { query });
+  }
+
+  post(path, body) {
+    return this.request("POST", path, { body: body ?? {} });
+  }
+
+  put(path, body) {
+    return this.request("PUT", path, { body });
+  }
+
+  // -- the routes the dashboard uses ------------------------------------------
+  health() {
+    return this.get("/health");
+  }
+  plugins() {
+    return this.get("/plugins");
+  }
+  suggestions(filters = {}, after = null, limit = 100) {
+    return this.get("/suggestions", { ...filters, after, limit });
+  }
+  suggestion(id) {
+    return this.get(`/suggestions/${encodeURIComponent(id)}`);
+  }
+  review(id, action, comment = "") {
+    return this.post("/suggest/review", { id, action, comment });
+  }
+  generate(sources, paths) {
+    return this.post("/suggest/generate", { sources: sources.length ? sources : null, paths });
+  }
+  refine(id, instructions) {
+    return this.post("/suggest/llm", { id, instructions });
+  }
+  plans(after = null, limit = 100) {
+    return this.get("/plans", { after, limit });
+  }
+  plan(id) {
+    return this.get(`/plans/${encodeURIComponent(id)}`);
+  }
+  createPlan(goal, suggestionIds) {
+    return this.post("/plan", { goal, suggestion_ids: suggestionIds });
+  }
+  select(planId, variant) {
+    return this.post(`/plans/${encodeURIComponent(planId)}/select`, { variant });
+  }
+  openPr(planId, variant, dryRun) {
+    return this.post("/dev/pr-from-plan", { plan_id: planId, variant, dry_run: dryRun });
+  }
+  policies() {
+    return this.get("/policies");
+  }
+  savePolicies(document) {
+    return this.put("/policies", document);
+  }
+  checkPolicy(diff, title = "") {
+    return this.post("/policies/check", { diff, title });
+  }
+  eventLog(after, limit = 500) {
+    return this.get("/events/log", { after, limit });
+  }
+  ticket() {
+    return this.post("/events/ticket", {});
+  }
+}
