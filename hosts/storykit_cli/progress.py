@@ -7,8 +7,9 @@ On a terminal the line is redrawn in place; elsewhere nothing is shown unless
 from __future__ import annotations
 
 import shutil
+import sys
 from collections.abc import Mapping
-from typing import Any, TextIO
+from typing import Any
 
 import click
 
@@ -22,7 +23,7 @@ def describe(info: Mapping[str, Any]) -> str:
     parts = [str(info.get("source") or "working")]
     done, total = info.get("done"), info.get("total")
     if isinstance(done, int) and isinstance(total, int) and total > 0:
-        filled = min(_BAR, _BAR * done // total)
+        filled = max(0, min(_BAR, _BAR * done // total))
         parts.append("[" + "#" * filled + "·" * (_BAR - filled) + "]")
         parts.append(f"{done}/{total}")
     elif isinstance(done, int):
@@ -34,33 +35,30 @@ def describe(info: Mapping[str, Any]) -> str:
 
 
 class StatusLine:
-    def __init__(self, *, live: bool, lines: bool, stream: TextIO | None = None) -> None:
-        self.stream = stream or click.get_text_stream("stderr")
-        self.live = live  # redraw one line in place (a terminal)
-        self.lines = lines and not live  # one line per update
+    """``live``: redraw one line in place (a terminal); otherwise one line per update."""
+
+    def __init__(self, *, live: bool) -> None:
+        self.live = live
         self._drawn = False
 
     @classmethod
     def for_stderr(cls, requested: bool | None) -> StatusLine | None:
-        """The status line ``--progress/--no-progress`` asks for (None: only on a terminal)."""
-        stream = click.get_text_stream("stderr")
-        tty = stream.isatty()
+        """What ``--progress/--no-progress`` asks for; by default only on a terminal."""
+        tty = sys.stderr.isatty()
         if requested is False or (requested is None and not tty):
             return None
-        return cls(live=tty, lines=True, stream=stream)
+        return cls(live=tty)
 
     def update(self, info: Mapping[str, Any]) -> None:
         text = describe(info)
         if self.live:
             width = shutil.get_terminal_size((100, 24)).columns - 1
-            self.stream.write("\r\x1b[K" + text[:width])
-            self.stream.flush()
+            click.echo("\r\x1b[K" + text[:width], err=True, nl=False)
             self._drawn = True
-        elif self.lines:
-            click.echo(text, file=self.stream)
+        else:
+            click.echo(text, err=True)
 
     def close(self) -> None:
         if self._drawn:
-            self.stream.write("\r\x1b[K")
-            self.stream.flush()
+            click.echo("\r\x1b[K", err=True, nl=False)
             self._drawn = False

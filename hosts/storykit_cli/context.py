@@ -1,0 +1,84 @@
+"""What every command shares: the global options, running a use case, printing.
+
+A command builds one call on the :class:`~storykit_cli.client.Client` and hands it
+to :func:`run`, which picks the mode, runs it on an event loop and returns the
+JSON; :func:`output` prints it for people or, with ``--json``, as is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from storykit_cli.client import JSON, Client, Connection
+
+__all__ = ["Globals", "pass_globals", "run", "output", "json_option", "read_text", "notice"]
+
+T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class Globals:
+    connection: Connection
+    debug: bool = False
+
+
+pass_globals = click.make_pass_decorator(Globals, ensure=False)
+
+
+def notice(message: str) -> None:
+    click.echo(f"storykit: {message}", err=True)
+
+
+def run(g: Globals, call: Callable[[Client], Awaitable[T]]) -> T:
+    """Open the client the global options choose and await ``call(client)`` on it."""
+    import logging
+
+    import anyio
+
+    from storykit_cli.client import connect
+
+    if g.debug:
+        logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)
+    else:
+        # Plugin failures are logged as warnings; the CLI reports them in its own
+        # output, so keep Python's last-resort handler from printing them again.
+        logging.getLogger("storykit").addHandler(logging.NullHandler())
+
+    async def main() -> T:
+        async with connect(g.connection) as client:
+            return await call(client)
+
+    return anyio.run(main)
+
+
+def output(data: JSON, as_json: bool, human: Callable[[JSON], str]) -> None:
+    from storykit_cli import render
+
+    click.echo(render.as_json(data) if as_json else human(data))
+
+
+def json_option(fn: F) -> F:
+    return click.option(
+        "--json", "as_json", is_flag=True, help="Print the API's JSON instead of text."
+    )(fn)
+
+
+def read_text(path: str) -> str:
+    """A file's text, or stdin's for ``-``; an unreadable file is one clear error."""
+    from storykit_cli.errors import Failure
+
+    try:
+        if path == "-":
+            return click.get_text_stream("stdin").read()
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise Failure(f"{path} is not UTF-8 text", hint="pass a text file") from None
+    except OSError as exc:
+        raise Failure(f"cannot read {path}: {exc.strerror or exc}") from None
