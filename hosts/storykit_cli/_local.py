@@ -8,7 +8,6 @@ nothing. Like any reviewer, that user cannot approve what they proposed themselv
 from __future__ import annotations
 
 import contextlib
-import getpass
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,19 +20,13 @@ from storykit.models import Event, to_dict
 from storykit.services import Storykit
 from storykit.settings import Settings
 from storykit_cli.client import JSON, OnProgress
+from storykit_cli.context import local_user
 
-__all__ = ["LocalClient", "local_user"]
+__all__ = ["LocalClient"]
 
 # How long to keep rendering progress after generate returns, waiting for its
 # final event; only a bound for a bus that stalls, never reached in practice.
 _PROGRESS_GRACE = 2.0
-
-
-def local_user() -> str:
-    try:
-        return getpass.getuser() or "local"
-    except (KeyError, OSError):  # no USER/LOGNAME and no passwd entry (some containers)
-        return "local"
 
 
 def _page(items: Sequence[Any], limit: int) -> JSON:

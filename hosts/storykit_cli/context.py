@@ -17,7 +17,16 @@ import click
 
 from storykit_cli.client import JSON, Client, Connection
 
-__all__ = ["Globals", "pass_globals", "run", "output", "json_option", "read_text", "notice"]
+__all__ = [
+    "Globals",
+    "pass_globals",
+    "run",
+    "output",
+    "json_option",
+    "read_text",
+    "notice",
+    "local_user",
+]
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -30,6 +39,16 @@ class Globals:
 
 
 pass_globals = click.make_pass_decorator(Globals, ensure=False)
+
+
+def local_user() -> str:
+    """The OS user: the local mode's actor, and the default name for a new key."""
+    import getpass
+
+    try:
+        return getpass.getuser() or "local"
+    except (KeyError, OSError):  # no USER/LOGNAME and no passwd entry (some containers)
+        return "local"
 
 
 def notice(message: str) -> None:
@@ -49,7 +68,9 @@ def run(g: Globals, call: Callable[[Client], Awaitable[T]]) -> T:
     else:
         # Plugin failures are logged as warnings; the CLI reports them in its own
         # output, so keep Python's last-resort handler from printing them again.
-        logging.getLogger("storykit").addHandler(logging.NullHandler())
+        quiet = logging.getLogger("storykit")
+        if not any(isinstance(h, logging.NullHandler) for h in quiet.handlers):
+            quiet.addHandler(logging.NullHandler())
 
     async def main() -> T:
         async with connect(g.connection) as client:

@@ -6,9 +6,12 @@ that names it rather than a silently ignored option.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, StrictBool
+
+from storykit.models import Event, Plan, Suggestion
 
 __all__ = [
     "CheckBody",
@@ -105,3 +108,73 @@ class SuggestionQuery(PageQuery):
 class EventLogQuery(_Query):
     after: int = Field(0, ge=0)
     limit: int = Field(100, ge=1, le=1000)
+
+
+# -- responses (documented in the OpenAPI document; shapes are the core's models) ---------
+
+
+class SuggestionPage(BaseModel):
+    items: list[Suggestion]
+    next_after: str | None = Field(None, description="Pass as `after` for the next page.")
+
+
+class PlanPage(BaseModel):
+    items: list[Plan]
+    next_after: str | None = None
+
+
+class GenerateReply(BaseModel):
+    items: list[Suggestion]
+    count: int
+    errors: list[str] = Field(description="Sources that failed, each with the reason.")
+
+
+class PolicyDocument(BaseModel):
+    version: str = Field(description="A hash of the effective policy document.")
+    policies: dict[str, dict[str, Any]]
+
+
+class EventPage(BaseModel):
+    items: list[Event]
+    last_id: int
+
+
+class Ticket(BaseModel):
+    ticket: str
+    expires_in: int
+
+
+class Health(BaseModel):
+    status: Literal["ok", "unavailable"]
+    version: str
+
+
+class PluginFailureModel(BaseModel):
+    plugin: str
+    hook: str
+    message: str
+    at: datetime
+
+
+class PluginInfo(BaseModel):
+    name: str
+    hooks: list[str]
+    backends: list[dict[str, str]]
+    package: str | None
+    version: str | None
+
+
+class PluginsReply(BaseModel):
+    version: str
+    plugins: list[PluginInfo]
+    errors: list[PluginFailureModel]
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details: every error looks like this."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    request_id: str | None = None

@@ -7,8 +7,9 @@ operations, graded by ``STORYKIT_DRYRUN_DETAIL``:
   push target, and the checks below;
 - ``diff``: that, plus one line per file changed (``M path (+3 -1)``);
 - ``full`` (default): that, plus every git command the ``git`` backend would run,
-  in order, exactly as it would run them (only the temporary folder's random name
-  differs).
+  in order, exactly as it would run them; only the temporary folder's random
+  name differs (shown as ``pr-XXXXXXXX``), and the diff is written to
+  ``variant.patch`` in that folder before ``git apply``.
 
 Lines that are not commands start with ``# ``. The checks are read-only: the
 branch name is valid and free, the base exists, and the diff applies to the base
@@ -88,7 +89,7 @@ async def preview(
             base=base or request.base_ref,
             branch=request.branch,
             message=commit_message(request),
-            scratch=request.work_dir / "pr-<random>",
+            scratch=request.work_dir / "pr-XXXXXXXX",
             remote=remote,
         )
         ops.append(f"# write the diff to {commands.patch}")

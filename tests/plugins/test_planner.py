@@ -224,7 +224,9 @@ async def test_files_without_a_final_newline_merge(
 ) -> None:
     text = "".join(f"{n}\n" for n in range(1, 10)) + "last"
     repo = repo_make({"f.py": text})
-    top = "diff --git a/f.py b/f.py\n--- a/f.py\n+++ b/f.py\n@@ -1,4 +1,4 @@\n-1\n+one\n 2\n 3\n 4\n"
+    top = (
+        "diff --git a/f.py b/f.py\n--- a/f.py\n+++ b/f.py\n@@ -1,4 +1,4 @@\n-1\n+one\n 2\n 3\n 4\n"
+    )
     end = (
         "diff --git a/f.py b/f.py\n--- a/f.py\n+++ b/f.py\n@@ -7,4 +7,4 @@\n 7\n 8\n 9\n-last\n"
         "\\ No newline at end of file\n+LAST\n\\ No newline at end of file\n"

@@ -8,16 +8,26 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import TypeAdapter
 from quart import Quart
 from quart.typing import TestClientProtocol as Client
 from realserver import ADMIN_KEY, AGENT_KEY, KEYS, OTHER_KEY, REVIEWER_KEY
 
 from storykit.backends import PRRequest
 from storykit.hookspecs import hookimpl
-from storykit.models import PRResult, Risk, Suggestion, Variant
+from storykit.models import Plan, PolicyDecision, PRResult, Risk, Suggestion, Variant
 from storykit.plugins import get_plugin_manager
 from storykit.testing import make_diff, make_settings
 from storykit_quart import create_app
+from storykit_quart.schemas import (
+    EventPage,
+    Health,
+    PlanPage,
+    PluginsReply,
+    PolicyDocument,
+    SuggestionPage,
+    Ticket,
+)
 
 pytestmark = pytest.mark.anyio
 DIFF = make_diff("pkg/a.py", "a = 1\n", "a = 2\n")
@@ -88,6 +98,53 @@ async def problem(response: Any, status: int) -> dict[str, Any]:
     body = await response.get_json()
     assert body["status"] == status and body["title"] and body["detail"]
     return body  # type: ignore[no-any-return]
+
+
+def conforms(model: Any, body: Any) -> None:
+    """The body validates against the model the OpenAPI document names for it."""
+    TypeAdapter(model).validate_python(body)
+
+
+async def test_responses_match_the_documented_models(client: Client) -> None:
+    doc = await (await client.get("/openapi.json")).get_json()
+    refs = {
+        (path, method): response["content"]["application/json"]["schema"]
+        for path, ops in doc["paths"].items()
+        for method, op in ops.items()
+        for response in op["responses"].values()
+        if "application/json" in response.get("content", {})
+    }
+    assert refs[("/suggestions", "post")] == {"$ref": "#/components/schemas/Suggestion"}
+    r = await client.post("/suggestions", headers=as_(AGENT_KEY), json={"title": "t", "diff": DIFF})
+    s = await r.get_json()
+    conforms(Suggestion, s)
+    sid = s["id"]
+    await client.post(
+        "/suggest/review", headers=as_(REVIEWER_KEY), json={"id": sid, "action": "approve"}
+    )
+    conforms(
+        SuggestionPage, await (await client.get("/suggestions", headers=as_(AGENT_KEY))).get_json()
+    )
+    plan = await (
+        await client.post("/plan", headers=as_(REVIEWER_KEY), json={"goal": "g"})
+    ).get_json()
+    conforms(Plan, plan)
+    conforms(PlanPage, await (await client.get("/plans", headers=as_(AGENT_KEY))).get_json())
+    pr = await client.post(
+        "/dev/pr-from-plan",
+        headers=as_(REVIEWER_KEY),
+        json={"plan_id": plan["id"], "variant": "all"},
+    )
+    conforms(PRResult, await pr.get_json())
+    conforms(
+        PolicyDocument, await (await client.get("/policies", headers=as_(AGENT_KEY))).get_json()
+    )
+    check = await client.post("/policies/check", headers=as_(AGENT_KEY), json={"diff": DIFF})
+    conforms(PolicyDecision, await check.get_json())
+    conforms(EventPage, await (await client.get("/events/log", headers=as_(AGENT_KEY))).get_json())
+    conforms(PluginsReply, await (await client.get("/plugins", headers=as_(AGENT_KEY))).get_json())
+    conforms(Ticket, await (await client.post("/events/ticket", headers=as_(AGENT_KEY))).get_json())
+    conforms(Health, await (await client.get("/health")).get_json())
 
 
 async def test_health_needs_no_key_and_reports_the_database(client: Client) -> None:

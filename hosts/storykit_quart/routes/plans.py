@@ -5,18 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 from quart import Blueprint
-from quart_schema import tag, validate_querystring, validate_request
+from quart_schema import document_response, tag, validate_querystring, validate_request
 
 from storykit.auth import Role
-from storykit.models import to_dict
+from storykit.models import Plan, PRResult, to_dict
 from storykit_quart.access import actor, core, requires
-from storykit_quart.schemas import PageQuery, PlanBody, PRBody, SelectBody
+from storykit_quart.schemas import PageQuery, PlanBody, PlanPage, PRBody, SelectBody
 
 bp = Blueprint("plans", __name__)
 Reply = tuple[dict[str, Any], int] | dict[str, Any]
 
 
 @bp.post("/plan")
+@document_response(Plan, 201)
 @tag(["plans"])
 @requires(Role.REVIEWER)
 @validate_request(PlanBody)
@@ -27,6 +28,7 @@ async def create_plan(data: PlanBody) -> Reply:
 
 
 @bp.get("/plans")
+@document_response(PlanPage)
 @tag(["plans"])
 @requires(Role.AGENT)
 @validate_querystring(PageQuery)
@@ -38,6 +40,7 @@ async def list_plans(query_args: PageQuery) -> Reply:
 
 
 @bp.get("/plans/<plan_id>")
+@document_response(Plan)
 @tag(["plans"])
 @requires(Role.AGENT)
 async def get_plan(plan_id: str) -> Reply:
@@ -46,6 +49,7 @@ async def get_plan(plan_id: str) -> Reply:
 
 
 @bp.post("/plans/<plan_id>/select")
+@document_response(Plan)
 @tag(["plans"])
 @requires(Role.REVIEWER)
 @validate_request(SelectBody)
@@ -55,6 +59,7 @@ async def select(plan_id: str, data: SelectBody) -> Reply:
 
 
 @bp.post("/dev/pr-from-plan")
+@document_response(PRResult)
 @tag(["plans"])
 @requires(Role.REVIEWER)
 @validate_request(PRBody)

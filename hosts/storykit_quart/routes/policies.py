@@ -5,17 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from quart import Blueprint
-from quart_schema import tag, validate_request
+from quart_schema import document_response, tag, validate_request
 
 from storykit.auth import Role
-from storykit.models import to_dict
+from storykit.models import PolicyDecision, to_dict
 from storykit_quart.access import actor, core, requires
-from storykit_quart.schemas import CheckBody, PoliciesBody
+from storykit_quart.schemas import CheckBody, PoliciesBody, PolicyDocument
 
 bp = Blueprint("policies", __name__)
 
 
 @bp.get("/policies")
+@document_response(PolicyDocument)
 @tag(["policies"])
 @requires(Role.AGENT)
 async def get_policies() -> dict[str, Any]:
@@ -24,6 +25,7 @@ async def get_policies() -> dict[str, Any]:
 
 
 @bp.put("/policies")
+@document_response(PolicyDocument)
 @tag(["policies"])
 @requires(Role.ADMIN)
 @validate_request(PoliciesBody)
@@ -33,6 +35,7 @@ async def put_policies(data: PoliciesBody) -> dict[str, Any]:
 
 
 @bp.post("/policies/check")
+@document_response(PolicyDecision)
 @tag(["policies"])
 @requires(Role.AGENT)
 @validate_request(CheckBody)

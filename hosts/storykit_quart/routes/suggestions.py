@@ -5,17 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 from quart import Blueprint
-from quart_schema import tag, validate_querystring, validate_request
+from quart_schema import document_response, tag, validate_querystring, validate_request
 
 from storykit.auth import Role
-from storykit.models import to_dict
+from storykit.models import Suggestion, to_dict
 from storykit_quart.access import actor, core, requires
 from storykit_quart.schemas import (
     GenerateBody,
+    GenerateReply,
     RefineBody,
     ReviewBody,
     RevisionBody,
     SubmitBody,
+    SuggestionPage,
     SuggestionQuery,
 )
 
@@ -24,6 +26,7 @@ Reply = tuple[dict[str, Any], int] | dict[str, Any]
 
 
 @bp.post("/suggestions")
+@document_response(Suggestion, 201)
 @tag(["suggestions"])
 @requires(Role.AGENT)
 @validate_request(SubmitBody)
@@ -40,6 +43,7 @@ async def submit(data: SubmitBody) -> Reply:
 
 
 @bp.get("/suggestions")
+@document_response(SuggestionPage)
 @tag(["suggestions"])
 @requires(Role.AGENT)
 @validate_querystring(SuggestionQuery)
@@ -58,6 +62,7 @@ async def list_suggestions(query_args: SuggestionQuery) -> Reply:
 
 
 @bp.get("/suggestions/<suggestion_id>")
+@document_response(Suggestion)
 @tag(["suggestions"])
 @requires(Role.AGENT)
 async def get_suggestion(suggestion_id: str) -> Reply:
@@ -66,6 +71,7 @@ async def get_suggestion(suggestion_id: str) -> Reply:
 
 
 @bp.post("/suggestions/<suggestion_id>/revisions")
+@document_response(Suggestion, 201)
 @tag(["suggestions"])
 @requires(Role.AGENT)
 @validate_request(RevisionBody)
@@ -78,6 +84,7 @@ async def revise(suggestion_id: str, data: RevisionBody) -> Reply:
 
 
 @bp.post("/suggest/generate")
+@document_response(GenerateReply)
 @tag(["suggestions"])
 @requires(Role.REVIEWER)
 @validate_request(GenerateBody)
@@ -95,6 +102,7 @@ async def generate(data: GenerateBody) -> Reply:
 
 
 @bp.post("/suggest/llm")
+@document_response(Suggestion)
 @tag(["suggestions"])
 @requires(Role.REVIEWER)
 @validate_request(RefineBody)
@@ -105,6 +113,7 @@ async def refine(data: RefineBody) -> Reply:
 
 
 @bp.post("/suggest/review")
+@document_response(Suggestion)
 @tag(["suggestions"])
 @requires(Role.REVIEWER)
 @validate_request(ReviewBody)

@@ -5,19 +5,21 @@ from __future__ import annotations
 from typing import Any
 
 from quart import Blueprint, Response
-from quart_schema import tag, validate_querystring
+from quart_schema import document_response, tag, validate_querystring
 
 import storykit
 from storykit.auth import Role
 from storykit.metrics import CONTENT_TYPE
 from storykit.models import to_dict
 from storykit_quart.access import actor, core, public, requires, state
-from storykit_quart.schemas import EventLogQuery
+from storykit_quart.schemas import EventLogQuery, EventPage, Health, PluginsReply, Ticket
 
 bp = Blueprint("system", __name__)
 
 
 @bp.get("/health")
+@document_response(Health)
+@document_response(Health, 503)
 @tag(["system"])
 @public
 async def health() -> tuple[dict[str, Any], int]:
@@ -38,6 +40,7 @@ async def metrics() -> Response:
 
 
 @bp.get("/plugins")
+@document_response(PluginsReply)
 @tag(["system"])
 @requires(Role.AGENT)
 async def plugins() -> dict[str, Any]:
@@ -51,6 +54,7 @@ async def plugins() -> dict[str, Any]:
 
 
 @bp.get("/events/log")
+@document_response(EventPage)
 @tag(["events"])
 @requires(Role.AGENT)
 @validate_querystring(EventLogQuery)
@@ -64,6 +68,7 @@ async def event_log(query_args: EventLogQuery) -> dict[str, Any]:
 
 
 @bp.post("/events/ticket")
+@document_response(Ticket)
 @tag(["events"])
 @requires(Role.AGENT)
 async def event_ticket() -> dict[str, Any]:

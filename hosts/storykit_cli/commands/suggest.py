@@ -1,0 +1,273 @@
+"""``storykit suggest …``: generate, list, show, submit, revise, review, refine."""
+
+from __future__ import annotations
+
+import click
+
+from storykit_cli.context import Globals, json_option, output, pass_globals, read_text, run
+
+__all__ = ["suggest", "STATUSES", "RISKS"]
+
+# The core's Status and Risk values; kept here so `--help` need not import the core
+# (a test checks they match).
+STATUSES = ("pending", "approved", "revision_requested", "rejected", "blocked")
+RISKS = ("low", "medium", "high", "unknown")
+
+
+@click.group()
+def suggest() -> None:
+    """Suggestions: proposed diffs, screened by policy, waiting for review.
+
+    \b
+    Examples:
+      storykit suggest generate                 run every source over the repository
+      storykit suggest list --status pending
+      storykit suggest show sug_01J…
+      storykit suggest review sug_01J… --approve
+    """
+
+
+@suggest.command()
+@click.option(
+    "--source",
+    "sources",
+    multiple=True,
+    metavar="NAME",
+    help="Run only this source (repeatable) [default: all].",
+)
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Show progress on stderr [default: only on a terminal].",
+)
+@click.argument("paths", nargs=-1, metavar="[PATH]...")
+@json_option
+@pass_globals
+def generate(
+    g: Globals,
+    sources: tuple[str, ...],
+    progress: bool | None,
+    paths: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Run suggestion sources over the repository, or only over PATHs.
+
+    PATHs are relative to the repository (REPO_PATH). Progress is shown on stderr
+    while the sources work. Exits with 4 if a source failed (its error is listed).
+
+    \b
+    Examples:
+      storykit suggest generate
+      storykit suggest generate --source ruff src/app.py src/util.py
+      storykit suggest generate --json | jq '.items[].id'
+    """
+    from storykit_cli import render
+    from storykit_cli.errors import SERVER
+    from storykit_cli.progress import StatusLine
+
+    status = StatusLine.for_stderr(progress)
+    try:
+        result = run(
+            g,
+            lambda c: c.generate(
+                sources=list(sources) or None,
+                paths=list(paths),
+                on_progress=status.update if status else None,
+            ),
+        )
+    finally:
+        if status:
+            status.close()
+    output(result, as_json, render.generate_result)
+    errors = result.get("errors") or []
+    for message in errors:
+        click.echo(f"error: {message}", err=True)
+    if errors:
+        raise click.exceptions.Exit(SERVER)
+
+
+@suggest.command("list")
+@click.option("--status", type=click.Choice(STATUSES), help="Only this status.")
+@click.option("--source", metavar="NAME", help="Only from this source (e.g. ruff, api).")
+@click.option("--agent", metavar="NAME", help="Only proposed by this agent (key name).")
+@click.option("--risk", type=click.Choice(RISKS), help="Only this risk.")
+@click.option("--limit", type=click.IntRange(1, 200), default=50, show_default=True)
+@click.option("--after", metavar="ID", help="Start after this suggestion (the next page).")
+@json_option
+@pass_globals
+def list_(
+    g: Globals,
+    status: str | None,
+    source: str | None,
+    agent: str | None,
+    risk: str | None,
+    limit: int,
+    after: str | None,
+    as_json: bool,
+) -> None:
+    """List suggestions, newest first.
+
+    \b
+    Examples:
+      storykit suggest list
+      storykit suggest list --status pending --risk high
+      storykit suggest list --source api --agent ci-bot --limit 10
+      storykit suggest list --after sug_01J…    the next page
+    """
+    from storykit_cli import render
+
+    page = run(
+        g,
+        lambda c: c.list_suggestions(
+            status=status, source=source, agent=agent, risk=risk, after=after, limit=limit
+        ),
+    )
+    output(page, as_json, render.suggestion_table)
+
+
+@suggest.command()
+@click.argument("suggestion_id", metavar="ID")
+@click.option(
+    "--diff/--no-diff", "show_diff", default=True, show_default=True, help="Show the diff."
+)
+@json_option
+@pass_globals
+def show(g: Globals, suggestion_id: str, show_diff: bool, as_json: bool) -> None:
+    """Show one suggestion: its findings, reviews and diff.
+
+    \b
+    Examples:
+      storykit suggest show sug_01J…
+      storykit suggest show sug_01J… --no-diff
+      storykit suggest show sug_01J… --json | jq -r .diff | git apply --check
+    """
+    from storykit_cli import render
+
+    data = run(g, lambda c: c.get_suggestion(suggestion_id))
+    output(data, as_json, lambda s: render.suggestion_detail(s, show_diff=show_diff))
+
+
+_DIFF_FILE = click.Path(exists=True, dir_okay=False, allow_dash=True)
+
+
+@suggest.command()
+@click.argument("file", type=_DIFF_FILE, metavar="(FILE | -)")
+@click.option("--title", "-t", required=True, help="One line saying what the change does.")
+@click.option("--rationale", "-r", default="", help="Why the change is worth making.")
+@click.option(
+    "--base-ref",
+    default="HEAD",
+    show_default=True,
+    metavar="REF",
+    help="The git ref the diff applies to.",
+)
+@json_option
+@pass_globals
+def submit(g: Globals, file: str, title: str, rationale: str, base_ref: str, as_json: bool) -> None:
+    """Propose a diff from FILE, or from stdin with -.
+
+    The diff is screened by policy at once: the answer shows its status (pending,
+    or blocked with the findings that say why) and risk.
+
+    \b
+    Examples:
+      storykit suggest submit fix.diff --title "Close the file handle"
+      git diff | storykit suggest submit - -t "Tidy imports" -r "ruff I001"
+    """
+    from storykit_cli import render
+
+    diff = read_text(file)
+    data = run(
+        g, lambda c: c.submit(title=title, diff=diff, rationale=rationale, base_ref=base_ref)
+    )
+    output(data, as_json, render.suggestion_summary)
+
+
+@suggest.command()
+@click.argument("suggestion_id", metavar="ID")
+@click.argument("file", type=_DIFF_FILE, metavar="(FILE | -)")
+@click.option("--title", "-t", default=None, help="A new title [default: keep it].")
+@click.option("--rationale", "-r", default=None, help="A new rationale [default: keep it].")
+@json_option
+@pass_globals
+def revise(
+    g: Globals,
+    suggestion_id: str,
+    file: str,
+    title: str | None,
+    rationale: str | None,
+    as_json: bool,
+) -> None:
+    """Replace your suggestion's diff with a new version from FILE (or - for stdin).
+
+    Only the proposer can revise; approvals of the earlier diff stop counting.
+
+    \b
+    Examples:
+      storykit suggest revise sug_01J… fix-v2.diff
+      git diff | storykit suggest revise sug_01J… - --rationale "as asked in review"
+    """
+    from storykit_cli import render
+
+    diff = read_text(file)
+    data = run(g, lambda c: c.revise(suggestion_id, diff=diff, title=title, rationale=rationale))
+    output(data, as_json, render.suggestion_summary)
+
+
+@suggest.command()
+@click.argument("suggestion_id", metavar="ID")
+@click.option("--approve", "action", flag_value="approve", help="Approve the current diff.")
+@click.option(
+    "--revise", "action", flag_value="revise", help="Ask for a revision (needs --comment)."
+)
+@click.option("--reject", "action", flag_value="reject", help="Reject it.")
+@click.option("--comment", "-m", default="", help="Say why, or what to change.")
+@json_option
+@pass_globals
+def review(g: Globals, suggestion_id: str, action: str | None, comment: str, as_json: bool) -> None:
+    """Approve, ask for a revision, or reject a suggestion.
+
+    Nobody can approve a suggestion they proposed, and blocked suggestions cannot
+    be approved.
+
+    \b
+    Examples:
+      storykit suggest review sug_01J… --approve
+      storykit suggest review sug_01J… --revise -m "keep the public name"
+      storykit suggest review sug_01J… --reject -m "not wanted"
+    """
+    from storykit_cli import render
+
+    if action is None:
+        raise click.UsageError("say what to do: --approve, --revise or --reject")
+    data = run(g, lambda c: c.review(suggestion_id, action=action, comment=comment))
+    output(data, as_json, render.suggestion_summary)
+
+
+@suggest.command()
+@click.argument("suggestion_id", metavar="ID")
+@click.option("--instructions", "-i", default="", help="What the refiner should change.")
+@click.option(
+    "--refiner", metavar="NAME", default=None, help="Which refiner [default: the first configured]."
+)
+@json_option
+@pass_globals
+def refine(
+    g: Globals, suggestion_id: str, instructions: str, refiner: str | None, as_json: bool
+) -> None:
+    """Ask the configured refiner (an LLM) to improve a suggestion.
+
+    The result is a new revision of the same suggestion, screened again.
+
+    \b
+    Examples:
+      storykit suggest refine sug_01J…
+      storykit suggest refine sug_01J… -i "also update the docstring"
+    """
+    from storykit_cli import render
+
+    data = run(
+        g,
+        lambda c: c.refine(suggestion_id, instructions=instructions, refiner=refiner),
+    )
+    output(data, as_json, render.suggestion_summary)

@@ -1,0 +1,230 @@
+// Renders a unified diff per file, unified or side by side, with policy findings shown
+// under the lines they concern (a finding's `line` is a line number in the new file).
+
+import { h, severityBadge } from "./dom.js";
+import { parseDiff, splitRows, stats } from "./diff.js";
+
+const LINE_CAP = 2000;
+const SIGN = { add: "+", del: "−", context: " " };
+const STATUS = { added: "new file", deleted: "deleted", renamed: "renamed", modified: "" };
+
+export function findingView(finding, { link } = {}) {
+  const where = finding.file ? `${finding.file}${finding.line ? `:${finding.line}` : ""}` : "";
+  return h(
+    "div",
+    { class: `finding sev-${finding.severity}`, dataset: { rule: finding.rule } },
+    severityBadge(finding.severity),
+    h("span", { class: "finding-rule" }, finding.rule),
+    h("span", { class: "finding-message" }, finding.message),
+    finding.policy ? h("span", { class: "finding-policy muted" }, finding.policy) : null,
+    where && link ? h("a", { class: "finding-where", href: `#${link}`, on: { click: jump(link) } }, where)
+      : where ? h("span", { class: "finding-where muted" }, where) : null,
+  );
+}
+
+function jump(id) {
+  return (event) => {
+    event.preventDefault(); // the hash is the router's; scroll instead
+    const target = document.getElementById(id);
+    if (!target) return;
+    const file = target.closest(".diff-file");
+    if (file && file.classList.contains("collapsed")) file.querySelector(".diff-file-toggle").click();
+    target.scrollIntoView({ block: "center", behavior: "smooth" });
+    target.classList.add("flash");
+    setTimeout(() => target.classList.remove("flash"), 1600);
+  };
+}
+
+function lineKey(path, line) {
+  return `${path}\u0000${line}`;
+}
+
+/**
+ * @param {string} text the unified diff
+ * @param {object} options
+ * @param {"unified"|"split"} [options.mode]
+ * @param {Array} [options.findings]
+ * @param {string} [options.idPrefix] unique per rendered diff, for line anchors
+ * @returns {{element: HTMLElement, files: Array, anchors: Map, unplaced: Array}}
+ */
+export function renderDiff(text, { mode = "unified", findings = [], idPrefix = "diff" } = {}) {
+  const files = parseDiff(text);
+  const anchors = new Map(); // finding → anchor id of its line
+  const placed = new Set();
+  const root = h("div", { class: "diff", dataset: { mode } });
+  if (!files.length) {
+    root.append(h("p", { class: "muted" }, "This diff is empty."));
+    return { element: root, files, anchors, unplaced: findings };
+  }
+  files.forEach((file, index) => {
+    const prefix = `${idPrefix}-f${index}`;
+    const mine = findings.filter((f) => f.file && (f.file === file.path || f.file === file.oldPath));
+    const byLine = new Map();
+    for (const finding of mine) {
+      if (!finding.line) continue;
+      const key = lineKey(file.path, finding.line);
+      if (!byLine.has(key)) byLine.set(key, []);
+      byLine.get(key).push(finding);
+    }
+    const section = fileSection(file, prefix, mode, byLine, anchors, placed);
+    const loose = mine.filter((f) => !placed.has(f));
+    if (loose.length) {
+      section.querySelector(".diff-file-notes").append(...loose.map((f) => findingView(f)));
+      for (const f of loose) placed.add(f);
+    }
+    root.append(section);
+  });
+  const unplaced = findings.filter((f) => !placed.has(f));
+  return { element: root, files, anchors, unplaced };
+}
+
+function fileSection(file, prefix, mode, byLine, anchors, placed) {
+  const body = h("div", { class: "diff-body", id: `${prefix}-body` });
+  const toggle = h(
+    "button",
+    { type: "button", class: "diff-file-toggle", "aria-expanded": "true", "aria-controls": body.id },
+    h("span", { class: "chevron", "aria-hidden": "true" }),
+    h("span", { class: "diff-path" },
+      file.status === "renamed" ? `${file.oldPath} → ${file.newPath}` : file.path),
+  );
+  const section = h(
+    "section",
+    { class: "diff-file", dataset: { path: file.path }, "aria-label": `Changes to ${file.path}` },
+    h("header", { class: "diff-file-head" },
+      toggle,
+      STATUS[file.status] ? h("span", { class: "tag" }, STATUS[file.status]) : null,
+      h("span", { class: "diff-stat" },
+        h("span", { class: "adds" }, `+${file.additions}`), " ",
+        h("span", { class: "dels" }, `−${file.deletions}`))),
+    h("div", { class: "diff-file-notes" }),
+    body,
+  );
+  toggle.addEventListener("click", () => {
+    const open = toggle.getAttribute("aria-expanded") === "true";
+    toggle.setAttribute("aria-expanded", String(!open));
+    section.classList.toggle("collapsed", open);
+    body.hidden = open;
+  });
+  if (file.binary) {
+    body.append(h("p", { class: "muted diff-note" }, "Binary file; not shown."));
+    return section;
+  }
+  if (!file.hunks.length) {
+    body.append(h("p", { class: "muted diff-note" }, "No content changes."));
+    return section;
+  }
+  const render = (cap) => {
+    const table = mode === "split"
+      ? splitTable(file, prefix, byLine, anchors, placed, cap)
+      : unifiedTable(file, prefix, byLine, anchors, placed, cap);
+    body.replaceChildren(table.element);
+    if (table.hidden > 0) {
+      body.append(h("button", {
+        type: "button",
+        class: "ghost small show-all",
+        on: { click: () => render(Infinity) },
+      }, `Show ${table.hidden} more lines`));
+    }
+  };
+  render(LINE_CAP);
+  return section;
+}
+
+function annotate(findings, prefix, line, anchors, placed) {
+  const id = `${prefix}-L${line}`;
+  for (const f of findings) {
+    anchors.set(f, id);
+    placed.add(f);
+  }
+  return id;
+}
+
+function unifiedTable(file, prefix, byLine, anchors, placed, cap) {
+  const tbody = h("tbody");
+  let count = 0;
+  let total = 0;
+  for (const hunk of file.hunks) {
+    total += hunk.lines.length;
+    if (count >= cap) continue;
+    tbody.append(h("tr", { class: "hunk" }, h("td", { colspan: 3 }, hunk.header)));
+    for (const line of hunk.lines) {
+      if (count >= cap) break;
+      count += 1;
+      const notes = line.newNo !== null ? byLine.get(lineKey(file.path, line.newNo)) : null;
+      const row = h("tr", { class: ["line", line.kind, notes && "has-finding"] },
+        h("td", { class: "ln" }, line.oldNo ?? ""),
+        h("td", { class: "ln" }, line.newNo ?? ""),
+        h("td", { class: "code" }, h("span", { class: "sign" }, SIGN[line.kind]), line.text,
+          line.noNewline ? h("span", { class: "nonl", title: "No newline at end of file" }, "⏎̸") : null));
+      tbody.append(row);
+      if (notes) {
+        row.id = annotate(notes, prefix, line.newNo, anchors, placed);
+        tbody.append(h("tr", { class: "finding-row" },
+          h("td", { colspan: 3 }, notes.map((f) => findingView(f)))));
+      }
+    }
+  }
+  const table = h("table", { class: "diff-table unified" },
+    h("caption", { class: "visually-hidden" }, `Changes to ${file.path}, unified`),
+    h("colgroup", {}, h("col", { class: "ln-col" }), h("col", { class: "ln-col" }), h("col")),
+    tbody);
+  return { element: table, hidden: total - count };
+}
+
+function splitTable(file, prefix, byLine, anchors, placed, cap) {
+  const tbody = h("tbody");
+  let count = 0;
+  let total = 0;
+  const cell = (line, side) => {
+    if (!line) return [h("td", { class: "ln empty" }), h("td", { class: "code empty" })];
+    const kind = line.kind === "context" ? "context" : line.kind;
+    const number = side === "left" ? line.oldNo : line.newNo;
+    return [
+      h("td", { class: ["ln", kind] }, number ?? ""),
+      h("td", { class: ["code", kind] }, h("span", { class: "sign" }, SIGN[line.kind]), line.text),
+    ];
+  };
+  for (const hunk of file.hunks) {
+    const rows = splitRows(hunk);
+    total += rows.length;
+    if (count >= cap) continue;
+    tbody.append(h("tr", { class: "hunk" }, h("td", { colspan: 4 }, hunk.header)));
+    for (const row of rows) {
+      if (count >= cap) break;
+      count += 1;
+      const newNo = row.right ? row.right.newNo : null;
+      const notes = newNo !== null ? byLine.get(lineKey(file.path, newNo)) : null;
+      const tr = h("tr", { class: ["line", "pair", notes && "has-finding"] },
+        ...cell(row.left, "left"), ...cell(row.right, "right"));
+      tbody.append(tr);
+      if (notes) {
+        tr.id = annotate(notes, prefix, newNo, anchors, placed);
+        tbody.append(h("tr", { class: "finding-row" },
+          h("td", { colspan: 4 }, notes.map((f) => findingView(f)))));
+      }
+    }
+  }
+  const table = h("table", { class: "diff-table split" },
+    h("caption", { class: "visually-hidden" }, `Changes to ${file.path}, side by side`),
+    h("colgroup", {}, h("col", { class: "ln-col" }), h("col"), h("col", { class: "ln-col" }), h("col")),
+    tbody);
+  return { element: table, hidden: total - count };
+}
+
+export function diffStats(text) {
+  return stats(parseDiff(text));
+}
+
+/** A segmented control: Unified | Side by side. */
+export function modeSwitch(mode, onChange) {
+  const make = (value, label) =>
+    h("button", {
+      type: "button",
+      class: "seg",
+      "aria-pressed": String(mode === value),
+      dataset: { mode: value },
+      on: { click: () => onChange(value) },
+    }, label);
+  return h("div", { class: "segmented", role: "group", "aria-label": "Diff layout" },
+    make("unified", "Unified"), make("split", "Side by side"));
+}
