@@ -37,7 +37,10 @@ EDIT = (
     "-    return os.name\n"
     "+    return os.sep\n"
 )
-README = "diff --git a/README.md b/README.md\n--- a/README.md\n+++ b/README.md\n@@ -1 +1 @@\n-hello\n+Hello.\n"
+README = (
+    "diff --git a/README.md b/README.md\n--- a/README.md\n+++ b/README.md\n"
+    "@@ -1 +1 @@\n-hello\n+Hello.\n"
+)
 
 
 def _suggestion(sid: str, diff: str, reviewers: Mapping[str, bool]) -> Suggestion:

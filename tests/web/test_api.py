@@ -114,7 +114,7 @@ async def test_responses_match_the_documented_models(client: Client) -> None:
         for response in op["responses"].values()
         if "application/json" in response.get("content", {})
     }
-    assert refs[("/suggestions", "post")] == {"$ref": "#/components/schemas/Suggestion"}
+    assert refs[("/suggestions", "post")]["title"] == "Suggestion"
     r = await client.post("/suggestions", headers=as_(AGENT_KEY), json={"title": "t", "diff": DIFF})
     s = await r.get_json()
     conforms(Suggestion, s)
