@@ -1,1 +1,5 @@
-"""The storykit command line."""
+"""The storykit command line: ``storykit`` (see :mod:`storykit_cli.main`)."""
+
+from __future__ import annotations
+
+__all__: list[str] = []

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -63,7 +64,11 @@ def style(text: str, **styles: Any) -> str:
     return click.style(text, **styles)
 
 
-def _width() -> int:
+def _width() -> int | None:
+    """The terminal's width, or None when the output is not a terminal (nothing is clipped:
+    a pipe into grep or a file should see whole titles)."""
+    if not sys.stdout.isatty():
+        return None
     return max(shutil.get_terminal_size((100, 24)).columns, 40)
 
 
@@ -72,9 +77,11 @@ def _short_time(value: object) -> str:
     return text[:16].replace("T", " ")
 
 
-def _clip(text: str, width: int) -> str:
+def _clip(text: str, width: int | None) -> str:
     text = " ".join(text.split())
-    return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
+    if width is None or len(text) <= width:
+        return text
+    return text[: max(width - 1, 0)] + "…"
 
 
 def diff(text: str) -> str:
@@ -103,14 +110,19 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[str]], *, colours: Any
     rows = [[str(cell) for cell in row] for row in rows]
     if not rows:
         return ""
+    rows = [[" ".join(cell.split()) for cell in row] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-    fixed = sum(widths[:-1]) + 2 * (len(widths) - 1)
-    widths[-1] = max(min(widths[-1], _width() - fixed), 10)
-    lines = ["  ".join(style(h.ljust(w), bold=True) for h, w in zip(headers, widths, strict=True))]
+    room = _width()
+    last: int | None = None
+    if room is not None:
+        last = max(room - sum(widths[:-1]) - 2 * (len(widths) - 1), 10)
+        widths[-1] = min(widths[-1], last)
+    heads = [h.ljust(w) if i < len(headers) - 1 else h for i, (h, w) in enumerate(zip(headers, widths, strict=True))]
+    lines = ["  ".join(style(h, bold=True) for h in heads)]
     for row in rows:
         cells = []
         for i, (cell, w) in enumerate(zip(row, widths, strict=True)):
-            text = _clip(cell, w).ljust(w) if i < len(row) - 1 else _clip(cell, w)
+            text = cell.ljust(w) if i < len(row) - 1 else _clip(cell, last)
             extra = colours(headers[i], cell) if colours else None
             cells.append(style(text, **extra) if extra else text)
         lines.append("  ".join(cells).rstrip())
@@ -201,7 +213,8 @@ def suggestion_detail(s: JSON, *, show_diff: bool = True) -> str:
         f"files     {', '.join(s.get('files') or []) or '-'}",
     ]
     if s.get("rationale"):
-        lines += ["", "rationale:", *("  " + line for line in str(s["rationale"]).splitlines())]
+        lines += ["", "rationale:"]
+        lines += [("  " + line).rstrip() for line in str(s["rationale"]).splitlines()]
     if s.get("findings"):
         lines += ["", "findings:", *_findings(s["findings"])]
     reviews = s.get("reviews") or []
@@ -374,5 +387,6 @@ def event_line(event: JSON) -> str:
     )
     kind = str(event.get("type"))
     head = f"{event.get('id'):>6}  {_short_time(event.get('at'))}  "
-    room = _width() - len(head) - len(kind) - 2
-    return head + style(kind, fg="cyan") + ("  " + _clip(shown, max(room, 20)) if shown else "")
+    width = _width()
+    room = None if width is None else max(width - len(head) - len(kind) - 2, 20)
+    return head + style(kind, fg="cyan") + ("  " + _clip(shown, room) if shown else "")

@@ -19,6 +19,7 @@ from storykit.errors import BackendError, Invalid
 from storykit.models import Outcome
 from storykit.plugins import Registry, get_plugin_manager
 from storykit.settings import Settings
+from storykit_plugins._git import TreeEntry
 from storykit_plugins._gitdiff import Edit, Lines, apply_edits, file_diff, header
 from storykit_plugins.ruff_source import RuffSource
 
@@ -256,7 +257,7 @@ def test_overlapping_fixes_wait_and_shared_fixes_count_once() -> None:
     diagnostics.append(
         {**diag(5, 6, "F"), "fix": {**diag(5, 6, "F")["fix"], "applicability": "unsafe"}}
     )
-    entry = ruff_source.TreeEntry(mode="100644", oid="0" * 40, path="f.py")
+    entry = TreeEntry(mode="100644", oid="0" * 40, path="f.py")
     drafts = ruff_source._drafts(
         diagnostics,
         {"f.py": text},
