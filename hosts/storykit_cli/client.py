@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-__all__ = ["Client", "Connection", "OnProgress", "JSON", "connect"]
+__all__ = ["JSON", "Client", "Connection", "OnProgress", "connect"]
 
 JSON = dict[str, Any]
 OnProgress = Callable[[Mapping[str, Any]], None]

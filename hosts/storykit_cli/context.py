@@ -19,13 +19,13 @@ from storykit_cli.client import JSON, Client, Connection
 
 __all__ = [
     "Globals",
-    "pass_globals",
-    "run",
-    "output",
     "json_option",
-    "read_text",
-    "notice",
     "local_user",
+    "notice",
+    "output",
+    "pass_globals",
+    "read_text",
+    "run",
 ]
 
 T = TypeVar("T")
@@ -97,7 +97,7 @@ def read_text(path: str) -> str:
 
     try:
         if path == "-":
-            return click.get_text_stream("stdin").read()
+            return sys.stdin.read()
         return Path(path).read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise Failure(f"{path} is not UTF-8 text", hint="pass a text file") from None

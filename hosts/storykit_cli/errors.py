@@ -13,16 +13,16 @@ from typing import IO, Any
 import click
 
 __all__ = [
-    "EXIT_CODES",
-    "OK",
-    "USER_ERROR",
-    "USAGE",
     "CONNECTION",
-    "SERVER",
+    "EXIT_CODES",
     "INTERNAL",
     "INTERRUPTED",
-    "Failure",
+    "OK",
+    "SERVER",
+    "USAGE",
+    "USER_ERROR",
     "ConnectionFailed",
+    "Failure",
     "failure_for",
     "unwrap",
 ]
@@ -76,7 +76,8 @@ class Failure(click.ClickException):
     def __init__(self, message: str, *, hint: str | None = None, exit_code: int = USER_ERROR):
         super().__init__(" ".join(message.split()))
         self.hint = hint
-        self.exit_code = exit_code
+        # click declares exit_code a class variable; this one varies per failure.
+        setattr(self, "exit_code", exit_code)  # noqa: B010
 
     def format_message(self) -> str:
         return self.message + (f"; {self.hint}" if self.hint else "")

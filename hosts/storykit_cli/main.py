@@ -49,17 +49,26 @@ class StorykitGroup(click.Group):
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
 @click.option(
-    "--url", envvar="STORYKIT_URL", show_envvar=True, metavar="URL",
+    "--url",
+    envvar="STORYKIT_URL",
+    show_envvar=True,
+    metavar="URL",
     help="Work against the server at URL instead of the local data directory.",
 )
 @click.option(
-    "--key", envvar="STORYKIT_API_KEY", show_envvar=True, metavar="KEY",
+    "--key",
+    envvar="STORYKIT_API_KEY",
+    show_envvar=True,
+    metavar="KEY",
     help="The API key for --url (prefer the environment variable: it stays out of your"
     " shell history).",
 )
 @click.option(
-    "--data-dir", type=click.Path(file_okay=False, path_type=Path), envvar="STORYKIT_DATA_DIR",
-    show_envvar=True, help="The local data directory [default: a per-repository folder].",
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="STORYKIT_DATA_DIR",
+    show_envvar=True,
+    help="The local data directory [default: a per-repository folder].",
 )
 @click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
 @click.version_option(package_name="storykit")
@@ -87,7 +96,9 @@ def cli(
       eval "$(_STORYKIT_COMPLETE=bash_source storykit)"
     """
     ctx.obj = Globals(
-        connection=Connection(url=url or None, key=key or None, data_dir=data_dir, on_notice=notice),
+        connection=Connection(
+            url=url or None, key=key or None, data_dir=data_dir, on_notice=notice
+        ),
         debug=debug,
     )
 

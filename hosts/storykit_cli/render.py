@@ -18,21 +18,21 @@ import click
 
 __all__ = [
     "as_json",
-    "json_line",
-    "style",
+    "decision",
     "diff",
-    "table",
-    "suggestion_table",
+    "event_line",
+    "generate_result",
+    "json_line",
+    "plan_detail",
+    "plan_table",
+    "plugins",
+    "policies",
+    "pr_result",
+    "style",
     "suggestion_detail",
     "suggestion_summary",
-    "generate_result",
-    "plan_table",
-    "plan_detail",
-    "pr_result",
-    "policies",
-    "decision",
-    "plugins",
-    "event_line",
+    "suggestion_table",
+    "table",
 ]
 
 JSON = Mapping[str, Any]
@@ -117,7 +117,10 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[str]], *, colours: Any
     if room is not None:
         last = max(room - sum(widths[:-1]) - 2 * (len(widths) - 1), 10)
         widths[-1] = min(widths[-1], last)
-    heads = [h.ljust(w) if i < len(headers) - 1 else h for i, (h, w) in enumerate(zip(headers, widths, strict=True))]
+    heads = [
+        h.ljust(w) if i < len(headers) - 1 else h
+        for i, (h, w) in enumerate(zip(headers, widths, strict=True))
+    ]
     lines = ["  ".join(style(h, bold=True) for h in heads)]
     for row in rows:
         cells = []
@@ -209,7 +212,8 @@ def suggestion_detail(s: JSON, *, show_diff: bool = True) -> str:
         f"risk      {_risk(str(s['risk']))}",
         f"source    {s.get('source', '')}  (agent {s.get('agent', '')})",
         f"revision  {s.get('revision', 1)}  on {s.get('base_ref', 'HEAD')}",
-        f"created   {_short_time(s.get('created_at'))}   updated {_short_time(s.get('updated_at'))}",
+        f"created   {_short_time(s.get('created_at'))}"
+        f"   updated {_short_time(s.get('updated_at'))}",
         f"files     {', '.join(s.get('files') or []) or '-'}",
     ]
     if s.get("rationale"):
@@ -225,7 +229,8 @@ def suggestion_detail(s: JSON, *, show_diff: bool = True) -> str:
             stale = "" if r.get("diff_hash") == current else style("  (earlier revision)", dim=True)
             comment = f": {r['comment']}" if r.get("comment") else ""
             lines.append(
-                f"  {_short_time(r.get('at'))}  {r.get('reviewer')}  {r.get('action')}{comment}{stale}"
+                f"  {_short_time(r.get('at'))}  {r.get('reviewer')}  {r.get('action')}"
+                f"{comment}{stale}"
             )
     if show_diff:
         lines += ["", diff(str(s.get("diff", "")))]
@@ -308,9 +313,8 @@ def plan_detail(p: JSON, *, show_diff: bool = False) -> str:
 
 def pr_result(r: JSON) -> str:
     if r.get("dry_run"):
-        lines = [
-            f"dry run ({r.get('backend')}): would create branch {style(str(r['branch']), bold=True)}"
-        ]
+        branch = style(str(r["branch"]), bold=True)
+        lines = [f"dry run ({r.get('backend')}): would create branch {branch}"]
     else:
         lines = [f"created branch {style(str(r['branch']), bold=True)} with {r.get('backend')}"]
         if r.get("commit"):
@@ -344,7 +348,8 @@ def policies(data: JSON) -> str:
 def decision(d: JSON) -> str:
     outcome = str(d.get("outcome"))
     lines = [
-        f"{style(outcome, fg=_SEVERITY_COLOURS.get(outcome), bold=True)}  risk {_risk(str(d.get('risk')))}"
+        f"{style(outcome, fg=_SEVERITY_COLOURS.get(outcome), bold=True)}"
+        f"  risk {_risk(str(d.get('risk')))}"
         f"  (policy version {d.get('policy_version', '')})",
         *_findings(d.get("findings") or []),
     ]
@@ -365,7 +370,8 @@ def plugins(data: JSON) -> str:
     if errors:
         lines += ["", style("recent plugin errors:", fg="red")]
         lines += [
-            f"  {_short_time(e.get('at'))}  {e.get('plugin')} in {e.get('hook')}: {e.get('message')}"
+            f"  {_short_time(e.get('at'))}  {e.get('plugin')} in {e.get('hook')}:"
+            f" {e.get('message')}"
             for e in errors
         ]
     return "\n".join(lines)

@@ -6,7 +6,7 @@ import click
 
 from storykit_cli.context import Globals, json_option, output, pass_globals, read_text, run
 
-__all__ = ["suggest", "STATUSES", "RISKS"]
+__all__ = ["RISKS", "STATUSES", "suggest"]
 
 # The core's Status and Risk values; kept here so `--help` need not import the core
 # (a test checks they match).

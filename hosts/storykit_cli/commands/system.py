@@ -11,7 +11,7 @@ from storykit_cli.context import Globals, json_option, local_user, output, pass_
 if TYPE_CHECKING:
     from storykit_cli.client import Client
 
-__all__ = ["plugins", "events", "keys"]
+__all__ = ["events", "keys", "plugins"]
 
 
 @click.command()
@@ -36,11 +36,18 @@ def plugins(g: Globals, as_json: bool) -> None:
 @click.command()
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new events as they happen.")
 @click.option(
-    "--after", type=click.IntRange(min=0), metavar="ID",
+    "--after",
+    type=click.IntRange(min=0),
+    metavar="ID",
     help="Start after this event id [default: 0; with --follow, from now on].",
 )
-@click.option("--limit", type=click.IntRange(1, 1000), default=100, show_default=True,
-              help="At most this many events (without --follow).")
+@click.option(
+    "--limit",
+    type=click.IntRange(1, 1000),
+    default=100,
+    show_default=True,
+    help="At most this many events (without --follow).",
+)
 @json_option
 @pass_globals
 def events(g: Globals, follow: bool, after: int | None, limit: int, as_json: bool) -> None:
@@ -89,7 +96,11 @@ _ROLES = ("agent", "reviewer", "admin")
 @keys.command()
 @click.option("--name", "-n", default=None, help="Who uses the key [default: your user name].")
 @click.option(
-    "--role", "-r", type=click.Choice(_ROLES), default="agent", show_default=True,
+    "--role",
+    "-r",
+    type=click.Choice(_ROLES),
+    default="agent",
+    show_default=True,
     help="agent: submit and read; reviewer: also review, plan, open PRs; admin: also policies.",
 )
 @json_option
@@ -107,7 +118,6 @@ def new(name: str | None, role: str, as_json: bool) -> None:
     import re
 
     from storykit.auth import generate_key, parse_api_tokens
-    from storykit_cli import render
     from storykit_cli.errors import Failure
 
     name = name or local_user()
@@ -130,4 +140,3 @@ def new(name: str | None, role: str, as_json: bool) -> None:
             "the key is shown only now; storykit keeps no copy."
         ),
     )
-
