@@ -337,7 +337,7 @@ def policies(data: JSON) -> str:
     lines = [f"policy version {data.get('version')}"]
     if not document:
         lines.append("no policy is configured")
-    for name, section in document.items():
+    for name, section in sorted(document.items()):
         lines += ["", style(f"{name}:", bold=True)]
         lines += [
             "  " + line for line in json.dumps(section, indent=2, sort_keys=True).splitlines()
@@ -388,7 +388,7 @@ def event_line(event: JSON) -> str:
     data = event.get("data") or {}
     shown = " ".join(
         f"{k}={_scalar(v)}"
-        for k, v in data.items()
+        for k, v in sorted(data.items())  # sorted: the same text from the server and locally
         if v not in (None, "", []) and not isinstance(v, dict) and k != "diff_hash"
     )
     kind = str(event.get("type"))
