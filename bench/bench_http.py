@@ -25,6 +25,7 @@ import argparse
 import dataclasses
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -131,7 +132,8 @@ class Result:
     p99_ms: float
     bad_status: int
     socket_errors: int
-    server_cpu: float  # fraction of one core the server used while measured
+    server_cpu: float  # cores the server kept busy while measured
+    other_cpu: float  # cores busy with anything but the server and wrk: noise
 
 
 def run_wrk(
@@ -159,15 +161,32 @@ def run_wrk(
     raise RuntimeError(f"wrk printed no summary:\n{done.stdout}\n{done.stderr}")
 
 
+def machine_busy() -> float:
+    """Seconds of CPU the whole machine has spent not idle (all cores, from /proc/stat)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu() -> float:
+    """CPU seconds of this process's finished children (wrk, once it has been waited for)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def measure(
     target: str, server: Server, args: argparse.Namespace, lua: Path, wrk_cpu: int | None
 ) -> Result:
     url = server.url + PATH
     if args.warmup > 0:
         run_wrk(url, seconds=args.warmup, connections=args.connections, lua=lua, cpu=wrk_cpu)
-    cpu_before, wall_before = server.cpu_seconds(), time.monotonic()
+    server_before, wrk_before, busy_before = server.cpu_seconds(), children_cpu(), machine_busy()
+    wall_before = time.monotonic()
     stats = run_wrk(url, seconds=args.duration, connections=args.connections, lua=lua, cpu=wrk_cpu)
-    cpu = (server.cpu_seconds() - cpu_before) / (time.monotonic() - wall_before)
+    wall = time.monotonic() - wall_before
+    server_cpu = server.cpu_seconds() - server_before
+    wrk_cpu_used = children_cpu() - wrk_before
+    other = machine_busy() - busy_before - server_cpu - wrk_cpu_used
     server.check_alive()
     return Result(
         target=target,
@@ -176,7 +195,8 @@ def measure(
         p99_ms=stats["p99"] / 1000,
         bad_status=stats["status"],
         socket_errors=stats["connect"] + stats["read"] + stats["write"] + stats["timeout"],
-        server_cpu=cpu,
+        server_cpu=server_cpu / wall,
+        other_cpu=max(0.0, other / wall),
     )
 
 
@@ -243,13 +263,15 @@ def main() -> None:
                 )
 
     placement = "server on CPU 0, wrk on CPU 1" if pinned else "not pinned"
+    # "other" is CPU used by neither the server nor wrk (other processes, the kernel's
+    # network work outside them): a busy machine shows there and makes a round unreliable.
     print(
         f"wrk -t1 -c{args.connections}, {args.duration:g} s after {args.warmup:g} s warm-up, "
         f"median of {args.rounds} round(s); {placement}"
     )
     print(
         f"{'target':34} {'req/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'srv CPU':>7} "
-        f"{'non-2xx':>8} {'sock err':>8}"
+        f"{'other':>6} {'non-2xx':>8} {'sock err':>8}"
     )
     rps: dict[str, float] = {}
     for target in targets:
@@ -258,7 +280,8 @@ def main() -> None:
         print(
             f"{LABELS[target]:34} {rps[target]:>9,.0f} "
             f"{median([r.p50_ms for r in runs]):>7.2f} {median([r.p99_ms for r in runs]):>7.2f} "
-            f"{median([r.server_cpu for r in runs]):>6.0%} "
+            f"{median([r.server_cpu for r in runs]):>7.0%} "
+            f"{max(r.other_cpu for r in runs):>6.0%} "
             f"{sum(r.bad_status for r in runs):>8} {sum(r.socket_errors for r in runs):>8}"
         )
     if "bare" in rps:

@@ -5,6 +5,9 @@ set -euo pipefail
 
 declare -A wanted=(
   [git]=git
+  [chromium]=chromium        # the dashboard's browser tests (Playwright drives /usr/bin/chromium)
+  [prometheus]=promtool      # promtool check metrics, and a real Prometheus scraping the app
+  [wrk]=wrk                  # the HTTP benchmark's load generator
 )
 
 missing=()
@@ -21,3 +24,4 @@ else
 fi
 $SUDO apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# apt does not start services here, and the tests start Prometheus themselves.
