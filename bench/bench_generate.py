@@ -23,6 +23,7 @@ import sys
 import sysconfig
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio
@@ -52,8 +53,7 @@ def git(repo: Path, *args: str) -> None:
     subprocess.run(["git", *ident, *args], cwd=repo, check=True, capture_output=True)
 
 
-def best_of(repeat: int, run: object) -> float:
-    assert callable(run)
+def best_of(repeat: int, run: Callable[[], None]) -> float:
     times = []
     for _ in range(repeat):
         started = time.perf_counter()

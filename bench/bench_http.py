@@ -41,6 +41,7 @@ from _servers import (
     PYTHON,
     Server,
     free_port,
+    machine_cpu_seconds,
     start_server,
     storykit_argv,
     storykit_env,
@@ -161,13 +162,6 @@ def run_wrk(
     raise RuntimeError(f"wrk printed no summary:\n{done.stdout}\n{done.stderr}")
 
 
-def machine_busy() -> float:
-    """Seconds of CPU the whole machine has spent not idle (all cores, from /proc/stat)."""
-    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = fields[3] + fields[4]  # idle + iowait
-    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
-
-
 def children_cpu() -> float:
     """CPU seconds of this process's finished children (wrk, once it has been waited for)."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -180,13 +174,17 @@ def measure(
     url = server.url + PATH
     if args.warmup > 0:
         run_wrk(url, seconds=args.warmup, connections=args.connections, lua=lua, cpu=wrk_cpu)
-    server_before, wrk_before, busy_before = server.cpu_seconds(), children_cpu(), machine_busy()
+    server_before, wrk_before, busy_before = (
+        server.cpu_seconds(),
+        children_cpu(),
+        machine_cpu_seconds(),
+    )
     wall_before = time.monotonic()
     stats = run_wrk(url, seconds=args.duration, connections=args.connections, lua=lua, cpu=wrk_cpu)
     wall = time.monotonic() - wall_before
     server_cpu = server.cpu_seconds() - server_before
     wrk_cpu_used = children_cpu() - wrk_before
-    other = machine_busy() - busy_before - server_cpu - wrk_cpu_used
+    other = machine_cpu_seconds() - busy_before - server_cpu - wrk_cpu_used
     server.check_alive()
     return Result(
         target=target,
@@ -263,8 +261,8 @@ def main() -> None:
                 )
 
     placement = "server on CPU 0, wrk on CPU 1" if pinned else "not pinned"
-    # "other" is CPU used by neither the server nor wrk (other processes, the kernel's
-    # network work outside them): a busy machine shows there and makes a round unreliable.
+    # "other" is CPU used by processes other than the server and wrk: a machine busy with
+    # something else shows there, and makes that figure unreliable.
     print(
         f"wrk -t1 -c{args.connections}, {args.duration:g} s after {args.warmup:g} s warm-up, "
         f"median of {args.rounds} round(s); {placement}"

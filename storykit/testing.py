@@ -58,7 +58,8 @@ def make_diff(path: str, old: str, new: str) -> str:
     body = difflib.unified_diff(
         old.splitlines(keepends=True), new.splitlines(keepends=True), fromfile=a, tofile=b
     )
-    return f"diff --git a/{path} b/{path}\n" + "".join(body)
+    mode = "new file mode 100644\n" if not old else "deleted file mode 100644\n" if not new else ""
+    return f"diff --git a/{path} b/{path}\n{mode}" + "".join(body)
 
 
 @contextlib.asynccontextmanager

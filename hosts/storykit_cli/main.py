@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from storykit_cli import errors
 from storykit_cli.client import Connection
 from storykit_cli.commands.plan import plan, pr
 from storykit_cli.commands.policy import policy
@@ -23,8 +24,6 @@ class StorykitGroup(click.Group):
     """The root group: the one place every error becomes a line and an exit code."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        from storykit_cli import errors  # light; kept here so the hot path stays obvious
-
         try:
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, SystemExit):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import hashlib
+import itertools
 from collections.abc import Mapping, Sequence
 
 __all__ = [
@@ -94,22 +95,21 @@ class Lines:
 
     def __init__(self, text: str) -> None:
         self.text = text
-        self.starts = _line_starts(text)
         self.lines = _split(text)
-
-
-def _line_starts(text: str) -> list[int]:
-    starts = [0]
-    find = text.find
-    i = find("\n")
-    while i != -1:
-        starts.append(i + 1)
-        i = find("\n", i + 1)
-    return starts
+        # Offsets where lines start, plus len(text) when the text ends with "\n" (the
+        # empty line an insertion at the very end goes to).
+        self.starts = list(itertools.accumulate(map(len, self.lines), initial=0))
+        if text and not text.endswith("\n"):
+            self.starts.pop()
 
 
 def _split(text: str) -> list[str]:
     """Lines with their ``"\\n"`` (a final line without one is kept as it is)."""
+    # str.splitlines is much faster, but also ends lines at "\r", "\f" and others:
+    # use it when the count shows that it found only the "\n" ends.
+    fast = text.splitlines(keepends=True)
+    if len(fast) == text.count("\n") + (not text.endswith("\n") and bool(text)):
+        return fast
     lines = text.split("\n")
     out = [line + "\n" for line in lines[:-1]]
     if lines[-1]:
@@ -185,11 +185,11 @@ def format_hunks(
     has from diffs.
     """
     known = old_lines
+    size = len(known)
+    sparse = isinstance(known, Mapping)
 
     def has(n: int) -> bool:
-        if isinstance(known, Mapping):
-            return n in known
-        return 0 <= n < len(known)
+        return n in known if sparse else 0 <= n < size
 
     def reach(start: int, step: int) -> int:
         n = 0

@@ -72,9 +72,7 @@ class DefaultPlanner:
         variants = [everything]
         groups: dict[str, list[Suggestion]] = {}
         for s in suggestions:
-            names = {group_of(f.path) for f in patches[s.id]} | {
-                group_of(c) for f in patches[s.id] for c in f.claims
-            }
+            names = {group_of(path) for f in patches[s.id] for path in f.claims}
             if len(names) == 1:
                 groups.setdefault(names.pop(), []).append(s)
         for name in sorted(groups):

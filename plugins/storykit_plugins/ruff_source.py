@@ -86,17 +86,24 @@ class RuffSource:
     name = "ruff"
 
     def __init__(
-        self, *, select: Sequence[str] = DEFAULT_SELECT, ruff: Sequence[str] | None = None
+        self,
+        *,
+        select: Sequence[str] = DEFAULT_SELECT,
+        ruff: Sequence[str] | None = None,
+        scratch_dir: Path | None = None,
     ) -> None:
         self.select = tuple(select)
         self.ruff = list(ruff) if ruff else _ruff_command()
+        self.scratch_dir = scratch_dir
+        """Where exports go; None: a memory-backed folder if one has room, else the temp dir."""
         self._unfixable: tuple[str, ...] | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RuffSource:
         raw = settings.get("STORYKIT_RUFF_SELECT") or ""
         select = tuple(part.strip() for part in raw.split(",") if part.strip())
-        return cls(select=select or DEFAULT_SELECT)
+        scratch = (settings.get("STORYKIT_RUFF_SCRATCH") or "").strip()
+        return cls(select=select or DEFAULT_SELECT, scratch_dir=Path(scratch) if scratch else None)
 
     # -- generate ------------------------------------------------------------
     async def generate(self, request: GenerateRequest) -> list[Draft]:
@@ -109,9 +116,10 @@ class RuffSource:
         files = _python_files(entries, paths, commit)
         configs = [e for e in entries if _is_config(e)]
         await report("export", 0, len(files))
-        async with _scratch() as scratch:
+        blobs = await read_blobs(repo, (e.oid for e in [*files, *configs]))
+        async with _scratch(self.scratch_dir, blobs) as scratch:
             tree = scratch / "tree"
-            texts = await _export(repo, [*files, *configs], tree)
+            texts = await _export(tree, [*files, *configs], blobs)
             config_texts = {e.path: texts.pop(e.path, "") for e in configs}
             sources = {e.path: e for e in files if e.path in texts}
             await report("export", len(sources), len(files))
@@ -148,9 +156,10 @@ class RuffSource:
         entries = await ls_tree(repo, commit)
         touched = {_strip_prefix(str(pf.source_file)) for pf in parsed.patch}
         wanted = [e for e in entries if e.path in touched or _is_config(e)]
-        async with _scratch() as scratch:
+        blobs = await read_blobs(repo, (e.oid for e in wanted))
+        async with _scratch(self.scratch_dir, blobs) as scratch:
             tree = scratch / "tree"
-            texts = await _export(repo, wanted, tree)
+            texts = await _export(tree, wanted, blobs)
             config_texts = {e.path: texts.get(e.path, "") for e in entries if _is_config(e)}
             patch = scratch / "change.patch"
             await anyio.Path(patch).write_text(draft.diff, encoding="utf-8", newline="")
@@ -194,12 +203,20 @@ class RuffSource:
 
     async def _unfixable_rules(self) -> tuple[str, ...]:
         if self._unfixable is None:
-            done = await anyio.run_process(
-                [*self.ruff, "rule", "--all", "--output-format", "json"], check=False
-            )
-            rules = json.loads(done.stdout) if done.returncode == 0 else []
+            try:
+                done = await anyio.run_process(
+                    [*self.ruff, "rule", "--all", "--output-format", "json"], check=False
+                )
+                rules = json.loads(done.stdout) if done.returncode == 0 else []
+            except (OSError, ValueError):
+                rules = []  # only an optimisation; ``ruff check`` reports a missing ruff
             self._unfixable = tuple(
-                r["code"] for r in rules if r.get("code") and r.get("fix_availability") == "None"
+                r["code"]
+                for r in rules
+                if r.get("code")
+                and r.get("fix_availability") == "None"
+                # A removed code may be remapped to a live rule; leave those alone.
+                and not any(word in str(r.get("status")) for word in ("Removed", "Deprecated"))
             )
         return self._unfixable
 
@@ -229,11 +246,21 @@ class RuffSource:
 
 # -- exporting committed files --------------------------------------------------
 class _scratch:
-    """A temporary folder, created and removed off the event loop."""
+    """A temporary folder for an export, created and removed off the event loop."""
+
+    def __init__(self, parent: Path | None, blobs: Mapping[str, bytes]) -> None:
+        self.parent = parent
+        self.size = sum(map(len, blobs.values()))
 
     async def __aenter__(self) -> Path:
-        self.path = Path(await anyio.to_thread.run_sync(tempfile.mkdtemp, "", "storykit-ruff-"))
+        self.path = Path(await anyio.to_thread.run_sync(self._make))
         return self.path
+
+    def _make(self) -> str:
+        parent = self.parent or _memory_folder(self.size)
+        if parent is not None:
+            parent.mkdir(parents=True, exist_ok=True)
+        return tempfile.mkdtemp("", "storykit-ruff-", parent)
 
     async def __aexit__(self, *exc: object) -> None:
         with anyio.CancelScope(shield=True):
@@ -289,8 +316,22 @@ def _target_version(pyproject: str) -> str | None:
     return f"py3{match.group(1)}" if match else None
 
 
-async def _export(repo: Path, entries: Sequence[TreeEntry], root: Path) -> dict[str, str]:
-    blobs = await read_blobs(repo, (e.oid for e in entries))
+def _memory_folder(size: int) -> Path | None:
+    """``/dev/shm`` when it is there with room to spare: creating thousands of small
+    files is much cheaper in memory than on many disks, and the export is thrown away."""
+    shm = Path("/dev/shm")  # noqa: S108 - a fresh private folder is made inside it
+    try:
+        usable = shm.is_dir() and os.access(shm, os.W_OK | os.X_OK)
+        if usable and shutil.disk_usage(shm).free > 2 * size + (64 << 20):
+            return shm
+    except OSError:
+        pass
+    return None
+
+
+async def _export(
+    root: Path, entries: Sequence[TreeEntry], blobs: Mapping[str, bytes]
+) -> dict[str, str]:
     return await anyio.to_thread.run_sync(_write_files, root, entries, blobs)
 
 
@@ -340,15 +381,19 @@ class _Context:
     def __init__(self, *, commit: str, algorithm: str, root: Path, report: _Reporter) -> None:
         self.commit = commit
         self.algorithm = algorithm
-        self.root = str(root.resolve())
+        # ruff may name files through the folder as given or with symlinks resolved.
+        self.roots = tuple(dict.fromkeys([str(root), str(root.resolve())]))
         self.report = report
 
 
-def _relative(filename: object, root: str) -> str | None:
-    if not isinstance(filename, str):
-        return None
-    rel = os.path.relpath(filename, root)
-    return None if rel.startswith("..") else PurePosixPath(Path(rel)).as_posix()
+def _relative(filename: object, roots: Sequence[str]) -> str | None:
+    """The repository path of a file ruff names by its absolute path in the export."""
+    if isinstance(filename, str):
+        for root in roots:
+            prefix = root + os.sep
+            if filename.startswith(prefix):
+                return filename[len(prefix) :].replace(os.sep, "/")
+    return None
 
 
 def _drafts(
@@ -363,7 +408,7 @@ def _drafts(
         code = diag.get("code")
         if not code or not isinstance(fix, Mapping) or fix.get("applicability") != "safe":
             continue
-        path = _relative(diag.get("filename"), context.root)
+        path = _relative(diag.get("filename"), context.roots)
         if path is None or path not in sources:
             continue
         groups.setdefault((path, str(code)), []).append(diag)
@@ -373,8 +418,8 @@ def _drafts(
     lines: dict[str, tuple[Lines, list[int]]] = {}
     for n, ((path, code), diags) in enumerate(sorted(groups.items()), start=1):
         if path not in lines:
-            text = texts[path]
-            lines[path] = (Lines(text), _ruff_row_starts(text))
+            split = Lines(texts[path])
+            lines[path] = (split, _ruff_row_starts(split))
         draft = _draft(path, code, diags, lines[path], sources[path], context)
         if draft is not None:
             drafts.append(draft)
@@ -383,16 +428,20 @@ def _drafts(
     return drafts
 
 
-def _ruff_row_starts(text: str) -> list[int]:
-    return [0, *(m.end() for m in _RUFF_LINE_BREAK.finditer(text))]
+def _ruff_row_starts(lines: Lines) -> list[int]:
+    if "\r" not in lines.text:
+        return lines.starts  # without carriage returns, ruff's rows are git's lines
+    return [0, *(m.end() for m in _RUFF_LINE_BREAK.finditer(lines.text))]
 
 
-def _offset(location: Mapping[str, int], starts: list[int], size: int) -> int:
-    # ruff's rows and columns are 1-based and count characters, as Python strings do.
+def _offset(location: Mapping[str, int], starts: list[int], text: str) -> int:
+    # ruff's rows and columns are 1-based and count characters, as Python strings do,
+    # but ruff does not count a byte order mark: the first row starts after it.
     row = int(location["row"]) - 1
     if row >= len(starts):
-        return size
-    return min(starts[row] + int(location["column"]) - 1, size)
+        return len(text)
+    bom = 1 if row == 0 and text.startswith("\ufeff") else 0
+    return min(starts[row] + bom + int(location["column"]) - 1, len(text))
 
 
 def _draft(
@@ -410,8 +459,8 @@ def _draft(
         edits = sorted(
             (
                 Edit(
-                    _offset(e["location"], starts, len(old)),
-                    _offset(e["end_location"], starts, len(old)),
+                    _offset(e["location"], starts, old),
+                    _offset(e["end_location"], starts, old),
                     str(e["content"]),
                 )
                 for e in diag["fix"]["edits"]
@@ -494,11 +543,11 @@ def _findings(diagnostics: Sequence[Diagnostic], root: Path, added: Iterable[Any
     added_lines: dict[str, set[int]] = {}
     for line in added:
         added_lines.setdefault(line.file, set()).add(line.line)
-    base = str(root.resolve())
+    roots = tuple(dict.fromkeys([str(root), str(root.resolve())]))
     findings: list[Finding] = []
     extra = 0
     for diag in sorted(diagnostics, key=_position):
-        path = _relative(diag.get("filename"), base)
+        path = _relative(diag.get("filename"), roots)
         rows = added_lines.get(path or "", set())
         first = int(diag["location"]["row"])
         last = int((diag.get("end_location") or diag["location"])["row"])

@@ -1,7 +1,8 @@
 """Fixtures for the first-party plugin tests.
 
 Git fixtures (``git_*``, ``repo_*``) make real repositories in ``tmp_path``; the
-ruff source, planner and PR backend tests use them.
+ruff source, planner and PR backend tests use them. ``policy_registry`` registers policy
+plugin modules the way their entry points do (the ``test_policy_*`` tests).
 """
 
 from __future__ import annotations
@@ -10,8 +11,12 @@ import hashlib
 import subprocess
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from types import ModuleType
 
 import pytest
+
+from storykit.plugins import Registry, get_plugin_manager
+from storykit.settings import Settings
 
 # -- git fixtures (ruff source, planner, PR backends) ----------------------------------
 GIT_TEST_ID = ("-c", "user.name=Test", "-c", "user.email=test@example.com")
@@ -91,3 +96,19 @@ def repo_snapshot() -> Callable[[Path], dict[str, str]]:
         return state
 
     return snapshot
+
+
+# -- policy fixtures (risk-regex, paths, hidden-text, opa) -------------------------------
+@pytest.fixture
+def policy_registry(tmp_path: Path) -> Callable[..., Registry]:
+    """``policy_registry(*modules)``: a Registry with only those plugin modules registered,
+    each under its module name, as the entry points register them."""
+
+    def build(*modules: ModuleType) -> Registry:
+        pm = get_plugin_manager(load_entrypoints=False)
+        for module in modules:
+            pm.register(module, name=module.__name__.rsplit(".", 1)[-1])
+        pm.check_pending()
+        return Registry(pm, Settings.from_env({}, data_dir=tmp_path / "policy-data"))
+
+    return build

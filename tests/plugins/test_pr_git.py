@@ -155,6 +155,23 @@ async def test_one_commit_on_a_new_branch_and_the_user_tree_untouched(
 
 
 @anyio
+async def test_the_users_hooks_do_not_run(
+    repo_make: Callable[..., Path], tmp_path: Path, git_cmd: Git
+) -> None:
+    repo = repo_make(FILES)
+    marker = tmp_path / "hook-ran"
+    for hook in ("post-checkout", "pre-commit", "commit-msg", "post-commit", "pre-push"):
+        path = repo / ".git" / "hooks" / hook
+        path.write_text(f"#!/bin/sh\necho {hook} >> '{marker}'\nexit 1\n")
+        path.chmod(0o755)
+    remote = tmp_path / "remote.git"
+    git_cmd(tmp_path, "init", "-q", "--bare", str(remote))
+    result = await GitBackend(remote=str(remote)).open(_request(repo, tmp_path / "work", EDIT))
+    assert not marker.exists()
+    assert git_cmd(remote, "rev-parse", "storykit/tidy").strip() == result.commit
+
+
+@anyio
 async def test_push_to_a_bare_remote(
     repo_make: Callable[..., Path], tmp_path: Path, git_cmd: Git
 ) -> None:

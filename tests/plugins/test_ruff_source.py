@@ -133,6 +133,8 @@ async def test_fixes_match_ruff_itself_on_awkward_text(
         "noeol.py": "from typing import List\nx: List[int] = []",
         "ff.py": "from typing import List\n\x0c\nx: List[int] = []\t\nz = 1 \x0c\n",
         "tabs.py": "def f():\n\tx: 'List[int]' = [] \n\treturn x\n",
+        # ruff's columns on the first line do not count a byte order mark.
+        "bom.py": "\ufeffx = 1   \nimport os, sys\n",
     }
     repo = repo_make(files)
     drafts = await _generate(repo)
@@ -153,7 +155,8 @@ async def test_fixes_match_ruff_itself_on_awkward_text(
         (oracle / name).write_bytes(original.encode())
         assert ours == _ruff_fix(oracle / name, rule), draft.diff
     rules = {(str(d.metadata["file"]), str(d.metadata["rule"])) for d in drafts}
-    assert {("uni.py", "UP006"), ("crlf.py", "UP006"), ("noeol.py", "W292")} <= rules
+    expected = {("uni.py", "UP006"), ("crlf.py", "UP006"), ("noeol.py", "W292"), ("bom.py", "W291")}
+    assert expected <= rules
 
 
 @anyio

@@ -49,7 +49,14 @@ def create(g: Globals, goal: str, suggestion_ids: tuple[str, ...], as_json: bool
 
 
 @plan.command("list")
-@click.option("--limit", type=click.IntRange(1, 200), default=50, show_default=True, metavar="N")
+@click.option(
+    "--limit",
+    type=click.IntRange(1, 200),
+    default=50,
+    show_default=True,
+    metavar="N",
+    help="At most this many plans.",
+)
 @click.option("--after", metavar="ID", help="Start after this plan (the next page).")
 @json_option
 @pass_globals

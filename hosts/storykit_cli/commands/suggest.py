@@ -91,7 +91,14 @@ def generate(
 @click.option("--source", metavar="NAME", help="Only from this source (e.g. ruff, api).")
 @click.option("--agent", metavar="NAME", help="Only proposed by this agent (key name).")
 @click.option("--risk", type=click.Choice(RISKS), help="Only this risk.")
-@click.option("--limit", type=click.IntRange(1, 200), default=50, show_default=True, metavar="N")
+@click.option(
+    "--limit",
+    type=click.IntRange(1, 200),
+    default=50,
+    show_default=True,
+    metavar="N",
+    help="At most this many suggestions.",
+)
 @click.option("--after", metavar="ID", help="Start after this suggestion (the next page).")
 @json_option
 @pass_globals

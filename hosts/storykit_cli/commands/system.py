@@ -44,6 +44,7 @@ def plugins(g: Globals, as_json: bool) -> None:
 @click.option(
     "--limit",
     type=click.IntRange(1, 1000),
+    metavar="N",
     default=100,
     show_default=True,
     help="At most this many events (without --follow).",

@@ -4,23 +4,26 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Collection, Mapping
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import anyio.to_thread
+import re2
 
 from storykit.errors import Invalid
 from storykit.models import Outcome
 
 __all__ = [
-    "OFFLOAD_BYTES",
     "MAX_FINDINGS_PER_RULE",
-    "offload",
+    "OFFLOAD_BYTES",
     "canonical",
-    "section",
-    "severity",
-    "optional_severity",
-    "string_list",
+    "in_thread",
+    "offload",
     "optional_limit",
+    "optional_severity",
+    "section",
+    "set_hits",
+    "severity",
+    "string_list",
 ]
 
 T = TypeVar("T")
@@ -46,6 +49,18 @@ async def offload(size: int, fn: Callable[[], T]) -> T:
     return await anyio.to_thread.run_sync(fn, abandon_on_cancel=True)
 
 
+async def in_thread(fn: Callable[[], T]) -> T:
+    """Run ``fn`` in a worker thread whatever its size (see :func:`offload`)."""
+    return await anyio.to_thread.run_sync(fn, abandon_on_cancel=True)
+
+
+def set_hits(compiled: re2.Set, text: bytes) -> list[int]:
+    """Indices of the patterns in ``compiled`` that match ``text``, in order."""
+    # The google-re2 stubs declare ``bool | None``; the binding returns the indices.
+    hits = cast("list[int] | None", compiled.Match(text))
+    return sorted(hits) if hits else []
+
+
 def canonical(config: Mapping[str, Any]) -> str:
     """A stable text form of a configuration, used as a cache key."""
     try:
@@ -57,7 +72,7 @@ def canonical(config: Mapping[str, Any]) -> str:
 def section(
     config: object, allowed: Collection[str], *, where: str = "settings"
 ) -> Mapping[str, Any]:
-    """``config`` as a mapping with only ``allowed`` keys, or :class:`Invalid` naming the stray key."""
+    """``config`` as a mapping with only ``allowed`` keys; :class:`Invalid` names a stray key."""
     if not isinstance(config, Mapping):
         raise Invalid(f"{where} must be a JSON object, not {_kind(config)}")
     unknown = sorted(str(k) for k in config if k not in allowed)

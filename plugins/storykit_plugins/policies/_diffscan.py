@@ -6,7 +6,7 @@ more than an RE2 scan of the whole text, so policies do it the other way round:
 1. One RE2 pass over the raw diff with an alternation of *structure* lines (file
    and hunk headers, at the start of a line) and the policy's own patterns
    (:class:`Prefilter`).
-2. Only the lines that pass selects are placed: a hunk header opens a hunk, and
+2. Only the lines this pass selects are placed: a hunk header opens a hunk, and
    whether a later line is still inside it (and its line number) follows from
    counting line markers with ``bytes.count`` since the hunk's start.
 
@@ -31,7 +31,7 @@ from collections.abc import Iterable
 
 import re2
 
-__all__ = ["AddedLine", "FileChange", "Scan", "Prefilter", "options", "raw_line_pattern", "scan"]
+__all__ = ["AddedLine", "FileChange", "Prefilter", "Scan", "options", "raw_line_pattern", "scan"]
 
 
 def options() -> re2.Options:
@@ -50,7 +50,7 @@ _PLAIN_STRUCTURE = r"(?m:^)(?:@@ -|--- |\+\+\+ )"
 _HUNK_HEADER = re.compile(rb"@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
 _PREFIX = re.compile(rb"[abciow12]/")  # what unidiff strips from a file name
 _QUOTED = re.compile(rb'"(?:[^"\\]|\\.)*"')
-_QUOTED_ESCAPE = re.compile(rb'\\([0-7]{1,3}|.)')
+_QUOTED_ESCAPE = re.compile(rb"\\([0-7]{1,3}|.)")
 _ESCAPES = {b"n": b"\n", b"t": b"\t", b'"': b'"', b"\\": b"\\", b"a": b"\a", b"b": b"\b",
             b"f": b"\f", b"r": b"\r", b"v": b"\v"}  # fmt: skip
 _DEV_NULL = b"/dev/null"

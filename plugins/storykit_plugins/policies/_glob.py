@@ -9,9 +9,9 @@ reviewer means by ``docs/**``, so globs are translated here:
   ``[abc]``, ``[a-z]``, ``[!abc]`` (or ``[^abc]``) one character from (not from) a set.
 - ``**`` as a whole segment matches any number of directories, none included:
   ``**/test_*.py``, ``src/**``, ``a/**/b``. Elsewhere (``a**b``) it is a ``*``.
-- A glob with no ``/`` but a trailing one matches a name at any depth (``*.pem``,
-  ``.env``); any other glob is anchored at the repository root (``docs/*.md``,
-  ``/setup.py``).
+- A glob without a ``/`` (a trailing one aside) matches a name at any depth
+  (``*.pem``, ``.env``); any other glob is anchored at the repository root
+  (``docs/*.md``, ``/setup.py``).
 - A glob that matches a directory matches everything inside it (``secrets`` and
   ``secrets/`` match ``secrets/key.pem``); a trailing ``/`` matches directories only.
 - There is no escaping: write ``[*]`` for a literal ``*``.
@@ -24,8 +24,9 @@ from collections.abc import Sequence
 import re2
 
 from storykit.errors import Invalid
+from storykit_plugins.policies._common import set_hits
 
-__all__ = ["glob_to_regex", "GlobSet"]
+__all__ = ["GlobSet", "glob_to_regex"]
 
 _OPTIONS = re2.Options()
 _OPTIONS.log_errors = False
@@ -121,8 +122,8 @@ class GlobSet:
         """The first glob (in the order given) that matches ``path``."""
         if self._set is None:
             return None
-        hits = self._set.Match(path)
-        return self.globs[min(hits)] if hits else None
+        hits = set_hits(self._set, path.encode("utf-8", "surrogatepass"))
+        return self.globs[hits[0]] if hits else None
 
 
 def _reason(exc: re2.error) -> str:

@@ -23,11 +23,19 @@ import re
 from collections.abc import Mapping
 from typing import Any, Protocol, cast
 
-import hobofan_regorus
+import hobofan_regorus  # type: ignore[import-untyped]  # no stubs; typed by _Engine below
 
 from storykit.errors import BackendError, Invalid
 
-__all__ = ["MODULE_FILE", "require_rego_v1", "parse", "evaluate", "check_module"]
+__all__ = [
+    "MODULE_FILE",
+    "NEEDS_V1",
+    "check_module",
+    "evaluate",
+    "parse",
+    "reason",
+    "require_rego_v1",
+]
 
 MODULE_FILE = "storykit.rego"
 _IMPORT_V1 = re.compile(r"^[ \t]*import[ \t]+rego\.v1[ \t]*(?:#.*)?$", re.MULTILINE)
@@ -74,24 +82,48 @@ def check_module(rego: str, package: str, sample_input: Mapping[str, Any]) -> No
     """Parse ``rego`` and evaluate it once on ``sample_input``; :class:`Invalid` says what fails.
 
     regorus reports some mistakes (an unsafe variable, an unknown function) only
-    when it evaluates, so a trial run catches them when the policy is saved.
+    when it evaluates, so a trial run catches them when the policy is saved. Like
+    :func:`evaluate`, it raises only once no frame holds the engine.
     """
-    engine = parse(rego)
+    problem = _module_problem(rego, package, sample_input)
+    if problem is not None:
+        raise Invalid(problem)
+
+
+def _module_problem(rego: str, package: str, sample_input: Mapping[str, Any]) -> str | None:
+    try:
+        engine = parse(rego)
+    except Invalid as exc:
+        return exc.detail
     declared = engine.get_packages()
     if f"data.{package}" not in declared:
         found = ", ".join(p.removeprefix("data.") for p in declared) or "none"
-        raise Invalid(
+        return (
             f'the Rego module declares package {found}, but "package" is {package!r};'
             " make them the same"
         )
     try:
         _query(engine, package, sample_input)
     except BackendError as exc:
-        raise Invalid(f"the Rego module fails on an empty suggestion: {exc.detail}") from None
+        return f"the Rego module fails on an empty suggestion: {exc.detail}"
+    return None
 
 
 def evaluate(rego: str, package: str, input: Mapping[str, Any]) -> dict[str, Any]:
-    """The value of ``data.<package>`` for ``input`` (``{}`` when undefined)."""
+    """The value of ``data.<package>`` for ``input`` (``{}`` when undefined).
+
+    Meant for a worker thread. An engine must also be *dropped* on its own thread, so
+    no exception that leaves here may hold it in its traceback: failures are turned
+    into a message first, and raised only once the frames holding the engine are gone.
+    """
+    try:
+        return _evaluate(rego, package, input)
+    except (Invalid, BackendError) as exc:
+        failure = exc.detail
+    raise BackendError(failure)
+
+
+def _evaluate(rego: str, package: str, input: Mapping[str, Any]) -> dict[str, Any]:
     try:
         engine = parse(rego)
     except Invalid as exc:

@@ -4,12 +4,12 @@ It looks at the suggestion's title and rationale, the names of the files it
 touches, and every added line, for:
 
 - ``bidi``: bidirectional controls that reorder how code is displayed ("Trojan
-  Source", CVE-2021-42574): U+202A–U+202E and U+2066–U+2069.
-- ``invisible``: zero-width and other invisible characters — U+200B–U+200F,
-  U+2060–U+2064, U+FEFF (except a byte order mark at the very start), U+061C,
-  U+180E, U+034F, Hangul fillers, U+FFF9–U+FFFB and the supplementary variation
-  selectors U+E0100–U+E01EF (used to smuggle data into text).
-- ``tags``: Unicode tag characters U+E0000–U+E007F, which spell out invisible ASCII
+  Source", CVE-2021-42574): U+202A-U+202E and U+2066-U+2069.
+- ``invisible``: zero-width and other invisible characters — U+200B-U+200F,
+  U+2060-U+2064, U+FEFF (except a byte order mark at the very start), U+061C,
+  U+180E, U+034F, Hangul fillers, U+FFF9-U+FFFB and the supplementary variation
+  selectors U+E0100-U+E01EF (used to smuggle data into text).
+- ``tags``: Unicode tag characters U+E0000-U+E007F, which spell out invisible ASCII
   (a known way to hide instructions for an LLM); the message shows that text.
 - ``html_comments``: ``<!-- … -->``, hidden when Markdown or HTML is rendered; the
   message shows the start of the comment.
@@ -41,7 +41,7 @@ from storykit_plugins.policies import _common
 from storykit_plugins.policies._diffscan import Prefilter, scan
 from storykit_plugins.policies._glob import GlobSet
 
-__all__ = ["NAME", "DEFAULTS", "CATEGORIES", "HiddenTextPolicy", "category_of"]
+__all__ = ["CATEGORIES", "DEFAULTS", "NAME", "HiddenTextPolicy", "category_of"]
 
 NAME = "hidden-text"
 DEFAULTS: Mapping[str, Any] = {
@@ -171,7 +171,8 @@ def _check_text(
             tags = [c for c in text if category_of(c) == "tags"]
             hidden = "".join(chr(ord(c) - 0xE0000) for c in tags if 0xE0020 <= ord(c) <= 0xE007E)
             message = (
-                f"{where} contains {len(tags)} {label}s (U+E0000–U+E007F) from column"
+                f"{where} contains {len(tags)} {label}{'s' if len(tags) > 1 else ''}"
+                f" (U+E0000 to U+E007F) from column"
                 f" {min(chars.values())}; they spell {_shorten(hidden)!r}"
             )
         else:

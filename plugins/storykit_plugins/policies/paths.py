@@ -16,6 +16,7 @@ protected file is a change to it). A key left out keeps its default value.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import json
@@ -31,7 +32,7 @@ from storykit.settings import Settings
 from storykit_plugins.policies import _common
 from storykit_plugins.policies._glob import GlobSet
 
-__all__ = ["NAME", "DEFAULTS", "PathsPolicy", "PathRules", "compile_paths"]
+__all__ = ["DEFAULTS", "NAME", "PathRules", "PathsPolicy", "compile_paths"]
 
 NAME = "paths"
 _KEYS = ("allow", "deny", "max_files", "max_changed_lines", "allow_binary", "limit_severity")
@@ -63,13 +64,21 @@ class PathRules:
             if denied is not None:
                 out.append(_deny("denied-path", f"{path} matches the denied glob {denied!r}", path))
             elif self.allow and self.allow.first_match(path) is None:
-                out.append(_deny("not-allowed", f"{path} is outside the allowed paths ({self._allowed})", path))
+                out.append(
+                    _deny(
+                        "not-allowed",
+                        f"{path} is outside the allowed paths ({self._allowed})",
+                        path,
+                    )
+                )
         if not self.allow_binary:
             for path in parsed.binary_files:
                 message = f"binary change to {path}; binary files are not allowed (allow_binary)"
                 out.append(_deny("binary-file", message, path))
         if self.max_files is not None and len(parsed.files) > self.max_files:
-            message = f"changes {len(parsed.files)} files; the limit is {self.max_files} (max_files)"
+            message = (
+                f"changes {len(parsed.files)} files; the limit is {self.max_files} (max_files)"
+            )
             out.append(self._limit("too-many-files", message))
         changed = parsed.added + parsed.removed
         if self.max_changed_lines is not None and changed > self.max_changed_lines:
@@ -84,7 +93,9 @@ class PathRules:
     def _allowed(self) -> str:
         globs = self.allow.globs
         shown = ", ".join(globs[:_SHOWN_GLOBS])
-        return shown + (f", … {len(globs) - _SHOWN_GLOBS} more" if len(globs) > _SHOWN_GLOBS else "")
+        return shown + (
+            f", … {len(globs) - _SHOWN_GLOBS} more" if len(globs) > _SHOWN_GLOBS else ""
+        )
 
     def _limit(self, rule: str, message: str) -> Finding:
         return Finding(policy=NAME, rule=rule, severity=self.limit_severity, message=message)
@@ -136,7 +147,7 @@ class PathsPolicy:
     name = NAME
 
     def default_config(self) -> dict[str, Any]:
-        return json.loads(json.dumps(DEFAULTS))  # a deep copy: callers may change it
+        return copy.deepcopy(dict(DEFAULTS))
 
     def validate_config(self, config: Mapping[str, Any]) -> None:
         compile_paths(config)

@@ -94,14 +94,14 @@ class RuleSet:
         out = _Collector()
         if self._line_set is not None:
             for line in result.lines:
-                for i in sorted(self._line_set.Match(line.text) or ()):
+                for i in _common.set_hits(self._line_set, line.text):
                     rule = self.line_rules[i]
                     if rule.applies_to(line.file):
                         out.add(rule, file=line.file, line=line.line)
         if self._path_set is not None:
             targets = dict.fromkeys(f.target for f in result.files if f.target is not None)
             for path in targets:
-                for i in sorted(self._path_set.Match(path) or ()):
+                for i in _common.set_hits(self._path_set, path.encode("utf-8", "surrogatepass")):
                     rule = self.path_rules[i]
                     if rule.applies_to(path):
                         out.add(rule, file=path, line=None)
@@ -177,7 +177,7 @@ def _rule(i: int, raw: object) -> Rule:
     rule_id = raw.get("id")
     if not isinstance(rule_id, str) or not _ID.fullmatch(rule_id):
         raise Invalid(
-            f"rules[{i}]: \"id\" must be 1-100 letters, digits or _.:- (starting with a letter"
+            f'rules[{i}]: "id" must be 1-100 letters, digits or _.:- (starting with a letter'
             f" or digit), not {json.dumps(rule_id)}"
         )
     where = f"rule {rule_id!r}"

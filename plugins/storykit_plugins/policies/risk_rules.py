@@ -40,7 +40,7 @@ DEFAULT_RULES: tuple[dict[str, Any], ...] = (
     },
     {
         "id": "aws-secret-access-key",
-        "pattern": r"(?i)aws_?secret_?access_?key[\"']?\s*[:=]\s*[\"']?[A-Za-z0-9/+=]{40}\b",
+        "pattern": r"""(?i)aws_?secret_?access_?key["']?\s*[:=]\s*["']?[A-Za-z0-9/+=]{40}\b""",
         "severity": "deny",
         "message": "adds an AWS secret access key",
     },
@@ -59,8 +59,8 @@ DEFAULT_RULES: tuple[dict[str, Any], ...] = (
     {
         "id": "secret-assignment",
         "pattern": (
-            r"(?i)\b[\w.-]*(?:api[_-]?key|secret|token|passw(?:or)?d|credentials?)[\w.-]*[\"']?"
-            r"\s*(?::=|=>|[:=])\s*[\"'][^\"'\s${}<>]{16,}[\"']"
+            r"""(?i)\b[\w.-]*(?:api[_-]?key|secret|token|passw(?:or)?d|credentials?)[\w.-]*["']?"""
+            r"""\s*(?::=|=>|[:=])\s*["'][^"'\s${}<>]{16,}["']"""
         ),
         "severity": "warn",
         "message": "assigns a long literal to a secret-looking name (a hard-coded credential?)",
@@ -69,7 +69,7 @@ DEFAULT_RULES: tuple[dict[str, Any], ...] = (
         "id": "rm-rf-root",
         "pattern": (
             r"\brm\s+(?:-[\w-]+\s+)*-[\w-]*[rR][\w-]*\s+(?:-[\w-]+\s+)*"
-            r"[\"']?(?:/|/\*|~/?|\$HOME/?|\$\{HOME\}/?)[\"']?(?:[\s;&|)]|$)"
+            r"""["']?(?:/|/\*|~/?|\$HOME/?|\$\{HOME\}/?)["']?(?:[\s;&|)]|$)"""
         ),
         "severity": "deny",
         "message": "recursively deletes the root or home directory",
@@ -94,7 +94,7 @@ DEFAULT_RULES: tuple[dict[str, Any], ...] = (
         "pattern": (
             r"\bverify\s*=\s*False\b|\brejectUnauthorized\s*:\s*false\b"
             r"|\bInsecureSkipVerify\s*:\s*true\b|\bCURLOPT_SSL_VERIFY(?:PEER|HOST)\s*,\s*(?:0|(?i:false))\b"
-            r"|\bNODE_TLS_REJECT_UNAUTHORIZED\s*=\s*[\"']?0|\bssl\._create_unverified_context\b"
+            r"""|\bNODE_TLS_REJECT_UNAUTHORIZED\s*=\s*["']?0|\bssl\._create_unverified_context\b"""
             r"|\bcheck_hostname\s*=\s*False\b"
         ),
         "severity": "warn",

@@ -12,7 +12,7 @@ export function findingView(finding, { link } = {}) {
   const where = finding.file ? `${finding.file}${finding.line ? `:${finding.line}` : ""}` : "";
   return h(
     "div",
-    { class: `finding sev-${finding.severity}`, dataset: { rule: finding.rule } },
+    { class: `finding finding-${finding.severity}`, dataset: { rule: finding.rule } },
     severityBadge(finding.severity),
     h("span", { class: "finding-rule" }, finding.rule),
     h("span", { class: "finding-message" }, finding.message),

@@ -102,6 +102,11 @@ export function isTyping(target) {
   return Boolean(input) && !["checkbox", "radio", "button", "submit", "reset"].includes(input.type);
 }
 
+/** One term and its description, grouped so they wrap together in a flowing <dl>. */
+export function pair(term, description) {
+  return h("div", { class: "pair" }, h("dt", {}, term), h("dd", {}, description));
+}
+
 let uid = 0;
 export function nextId(prefix = "sk") {
   uid += 1;

@@ -1,7 +1,7 @@
 // One suggestion: rationale, policy findings on their lines, the diff, the review
 // history, and the review actions (approve, ask for a revision, reject, refine).
 
-import { busy, clear, h, prefs, riskBadge, statusBadge, statusLabel, time } from "./dom.js";
+import { busy, clear, h, pair, prefs, riskBadge, statusBadge, statusLabel, time } from "./dom.js";
 import { stats } from "./diff.js";
 import { findingView, modeSwitch, renderDiff } from "./diffview.js";
 import { inlineError, notify } from "./notify.js";
@@ -129,11 +129,11 @@ export class SuggestionDetail {
           s.decision ? h("span", { class: `badge outcome-${s.decision.outcome}` },
             `policy: ${s.decision.outcome}`) : null),
         h("dl", { class: "meta" },
-          h("dt", {}, "From"), h("dd", {}, s.source === "api" ? `${s.agent} (agent)` : `${s.source} (${s.agent})`),
-          h("dt", {}, "Revision"), h("dd", {}, String(s.revision)),
-          h("dt", {}, "Base"), h("dd", {}, h("code", {}, s.base_ref)),
-          h("dt", {}, "Updated"), h("dd", {}, time(s.updated_at)),
-          h("dt", {}, "Id"), h("dd", {}, h("code", {}, s.id)))),
+          pair("From", s.source === "api" ? `${s.agent} (agent)` : `${s.source} (${s.agent})`),
+          pair("Revision", String(s.revision)),
+          pair("Base", h("code", {}, s.base_ref)),
+          pair("Updated", time(s.updated_at)),
+          pair("Id", h("code", {}, s.id)))),
       this.reviewBox,
       h("section", { class: "block", "aria-labelledby": "rationale-title" },
         h("h3", { id: "rationale-title" }, "Rationale"),
