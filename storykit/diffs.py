@@ -10,8 +10,8 @@ import dataclasses
 import hashlib
 from collections.abc import Iterator
 
-from unidiff.patch import PatchedFile, PatchSet
 from unidiff.errors import UnidiffParseError
+from unidiff.patch import PatchedFile, PatchSet
 
 from storykit.errors import Invalid
 
