@@ -26,6 +26,7 @@ from storykit.events import EventBus
 from storykit.metrics import Metrics
 from storykit.ratelimit import RateLimiter
 from storykit.store.sqlite import SqliteStore
+from storykit.settings import Settings
 from storykit.testing import make_settings
 from storykit_quart.sse import SSEMiddleware
 from storykit_quart.state import HostState
@@ -208,7 +209,33 @@ def test_shutdown_ends_streams_and_clients_resume_with_nothing_lost(
         srv.stop()
 
 
-# -- overflow, in process: a client that stops reading -----------------------------------
+# -- in process: clients that stop reading -------------------------------------------
+
+SCOPE = {
+    "type": "http",
+    "path": "/events",
+    "method": "GET",
+    "query_string": b"key=reviewkey12",
+    "headers": [],
+}
+
+
+def in_process_sse(settings: Settings, bus: EventBus, metrics: Metrics) -> SSEMiddleware:
+    """The real SSE handler over a real store and bus, without the rest of the app."""
+
+    class Core:
+        pass
+
+    core = Core()
+    core.bus = bus  # type: ignore[attr-defined]
+    state = HostState(
+        settings=settings,
+        keys=KeyRing(parse_api_tokens("me:reviewer=reviewkey12")),
+        limiter=RateLimiter(5, 10),
+        metrics=metrics,
+    )
+    state.core = core  # type: ignore[assignment]
+    return SSEMiddleware(lambda *a: None, state)  # type: ignore[arg-type,return-value]
 
 
 @pytest.mark.anyio
@@ -220,19 +247,7 @@ async def test_overflow_drops_the_oldest_and_tells_the_client_which_ids(tmp_path
         bus = EventBus(store, queue_max=2, poll_interval=None)
         bus.on_drop = metrics.sse_queue_dropped.inc
 
-        class FakeCore:
-            pass
-
-        core = FakeCore()
-        core.bus = bus  # type: ignore[attr-defined]
-        state = HostState(
-            settings=settings,
-            keys=KeyRing(parse_api_tokens("me:reviewer=reviewkey12")),
-            limiter=RateLimiter(5, 10),
-            metrics=metrics,
-        )
-        state.core = core  # type: ignore[assignment]
-        sse = SSEMiddleware(lambda *a: None, state)  # type: ignore[arg-type,return-value]
+        sse = in_process_sse(settings, bus, metrics)
         sent: list[bytes] = []
         release = anyio.Event()
         started = anyio.Event()
@@ -254,13 +269,7 @@ async def test_overflow_drops_the_oldest_and_tells_the_client_which_ids(tmp_path
             await disconnect.wait()
             return {"type": "http.disconnect"}
 
-        scope = {
-            "type": "http",
-            "path": "/events",
-            "method": "GET",
-            "query_string": b"key=reviewkey12",
-            "headers": [],
-        }
+        scope = SCOPE
         async with bus, anyio.create_task_group() as tg:
             tg.start_soon(sse, scope, receive, send)
             await started.wait()
@@ -272,3 +281,58 @@ async def test_overflow_drops_the_oldest_and_tells_the_client_which_ids(tmp_path
         assert [int(i) for i in re.findall(r"^id: (\d+)$", frames, re.M)] == [4, 5]
         assert frames.index("event: gap") < frames.index("id: 4")
         assert metrics.sse_queue_dropped._value.get() == 3
+
+
+@pytest.mark.anyio
+async def test_a_stalled_client_does_not_hold_up_the_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import storykit_quart.sse as sse_module
+
+    monkeypatch.setattr(sse_module, "SEND_TIMEOUT", 0.2)
+    settings = make_settings(tmp_path, {"SSE_HEARTBEAT_INTERVAL": "30"})
+    settings.ensure_dirs()
+    async with SqliteStore(settings.db_path) as store:
+        bus = EventBus(store, queue_max=100, poll_interval=None)
+
+        sse = in_process_sse(settings, bus, Metrics())
+        scope = SCOPE
+        healthy: list[bytes] = []
+        got_all = anyio.Event()
+        stalled_started = anyio.Event()
+        stalled_ended = anyio.Event()
+
+        async def healthy_send(message: dict[str, object]) -> None:
+            body = message.get("body")
+            if isinstance(body, bytes) and body.startswith(b"id: "):
+                healthy.append(body)
+                if len(healthy) == 3:
+                    got_all.set()
+
+        async def stalled_send(message: dict[str, object]) -> None:
+            body = message.get("body")
+            if isinstance(body, bytes) and body.startswith(b"id: "):
+                stalled_started.set()
+                await anyio.sleep_forever()  # this client never reads again
+
+        async def never_disconnects() -> dict[str, object]:
+            await anyio.sleep_forever()
+            raise AssertionError
+
+        async def run_stalled() -> None:
+            await sse(scope, never_disconnects, stalled_send)
+            stalled_ended.set()
+
+        async with bus, anyio.create_task_group() as tg:
+            tg.start_soon(run_stalled)
+            tg.start_soon(sse, scope, never_disconnects, healthy_send)
+            while bus.subscriber_count < 2:
+                await anyio.sleep(0)
+            for n in range(3):
+                bus.publish(await store.write("test.event", {"n": n}))
+            with anyio.fail_after(10):
+                await got_all.wait()
+                await stalled_ended.wait()  # dropped after the send timeout
+            assert bus.subscriber_count == 1
+            tg.cancel_scope.cancel()
+        assert stalled_started.is_set()
