@@ -25,8 +25,8 @@ from storykit.auth import KeyRing, parse_api_tokens
 from storykit.events import EventBus
 from storykit.metrics import Metrics
 from storykit.ratelimit import RateLimiter
-from storykit.store.sqlite import SqliteStore
 from storykit.settings import Settings
+from storykit.store.sqlite import SqliteStore
 from storykit.testing import make_settings
 from storykit_quart.sse import SSEMiddleware
 from storykit_quart.state import HostState
@@ -298,12 +298,15 @@ async def test_a_stalled_client_does_not_hold_up_the_others(
         sse = in_process_sse(settings, bus, Metrics())
         scope = SCOPE
         healthy: list[bytes] = []
+        opened = [anyio.Event(), anyio.Event()]
         got_all = anyio.Event()
         stalled_started = anyio.Event()
         stalled_ended = anyio.Event()
 
         async def healthy_send(message: dict[str, object]) -> None:
             body = message.get("body")
+            if isinstance(body, bytes) and body.startswith(b"retry"):
+                opened[0].set()
             if isinstance(body, bytes) and body.startswith(b"id: "):
                 healthy.append(body)
                 if len(healthy) == 3:
@@ -311,6 +314,8 @@ async def test_a_stalled_client_does_not_hold_up_the_others(
 
         async def stalled_send(message: dict[str, object]) -> None:
             body = message.get("body")
+            if isinstance(body, bytes) and body.startswith(b"retry"):
+                opened[1].set()
             if isinstance(body, bytes) and body.startswith(b"id: "):
                 stalled_started.set()
                 await anyio.sleep_forever()  # this client never reads again
@@ -326,8 +331,8 @@ async def test_a_stalled_client_does_not_hold_up_the_others(
         async with bus, anyio.create_task_group() as tg:
             tg.start_soon(run_stalled)
             tg.start_soon(sse, scope, never_disconnects, healthy_send)
-            while bus.subscriber_count < 2:
-                await anyio.sleep(0)
+            for event in opened:  # both subscribed (the handler subscribes before it writes)
+                await event.wait()
             for n in range(3):
                 bus.publish(await store.write("test.event", {"n": n}))
             with anyio.fail_after(10):
