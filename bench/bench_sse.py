@@ -28,12 +28,14 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import gc
 import json
 import os
 import resource
 import sys
 import tempfile
 import time
+from array import array
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -74,7 +76,10 @@ class Tally:
     """What every subscriber received, shared by all of them (one event loop, no locks)."""
 
     at: dict[int, float] = dataclasses.field(default_factory=dict)  # event id -> its `at`
-    arrivals: list[tuple[int, float]] = dataclasses.field(default_factory=list)
+    # Flat arrays, not a list of tuples: hundreds of thousands of tracked tuples would make
+    # this process's own garbage collector pause, and the pauses would read as latency.
+    ids: array[int] = dataclasses.field(default_factory=lambda: array("q"))
+    times: array[float] = dataclasses.field(default_factory=lambda: array("d"))
     recording: bool = False
 
     def event(self, block: bytes, received: float) -> None:
@@ -88,7 +93,8 @@ class Tally:
             data = block[block.index(b"data: ", newline) + 6 :]
             self.at[event_id] = datetime.fromisoformat(json.loads(data)["at"]).timestamp()
         if self.recording:
-            self.arrivals.append((event_id, received))
+            self.ids.append(event_id)
+            self.times.append(received)
 
 
 class Subscriber(asyncio.Protocol):
@@ -314,17 +320,22 @@ async def measure(target: Target, args: argparse.Namespace) -> Run:
     run.subscribers = len(subscribers)
     run.rss_idle_kib = server.rss_kib()
 
+    # The client's collector stays off while it times deliveries: what it allocates meanwhile
+    # is freed by reference counting, and a collection pause here would be charged to the server.
+    gc.collect()
+    gc.disable()
     tally.recording = True
     cpu_server, cpu_client, cpu_all = server.cpu_seconds(), _own_cpu(), machine_cpu_seconds()
     wall = time.monotonic()
     run.published = await publish_for(target, args.rate, args.seconds)
     expected = run.subscribers * run.published
     await poll(
-        lambda: _holds(len(tally.arrivals) >= expected),
+        lambda: _holds(len(tally.ids) >= expected),
         "every subscriber to receive every event",
         server,
     )
     wall = time.monotonic() - wall
+    gc.enable()
     run.server_cpu = (server.cpu_seconds() - cpu_server) / wall
     run.client_cpu = (_own_cpu() - cpu_client) / wall
     run.other_cpu = max(
@@ -332,8 +343,10 @@ async def measure(target: Target, args: argparse.Namespace) -> Run:
     )
     tally.recording = False
 
-    run.delivered = len(tally.arrivals)
-    run.latencies_ms = sorted((t - tally.at[i]) * 1000 for i, t in tally.arrivals)
+    run.delivered = len(tally.ids)
+    run.latencies_ms = sorted(
+        (t - tally.at[i]) * 1000 for i, t in zip(tally.ids, tally.times, strict=True)
+    )
     run.release_s = await unsubscribe(target, subscribers)
     return run
 

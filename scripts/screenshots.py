@@ -30,11 +30,20 @@ from ui_harness import KEYS, StorykitServer  # noqa: E402
 OUT = ROOT / "docs" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-    "--disable-background-networking", "--disable-component-update", "--no-first-run",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
 ]
-FIRST_PARTY = {"sources": ["ruff"], "planners": ["planner"], "pr": ["dry-run"],
-               "policies": ["risk-regex", "paths", "hidden-text"]}
+FIRST_PARTY = {
+    "sources": ["ruff"],
+    "planners": ["planner"],
+    "pr": ["dry-run"],
+    "policies": ["risk-regex", "paths", "hidden-text"],
+}
 
 REPO = {
     "src/acme/app.py": "import os\nimport sys\n\n\ndef main():\n    name = sys.argv[1]\n"
@@ -75,7 +84,8 @@ def plugin_setup() -> tuple[str, dict[str, str]]:
 
 def _diff(path: str, hunk: str, *, new: bool = False) -> str:
     if new:
-        return f"diff --git a/{path} b/{path}\nnew file mode 100644\n--- /dev/null\n+++ b/{path}\n{hunk}"
+        head = f"diff --git a/{path} b/{path}\nnew file mode 100644\n--- /dev/null\n"
+        return f"{head}+++ b/{path}\n{hunk}"
     return f"diff --git a/{path} b/{path}\n--- a/{path}\n+++ b/{path}\n{hunk}"
 
 
@@ -89,21 +99,30 @@ def seed(server: StorykitServer) -> dict[str, Any]:
     )
     made["spacing"] = server.submit(
         "Normalise spacing in the return statement",
-        _diff(APP, "@@ -6,3 +6,3 @@\n     name = sys.argv[1]\n     print('hello ' + name)\n"
-              "-    return  0\n+    return 0\n"),
+        _diff(
+            APP,
+            "@@ -6,3 +6,3 @@\n     name = sys.argv[1]\n     print('hello ' + name)\n"
+            "-    return  0\n+    return 0\n",
+        ),
         "Two spaces after `return` (E271).",
     )
     made["status"] = server.submit(
         "Exit with status 2 when no name is given",
-        _diff(APP, "@@ -5,4 +5,6 @@\n def main():\n-    name = sys.argv[1]\n"
-              "+    if len(sys.argv) < 2:\n+        return 2\n+    name = sys.argv[1]\n"
-              "     print('hello ' + name)\n-    return  0\n+    return 0\n"),
+        _diff(
+            APP,
+            "@@ -5,4 +5,6 @@\n def main():\n-    name = sys.argv[1]\n"
+            "+    if len(sys.argv) < 2:\n+        return 2\n+    name = sys.argv[1]\n"
+            "     print('hello ' + name)\n-    return  0\n+    return 0\n",
+        ),
         "Running without an argument crashed with an IndexError; a usage error is kinder.",
     )
     made["readme"] = server.submit(
         "Fix a typo in the README",
-        _diff("docs/README.md", "@@ -1,3 +1,3 @@\n # acme\n \n"
-              "-A small servcie that greets people.\n+A small service that greets people.\n"),
+        _diff(
+            "docs/README.md",
+            "@@ -1,3 +1,3 @@\n # acme\n \n"
+            "-A small servcie that greets people.\n+A small service that greets people.\n",
+        ),
         "servcie → service.",
     )
     made["retry"] = server.submit(
@@ -114,28 +133,37 @@ def seed(server: StorykitServer) -> dict[str, Any]:
             "-    return httpx.get(url).json()\n+    for attempt in range(3):\n+        try:\n"
             "+            return httpx.get(url, timeout=10, verify=False).json()\n"
             "+        except httpx.TransportError:  # TODO: log the attempt\n"
-            "+            if attempt == 2:\n+                raise\n+            time.sleep(2 ** attempt)\n",
+            "+            if attempt == 2:\n+                raise\n"
+            "+            time.sleep(2 ** attempt)\n",
         ),
         "The upstream API drops about 1% of connections. Three attempts with exponential "
         "backoff hide those blips from users without hammering the service.",
     )
     made["key"] = server.submit(
         "Add the CI deploy key",
-        _diff(".ci/deploy_key", "@@ -0,0 +1,3 @@\n+-----BEGIN OPENSSH PRIVATE KEY-----\n"
-              "+b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n"
-              "+-----END OPENSSH PRIVATE KEY-----\n", new=True),
+        _diff(
+            ".ci/deploy_key",
+            "@@ -0,0 +1,3 @@\n+-----BEGIN OPENSSH PRIVATE KEY-----\n"
+            "+b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n"
+            "+-----END OPENSSH PRIVATE KEY-----\n",
+            new=True,
+        ),
         "So the deploy job can push tags.",
     )
     made["fstring"] = server.submit(
         "Use an f-string for the greeting",
-        _diff(APP, "@@ -5,4 +5,4 @@\n def main():\n     name = sys.argv[1]\n"
-              "-    print('hello ' + name)\n+    print(f'hello {name}')\n     return  0\n"),
+        _diff(
+            APP,
+            "@@ -5,4 +5,4 @@\n def main():\n     name = sys.argv[1]\n"
+            "-    print('hello ' + name)\n+    print(f'hello {name}')\n     return  0\n",
+        ),
         "Easier to read, and consistent with the rest of the code base.",
     )
     for name in ("imports", "spacing", "status", "readme"):
         server.review(made[name]["id"], "approve", "Looks good." if name == "readme" else "")
     server.review(
-        made["fstring"]["id"], "revise",
+        made["fstring"]["id"],
+        "revise",
         "Please keep the greeting in one place: main() is not the only caller.",
     )
     ids = [made[k]["id"] for k in ("imports", "spacing", "status", "readme")]
@@ -155,17 +183,23 @@ def shoot(server: StorykitServer, made: dict[str, Any]) -> list[Path]:
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
 
-        def page_for(width: int = 1280, height: int = 800, scheme: str = "light", key: str = "reviewer") -> Any:
+        def page_for(
+            width: int = 1280, height: int = 800, scheme: str = "light", key: str = "reviewer"
+        ) -> Any:
             context = browser.new_context(
-                viewport={"width": width, "height": height}, color_scheme=scheme,
+                viewport={"width": width, "height": height},
+                color_scheme=scheme,
                 device_scale_factor=1,
             )
-            context.add_init_script(f"localStorage.setItem('storykit.key', {json.dumps(KEYS[key])})")
+            context.add_init_script(
+                f"localStorage.setItem('storykit.key', {json.dumps(KEYS[key])})"
+            )
             return context.new_page()
 
         def save(page: Any, name: str) -> None:
             path = OUT / f"{name}.png"
             page.mouse.move(0, 0)
+            page.evaluate("document.querySelectorAll('.toast').forEach((t) => t.remove())")
             page.screenshot(path=str(path))
             written.append(path)
 
@@ -204,6 +238,8 @@ def shoot(server: StorykitServer, made: dict[str, Any]) -> list[Path]:
         dialog.get_by_label("Paths").fill("src/acme")
         dialog.get_by_role("button", name="Run").click()
         expect(dialog.locator(".result")).to_contain_text("created")
+        created = dialog.locator(".result a").first.inner_text()
+        expect(page.locator(".item-list a.item", has_text=created)).to_be_visible()
         save(page, "generate")
         page.context.close()
 
@@ -213,10 +249,11 @@ def shoot(server: StorykitServer, made: dict[str, Any]) -> list[Path]:
         page.locator(".variant").first.get_by_role("button", name="Select this variant").click()
         expect(page.locator(".variant.selected")).to_have_count(1)
         page.locator(".variant").first.locator("summary").click()
+        page.locator(".detail-pane").evaluate("el => el.scrollTo(0, 0)")
         save(page, "plan-variants")
         page.get_by_role("button", name="Preview PR (dry run)").click()
         expect(page.locator(".pr-result")).to_be_visible()
-        page.locator(".pr-result").scroll_into_view_if_needed()
+        page.locator(".pr-panel").evaluate("el => el.scrollIntoView({block: 'start'})")
         save(page, "plan-pr-dry-run")
         page.goto(f"{server.url}/story/ui#/plans/new")
         expect(page.locator(".suggestion-check")).not_to_have_count(0)
@@ -226,16 +263,22 @@ def shoot(server: StorykitServer, made: dict[str, Any]) -> list[Path]:
 
         page = page_for(key="admin")
         page.goto(f"{server.url}/story/ui#/policies")
-        expect(page.locator(".policy").first).to_be_visible()
-        textarea = page.locator(".policy textarea").first
-        text = textarea.input_value()
-        textarea.fill(text.replace('"deny"', '"block"', 1))
-        page.get_by_role("button", name="Save policies").click()
-        expect(page.locator(".policy .form-error").first).to_be_visible()
+        ruled = page.locator(".policy", has=page.locator("table.rules")).first
+        expect(ruled).to_be_visible()
         page.get_by_label("Diff", exact=True).fill(made["retry"]["diff"])
         page.get_by_role("button", name="Check against saved policy").click()
         expect(page.locator(".decision")).to_be_visible()
         save(page, "policies")
+        ruled.get_by_text("Edit as JSON").click()
+        textarea = ruled.locator("textarea")
+        doc = json.loads(textarea.input_value())
+        doc["rules"][0]["pattern"] = "(?P<unclosed"
+        textarea.fill(json.dumps(doc, indent=2))
+        page.get_by_role("button", name="Save policies").click()
+        error = ruled.locator(".form-error")
+        expect(error).to_be_visible()
+        error.evaluate("el => el.scrollIntoView({block: 'center'})")
+        save(page, "policies-error")
         page.context.close()
 
         page = page_for()

@@ -23,7 +23,7 @@ import pluggy
 
 from storykit import hookspecs
 from storykit.backends import Planner, Policy, PRBackend, Refiner, SuggestionSource
-from storykit.errors import PluginError
+from storykit.errors import PluginError, StorykitError
 from storykit.models import utcnow
 from storykit.settings import Settings
 
@@ -171,7 +171,11 @@ class Registry:
         except TimeoutError:
             self.record_failure(plugin, hook, f"timed out after {limit:g}s")
             raise PluginError(f"timed out after {limit:g}s", plugin=plugin, hook=hook) from None
-        except PluginError:
+        except StorykitError as exc:
+            # A plugin that raises storykit's own errors (Invalid, Conflict, NotConfigured,
+            # BackendError…) has already said what is wrong: keep its status and detail.
+            if not isinstance(exc, PluginError):
+                self.record_failure(plugin, hook, exc)
             raise
         except Exception as exc:
             self.record_failure(plugin, hook, exc)

@@ -15,7 +15,7 @@ from typing import Any
 import anyio
 
 from storykit.backends import PolicySubject
-from storykit.errors import Invalid, PluginError
+from storykit.errors import Invalid, PluginError, StorykitError
 from storykit.ids import new_id
 from storykit.models import Finding, Outcome, PolicyDecision, Risk
 from storykit.plugins import Registry
@@ -82,7 +82,7 @@ class PolicyEngine:
                 found = await self.registry.call(
                     reg.plugin, "Policy.check", lambda: reg.backend.check(subject, section)
                 )
-            except PluginError as exc:
+            except StorykitError as exc:
                 failed = True
                 findings.append(
                     Finding(

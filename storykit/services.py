@@ -25,7 +25,14 @@ from storykit.artifacts import ArtifactWriter
 from storykit.auth import Principal, Role
 from storykit.backends import Draft, GenerateRequest, PolicySubject, PreReviewer, PRRequest
 from storykit.diffs import diff_hash, parse_diff, safe_repo_path
-from storykit.errors import Conflict, Forbidden, Invalid, NotConfigured, PluginError
+from storykit.errors import (
+    Conflict,
+    Forbidden,
+    Invalid,
+    NotConfigured,
+    PluginError,
+    StorykitError,
+)
 from storykit.events import EventBus
 from storykit.ids import check_id, new_id
 from storykit.metrics import Metrics
@@ -334,7 +341,7 @@ class Storykit:
                     "SuggestionSource.pre_review",
                     lambda b=backend: b.pre_review(self.settings.repo_path, draft),  # type: ignore[misc]
                 )
-            except PluginError:
+            except StorykitError:
                 continue  # recorded; a broken pre-reviewer must not block submissions
             findings.extend(dataclasses.replace(f, policy=f.policy or name) for f in found)
         return findings
@@ -374,7 +381,7 @@ class Storykit:
                     "SuggestionSource.generate",
                     lambda b=reg.backend, r=request: b.generate(r),  # type: ignore[misc]
                 )
-            except PluginError as exc:
+            except StorykitError as exc:
                 errors.append(f"source {name!r}: {exc.detail}")
                 continue
             for draft in drafts:

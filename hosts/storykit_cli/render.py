@@ -107,10 +107,10 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[str]], *, colours: Any
     ``colours(column, value)`` may return click.style keywords for a cell; styling is
     applied after padding so escape codes do not upset the alignment.
     """
-    rows = [[str(cell) for cell in row] for row in rows]
+    # One line per row; leading spaces stay (they mark the selected variant).
+    rows = [[" ".join(str(cell).splitlines()) for cell in row] for row in rows]
     if not rows:
         return ""
-    rows = [[" ".join(cell.split()) for cell in row] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
     room = _width()
     last: int | None = None

@@ -110,7 +110,7 @@ class SSEMiddleware:
         core = state.require_core()
         headers = [
             (b"content-type", b"text/event-stream; charset=utf-8"),
-            (b"cache-control", b"no-store"),
+            (b"cache-control", b"no-store, no-transform"),  # proxies must not gzip-buffer
             (b"x-accel-buffering", b"no"),
         ]
         origin = next((v for k, v in scope["headers"] if k == b"origin"), None)

@@ -38,6 +38,7 @@ CLEARED = (
     "API_TOKENS",
     "DB_PATH",
     "CLI_FAKES_REFINER",
+    "CLI_FAKES_BROKEN",
     "COLUMNS",
     "STORYKIT_TEST_MODE",
 )

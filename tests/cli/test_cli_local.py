@@ -69,6 +69,16 @@ def test_generate_with_an_unknown_source_fails_in_one_line() -> None:
     assert "unknown source(s) 'nope'" in line and "available: fake" in line
 
 
+def test_a_failing_source_is_reported_and_exits_4(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLI_FAKES_BROKEN", "1")
+    result = storykit("suggest", "generate")
+    assert result.exit_code == 4
+    assert "created 2 suggestions" in result.stdout  # what the other sources made is kept
+    assert "the broken source broke" in result.stderr and "Traceback" not in result.output
+    data = json.loads(storykit("suggest", "generate", "--source", "broken", "--json").stdout)
+    assert data["count"] == 0 and "the broken source broke" in data["errors"][0]
+
+
 def test_list_filters_pages_and_says_how_to_get_the_next_page() -> None:
     ids = generate()
     page = ok_json("suggest", "list")

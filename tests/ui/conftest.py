@@ -20,7 +20,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ui_harness import KEYS, StorykitServer  # noqa: E402
+from ui_harness import KEYS, StorykitServer
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -76,9 +76,9 @@ class PageProblems:
         page.on("pageerror", lambda exc: self.items.append(f"page error: {exc}"))
         page.on(
             "console",
-            lambda msg: self.items.append(f"console: {msg.text}")
-            if _CSP.search(msg.text)
-            else None,
+            lambda msg: (
+                self.items.append(f"console: {msg.text}") if _CSP.search(msg.text) else None
+            ),
         )
 
 

@@ -10,6 +10,7 @@ from playwright.sync_api import Page, expect
 from ui_harness import KEYS, one_line_diff
 
 pytestmark = pytest.mark.browser
+MINUS = "\u2212"  # the dashboard's sign for removed lines
 
 
 def unique(text: str) -> str:
@@ -118,13 +119,13 @@ def test_detail_renders_the_diff_with_findings_on_their_lines(open_page, server)
     files = page.locator(".diff-file")
     expect(files).to_have_count(2)
     expect(files.nth(0).locator(".diff-path")).to_have_text("app.py")
-    expect(files.nth(0).locator(".diff-file-head .diff-stat")).to_have_text("+2 −2")
+    expect(files.nth(0).locator(".diff-file-head .diff-stat")).to_have_text(f"+2 {MINUS}2")
     expect(files.nth(1).locator(".tag")).to_have_text("new file")
     app = files.nth(0)
     deleted = app.locator("tr.line.del").first
     expect(deleted.locator("td.ln").nth(0)).to_have_text("1")
     expect(deleted.locator("td.ln").nth(1)).to_have_text("")
-    expect(deleted.locator("td.code")).to_have_text("−import os")
+    expect(deleted.locator("td.code")).to_have_text(f"{MINUS}import os")
     added = app.locator("tr.line.add").first
     expect(added.locator("td.ln").nth(1)).to_have_text("1")
     # The policy's TODO finding sits right under new line 1 of app.py.
@@ -139,7 +140,7 @@ def test_detail_renders_the_diff_with_findings_on_their_lines(open_page, server)
     split = files.nth(0).locator("table.diff-table.split")
     expect(split).to_be_visible()
     pair = split.locator("tr.line.pair").first
-    expect(pair.locator("td.code.del")).to_have_text("−import os")
+    expect(pair.locator("td.code.del")).to_have_text(f"{MINUS}import os")
     expect(pair.locator("td.code.add")).to_have_text("+import os  # TODO drop")
     expect(split.locator("tr.finding-row")).to_have_count(1)
     # The choice sticks, and "u" flips it back.
@@ -169,9 +170,13 @@ def test_review_with_the_keyboard(open_page, server) -> None:
     expect(page.locator("#detail-title")).to_have_text(second)
 
     page.keyboard.press("?")
-    expect(page.get_by_role("dialog", name="Keyboard shortcuts")).to_be_visible()
+    help_ = page.get_by_role("dialog", name="Keyboard shortcuts")
+    expect(help_).to_be_visible()
     page.keyboard.press("Escape")
-    expect(page.get_by_role("dialog", name="Keyboard shortcuts")).to_be_hidden()
+    expect(help_).to_be_hidden()
+    page.keyboard.press("?")
+    help_.get_by_role("button", name="Close").click()
+    expect(help_).to_be_hidden()
 
     # Shortcuts are text while typing: "a" in the comment approves nothing.
     page.keyboard.press("r")
@@ -231,10 +236,14 @@ def test_a_review_elsewhere_shows_in_every_open_page(open_page, server) -> None:
     for page in (one, two):
         expect(page.locator("#conn")).to_have_attribute("data-state", "live")
         expect(page.locator("#detail-title")).to_have_text(title)
+    # The second reviewer is half-way through a comment when the update arrives.
+    two.get_by_label("Review comment").type("I was about to")
     one.get_by_label("Review comment").fill("ship it")
     one.get_by_role("button", name="Approve").click()
     expect(one.locator(".detail-head .badge[data-status]")).to_have_text("Approved")
     expect(two.locator(".detail-head .badge[data-status]")).to_have_text("Approved")
+    expect(two.get_by_label("Review comment")).to_be_focused()
+    expect(two.get_by_label("Review comment")).to_have_value("I was about to")
     expect(row(two, title).locator(".badge[data-status]")).to_have_text("Approved")
     expect(two.locator(".history li").first).to_contain_text("rita")
     expect(two.locator(".history li").first).to_contain_text("ship it")
@@ -266,6 +275,7 @@ def test_generate_shows_progress_and_the_new_suggestions(open_page) -> None:
 
 def test_generate_needs_a_source(open_page) -> None:
     page = open_page()
+    expect(page.locator("#conn")).to_have_attribute("data-state", "live")
     page.keyboard.press("g")
     dialog = page.get_by_role("dialog", name="Generate suggestions")
     dialog.get_by_label("uitest-src").uncheck()

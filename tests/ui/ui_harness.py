@@ -98,9 +98,14 @@ def make_repo(path: Path, files: dict[str, str] | None = None) -> Path:
     _git(path, "add", "-A")
     _git(
         path,
-        "-c", "user.name=storykit tests",
-        "-c", "user.email=tests@storykit.invalid",
-        "commit", "-q", "-m", "initial",
+        "-c",
+        "user.name=storykit tests",
+        "-c",
+        "user.email=tests@storykit.invalid",
+        "commit",
+        "-q",
+        "-m",
+        "initial",
     )
     return path
 
@@ -112,7 +117,9 @@ def _install_plugin(folder: Path) -> Path:
     info = folder / "storykit_uitest-0.0.0.dist-info"
     info.mkdir(exist_ok=True)
     (info / "METADATA").write_text(_DIST_INFO, encoding="utf-8")
-    (info / "entry_points.txt").write_text("[storykit]\nuitest = storykit_uitest\n", encoding="utf-8")
+    (info / "entry_points.txt").write_text(
+        "[storykit]\nuitest = storykit_uitest\n", encoding="utf-8"
+    )
     return folder
 
 
@@ -143,9 +150,7 @@ class StorykitServer:
         return f"http://127.0.0.1:{self.port}"
 
     def env(self) -> dict[str, str]:
-        env = {
-            k: v for k, v in os.environ.items() if not k.startswith(("STORYKIT_", "API_TOKENS"))
-        }
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("STORYKIT_", "API_TOKENS"))}
         paths = [str(self.plugin_path), env.get("PYTHONPATH", "")]
         env.update(
             {
@@ -172,8 +177,14 @@ class StorykitServer:
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child keeps it open
         self.proc = subprocess.Popen(
             [
-                sys.executable, "-m", "storykit_cli", "serve",
-                "--port", str(self.port), "--data-dir", str(self.data_dir),
+                sys.executable,
+                "-m",
+                "storykit_cli",
+                "serve",
+                "--port",
+                str(self.port),
+                "--data-dir",
+                str(self.data_dir),
             ],
             cwd=self.root,
             env=self.env(),
@@ -186,7 +197,9 @@ class StorykitServer:
     def _wait_healthy(self, until: float) -> None:
         while time.monotonic() < until:
             if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(f"storykit exited with {self.proc.returncode}:\n{self.log_tail()}")
+                raise RuntimeError(
+                    f"storykit exited with {self.proc.returncode}:\n{self.log_tail()}"
+                )
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(f"{self.url}/health", timeout=1.0).status_code == 200:
                     return
@@ -223,10 +236,18 @@ class StorykitServer:
 
     def submit(self, title: str, diff: str, rationale: str = "") -> dict[str, Any]:
         return self.call(
-            "agent", "POST", "/suggestions", json={"title": title, "diff": diff, "rationale": rationale}
+            "agent",
+            "POST",
+            "/suggestions",
+            json={"title": title, "diff": diff, "rationale": rationale},
         )
 
-    def review(self, suggestion_id: str, action: str, comment: str = "", role: str = "reviewer2") -> Any:
+    def review(
+        self, suggestion_id: str, action: str, comment: str = "", role: str = "reviewer2"
+    ) -> Any:
         return self.call(
-            role, "POST", "/suggest/review", json={"id": suggestion_id, "action": action, "comment": comment}
+            role,
+            "POST",
+            "/suggest/review",
+            json={"id": suggestion_id, "action": action, "comment": comment},
         )

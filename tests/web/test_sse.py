@@ -82,7 +82,7 @@ def test_stream_has_retry_ids_heartbeats_and_headers(server: Server) -> None:
     ):
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
-        assert response.headers["cache-control"] == "no-store"
+        assert response.headers["cache-control"] == "no-store, no-transform"
         assert response.headers["x-accel-buffering"] == "no"
         lines = response.iter_lines()
         assert next(lines) == "retry: 2000"

@@ -33,6 +33,11 @@ node_major="$(node -p 'process.versions.node.split(".")[0]')"
 [ "$node_major" = 20 ] || die "code-server $VERSION needs node 20, this is node $node_major"
 rg_bin="$(command -v rg || true)"
 [ -n "$rg_bin" ] || die "ripgrep is missing: apt-get install ripgrep"
+# Native modules are built from source (their prebuilt downloads are not reachable).
+for tool in make g++ python3 pkg-config; do
+  command -v "$tool" >/dev/null || die "$tool is missing: apt-get install build-essential python3 pkg-config"
+done
+[ -f /usr/include/gssapi/gssapi.h ] || die "the Kerberos headers are missing (for the kerberos module): apt-get install libkrb5-dev"
 
 case "$(uname -m)" in
   x86_64) target="x86_64-unknown-linux-musl" ;;

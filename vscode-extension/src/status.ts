@@ -171,6 +171,7 @@ export function describe(
 export interface WatcherOptions {
   onChange: (status: WatchdogStatus | undefined) => void;
   pollMs?: number;
+  alive?: (pid: number) => boolean;
 }
 
 /**
@@ -209,14 +210,16 @@ export class StatusWatcher {
     } catch {
       text = "";
     }
-    if (text !== this.last) {
-      const parsed = text ? parseStatus(text) : undefined;
-      // A file we cannot parse keeps the last good status: a partial write is no news.
-      if (parsed || !text) {
-        this.last = text;
-        this.current = parsed;
-        this.options.onChange(parsed);
-      }
+    const parsed = text ? parseStatus(text) : undefined;
+    // A file we cannot parse keeps the last good status: a partial write is no news.
+    if (text && !parsed) return this.current;
+    // A watchdog killed with SIGKILL leaves the file as it was: its death is news too.
+    const pid = parsed?.watchdogPid;
+    const key = `${pid !== null && pid !== undefined && (this.options.alive ?? pidAlive)(pid)}|${text}`;
+    if (key !== this.last) {
+      this.last = key;
+      this.current = parsed;
+      this.options.onChange(parsed);
     }
     return this.current;
   }

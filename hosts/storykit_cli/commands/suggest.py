@@ -223,15 +223,21 @@ def revise(
 
 @suggest.command()
 @click.argument("suggestion_id", metavar="ID")
-@click.option("--approve", "action", flag_value="approve", help="Approve the current diff.")
-@click.option(
-    "--revise", "action", flag_value="revise", help="Ask for a revision (needs --comment)."
-)
-@click.option("--reject", "action", flag_value="reject", help="Reject it.")
+@click.option("--approve", is_flag=True, help="Approve the current diff.")
+@click.option("--revise", is_flag=True, help="Ask for a revision (needs --comment).")
+@click.option("--reject", is_flag=True, help="Reject it.")
 @click.option("--comment", "-m", default="", help="Say why, or what to change.")
 @json_option
 @pass_globals
-def review(g: Globals, suggestion_id: str, action: str | None, comment: str, as_json: bool) -> None:
+def review(
+    g: Globals,
+    suggestion_id: str,
+    approve: bool,
+    revise: bool,
+    reject: bool,
+    comment: str,
+    as_json: bool,
+) -> None:
     """Approve, ask for a revision, or reject a suggestion.
 
     Nobody can approve a suggestion they proposed, and blocked suggestions cannot
@@ -245,8 +251,12 @@ def review(g: Globals, suggestion_id: str, action: str | None, comment: str, as_
     """
     from storykit_cli import render
 
-    if action is None:
-        raise click.UsageError("say what to do: --approve, --revise or --reject")
+    chosen = [
+        name for name, on in (("approve", approve), ("revise", revise), ("reject", reject)) if on
+    ]
+    if len(chosen) != 1:
+        raise click.UsageError("say what to do: one of --approve, --revise or --reject")
+    action = chosen[0]
     data = run(g, lambda c: c.review(suggestion_id, action=action, comment=comment))
     output(data, as_json, render.suggestion_summary)
 

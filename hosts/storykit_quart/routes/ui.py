@@ -115,7 +115,8 @@ def csp(nonce: str, *, connect: list[str], frame_ancestors: list[str]) -> str:
 def _render(assets: _Assets, nonce: str, connect: list[str]) -> str:
     values = {
         "nonce": nonce,
-        "static": f"{STATIC_PREFIX}/{assets.version}",
+        # Relative, so the page also works behind a path-prefixing proxy (code-server).
+        "static": f"static/{assets.version}",
         "version": storykit.__version__,
         "connect": " ".join(connect),
     }
@@ -149,7 +150,10 @@ async def page() -> Response:
 @hide
 @public
 async def page_slash() -> Response:
-    return Response("", status=308, headers={"Location": "/story/ui"})
+    query = request.query_string.decode("latin-1")
+    return Response(
+        "", status=308, headers={"Location": "/story/ui" + (f"?{query}" if query else "")}
+    )
 
 
 @bp.get(f"{STATIC_PREFIX}/<version>/<path:path>")

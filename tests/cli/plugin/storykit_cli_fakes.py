@@ -41,6 +41,13 @@ class FakeSource:
         return drafts
 
 
+class BrokenSource:
+    name = "broken"
+
+    async def generate(self, request: GenerateRequest) -> Sequence[Draft]:
+        raise RuntimeError("the broken source broke")
+
+
 class FakePlanner:
     name = "fake-planner"
 
@@ -118,8 +125,10 @@ class FakeRefiner:
 
 
 @hookimpl
-def storykit_register_sources(register: Callable[[Any], None]) -> None:
+def storykit_register_sources(register: Callable[[Any], None], settings: Settings) -> None:
     register(FakeSource())
+    if settings.get("CLI_FAKES_BROKEN"):
+        register(BrokenSource())
 
 
 @hookimpl

@@ -78,7 +78,9 @@ def _conflicts(suggestions: Sequence[Suggestion]) -> tuple[Conflict, ...]:
         for f in s.files:
             by_file.setdefault(f, []).append(s.id)
     return tuple(
-        Conflict(file=f, suggestion_ids=tuple(ids), detail="more than one suggestion changes this file")
+        Conflict(
+            file=f, suggestion_ids=tuple(ids), detail="more than one suggestion changes this file"
+        )
         for f, ids in sorted(by_file.items())
         if len(ids) > 1
     )
@@ -161,14 +163,30 @@ class UitestWords:
     def default_config(self) -> Mapping[str, Any]:
         return {
             "rules": [
-                {"id": "no-rm-rf", "pattern": r"rm\s+-rf", "severity": "deny",
-                 "message": "deletes files recursively"},
-                {"id": "private-key", "pattern": r"-----BEGIN [A-Z ]*PRIVATE KEY-----",
-                 "severity": "deny", "message": "adds a private key"},
-                {"id": "tls-verify", "pattern": r"verify\s*=\s*False", "severity": "warn",
-                 "message": "turns off TLS certificate verification"},
-                {"id": "todo", "pattern": r"\bTODO\b", "severity": "warn",
-                 "message": "leaves a TODO behind"},
+                {
+                    "id": "no-rm-rf",
+                    "pattern": r"rm\s+-rf",
+                    "severity": "deny",
+                    "message": "deletes files recursively",
+                },
+                {
+                    "id": "private-key",
+                    "pattern": r"-----BEGIN [A-Z ]*PRIVATE KEY-----",
+                    "severity": "deny",
+                    "message": "adds a private key",
+                },
+                {
+                    "id": "tls-verify",
+                    "pattern": r"verify\s*=\s*False",
+                    "severity": "warn",
+                    "message": "turns off TLS certificate verification",
+                },
+                {
+                    "id": "todo",
+                    "pattern": r"\bTODO\b",
+                    "severity": "warn",
+                    "message": "leaves a TODO behind",
+                },
             ]
         }
 
@@ -183,7 +201,9 @@ class UitestWords:
             try:
                 re.compile(str(rule.get("pattern", "")))
             except re.error as exc:
-                raise Invalid(f"rule {name!r}: pattern is not a valid regular expression: {exc}") from None
+                raise Invalid(
+                    f"rule {name!r}: pattern is not a valid regular expression: {exc}"
+                ) from None
             if rule.get("severity") not in ("allow", "warn", "deny"):
                 raise Invalid(f"rule {name!r}: severity must be allow, warn or deny")
 

@@ -2,7 +2,7 @@
 // under the lines they concern (a finding's `line` is a line number in the new file).
 
 import { h, severityBadge } from "./dom.js";
-import { parseDiff, splitRows, stats } from "./diff.js";
+import { parseDiff, splitRows } from "./diff.js";
 
 const LINE_CAP = 2000;
 const SIGN = { add: "+", del: "−", context: " " };
@@ -209,10 +209,6 @@ function splitTable(file, prefix, byLine, anchors, placed, cap) {
     h("colgroup", {}, h("col", { class: "ln-col" }), h("col"), h("col", { class: "ln-col" }), h("col")),
     tbody);
   return { element: table, hidden: total - count };
-}
-
-export function diffStats(text) {
-  return stats(parseDiff(text));
 }
 
 /** A segmented control: Unified | Side by side. */

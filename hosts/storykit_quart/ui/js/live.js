@@ -81,6 +81,8 @@ export class Live extends EventTarget {
       return;
     }
     if (this._stopped) return;
+    this._resumeFrom = this.lastEventId;
+    this._arrived = [];
     const url = this.api.url("/events", { ticket, last_event_id: this.lastEventId });
     const source = new EventSource(url);
     this._source = source;
@@ -100,23 +102,31 @@ export class Live extends EventTarget {
     const resumed = this._everConnected;
     this._everConnected = true;
     if (!resumed) {
+      this._arrived = null;
       this._setState("live", "Live");
       return;
     }
     this.reconnects += 1;
-    let missed = 0;
-    if (this.lastEventId !== null) {
+    // Missed events arrive twice over (the server replays them after last_event_id,
+    // and the log is read here); count each id once, up to the log's end.
+    const from = this._resumeFrom;
+    let missed = null;
+    let head = null;
+    if (from !== null) {
       try {
-        missed = await this._readLog(this.lastEventId, Infinity);
+        head = await this._readLog(from, Infinity);
+        missed = (this._arrived || []).filter((id) => id > from && id <= head).length;
       } catch {
         /* the resync below still brings every view up to date */
       }
     }
+    this._arrived = null;
     if (this._source !== source) return;
-    this.missed += missed;
-    const caught = missed === 1 ? "1 missed event" : `${missed} missed events`;
-    this._setState("resumed", `Resumed · caught up ${caught}`);
-    this.dispatchEvent(new CustomEvent("resync", { detail: { missed } }));
+    this.missed += missed || 0;
+    const caught = missed === null ? "refreshed"
+      : `caught up ${missed === 1 ? "1 missed event" : `${missed} missed events`}`;
+    this._setState("resumed", `Resumed · ${caught}`);
+    this.dispatchEvent(new CustomEvent("resync", { detail: { missed, from, head } }));
     clearTimeout(this._resumedTimer);
     this._resumedTimer = setTimeout(() => {
       if (this.state === "resumed") this._setState("live", "Live");
@@ -144,20 +154,19 @@ export class Live extends EventTarget {
     try {
       await this._readLog(Math.max(0, gap.first_id - 1), gap.last_id);
     } catch {
-      this.dispatchEvent(new CustomEvent("resync", { detail: { missed: gap.count } }));
+      this.dispatchEvent(new CustomEvent("resync", { detail: { missed: gap.count, from: null, head: null } }));
     }
   }
 
-  /** Deliver logged events after `after` (up to `until`); returns how many were new. */
+  /** Deliver logged events after `after` (up to `until`); returns the last id read. */
   async _readLog(after, until) {
-    let fresh = 0;
     for (;;) {
       const page = await this.api.eventLog(after, LOG_PAGE);
       for (const event of page.items) {
-        if (event.id > until) return fresh;
-        if (this._deliver(event, true)) fresh += 1;
+        if (event.id > until) return until;
+        this._deliver(event, true);
       }
-      if (page.items.length < LOG_PAGE || page.last_id === after) return fresh;
+      if (page.items.length < LOG_PAGE || page.last_id === after) return page.last_id;
       after = page.last_id;
     }
   }
@@ -167,6 +176,7 @@ export class Live extends EventTarget {
     this._seen.add(event.id);
     if (this._seen.size > SEEN_MAX) this._seen.delete(this._seen.values().next().value);
     if (this.lastEventId === null || event.id > this.lastEventId) this.lastEventId = event.id;
+    if (this._arrived) this._arrived.push(event.id);
     this.dispatchEvent(new CustomEvent("event", { detail: { event, replayed } }));
     return true;
   }

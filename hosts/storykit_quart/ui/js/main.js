@@ -117,7 +117,7 @@ function showGate(message = "") {
       ? "The editor normally supplies the key. It is kept in memory for this view only."
       : "Kept in this browser (localStorage) so you enter it once. Ask your storykit operator for one.");
   const error = h("p", { class: "form-error", role: "alert", hidden: true });
-  const form = h("form", { class: "gate-form", "aria-labelledby": "gate-title" },
+  const form = h("form", { class: "gate-form", "aria-labelledby": "gate-title", novalidate: true },
     keyField, error, h("button", { type: "submit", class: "primary" }, "Connect"));
   form.addEventListener("submit", (event) => {
     event.preventDefault();
@@ -166,7 +166,12 @@ async function connect() {
   app.live = live;
   live.addEventListener("state", (e) => showState(e.detail.state, e.detail.detail));
   live.addEventListener("event", (e) => received(e.detail.event, e.detail.replayed));
-  live.addEventListener("resync", async () => {
+  live.addEventListener("resync", async (e) => {
+    const { from, head } = e.detail;
+    if (from !== null && head !== null) {
+      // Whichever way they came (stream replay or log), these happened while away.
+      for (const item of app.activity) if (item.id > from && item.id <= head) item.replayed = true;
+    }
     if (!app.plugins) app.plugins = await api.plugins().catch(() => null);
     if (view) view.resync();
   });

@@ -3,7 +3,7 @@
 
 import { busy, clear, field, h, pair, riskBadge, time } from "./dom.js";
 import { renderDiff } from "./diffview.js";
-import { inlineError, notify } from "./notify.js";
+import { inlineError, notify, notifyError } from "./notify.js";
 import { PrPanel } from "./pr.js";
 import { stats, parseDiff } from "./diff.js";
 
@@ -92,7 +92,7 @@ export class PlansView {
     this.checks = h("fieldset", { class: "checks suggestion-checks" }, h("legend", {}, "Approved suggestions"));
     this.formError = h("p", { class: "form-error", role: "alert", hidden: true });
     const submit = h("button", { type: "submit", class: "primary" }, "Create plan");
-    const form = h("form", { class: "card stack plan-form", "aria-labelledby": "new-plan-title" },
+    const form = h("form", { class: "card stack plan-form", "aria-labelledby": "new-plan-title", novalidate: true },
       h("h2", { id: "new-plan-title" }, "New plan"),
       field("Goal", this.goal, "What the change as a whole should achieve; it names the branch and PR.")[0],
       this.checks, this.formError, h("div", { class: "actions" }, submit));
@@ -152,7 +152,10 @@ export class PlansView {
   // -- one plan -----------------------------------------------------------------------
   async showPlan(id) {
     const token = ++this._token;
-    if (!this.plan || this.plan.id !== id) clear(this.body, h("p", { class: "muted loading" }, "Loading…"));
+    if (!this.plan || this.plan.id !== id) {
+      this.plan = null;
+      clear(this.body, h("p", { class: "muted loading" }, "Loading…"));
+    }
     try {
       const plan = await this.app.api.plan(id);
       if (token !== this._token) return;
@@ -177,12 +180,18 @@ export class PlansView {
   }
 
   renderPlan(plan) {
-    const same = this.plan && this.plan.id === plan.id;
+    const same = this.plan && this.plan.id === plan.id && this.pr;
     this.plan = plan;
-    if (!same || !this.pr) this.pr = new PrPanel(this.app, plan);
-    else this.pr.update(plan);
+    if (!same) {
+      this.pr = new PrPanel(this.app, plan);
+      this.planHead = h("div");
+      this.planVariants = h("div");
+      clear(this.body, this.planHead, this.planVariants, this.pr.element);
+    } else {
+      this.pr.update(plan); // the panel stays in place, keeping focus and its last result
+    }
     const selected = plan.variants.find((v) => v.key === plan.selected);
-    clear(this.body,
+    clear(this.planHead,
       h("header", { class: "detail-head" },
         h("h2", {}, plan.goal),
         h("div", { class: "badges" },
@@ -192,11 +201,11 @@ export class PlansView {
           pair("Made by", plan.created_by),
           pair("Created", time(plan.created_at)),
           plan.selected_by ? pair("Selected by", plan.selected_by) : null,
-          pair("Id", h("code", {}, plan.id)))),
+          pair("Id", h("code", {}, plan.id)))));
+    clear(this.planVariants,
       h("section", { class: "block", "aria-labelledby": "variants-title" },
         h("h3", { id: "variants-title" }, `Variants (${plan.variants.length})`),
-        h("div", { class: "variants" }, plan.variants.map((v) => this.variantCard(plan, v)))),
-      this.pr.element);
+        h("div", { class: "variants" }, plan.variants.map((v) => this.variantCard(plan, v)))));
   }
 
   variantCard(plan, v) {
@@ -257,8 +266,10 @@ export class PlansView {
       this.plans = this.plans.map((p) => (p.id === updated.id ? updated : p));
       this.renderList();
       this.renderPlan(updated);
+      const again = this.planVariants.querySelector(`button[data-variant="${CSS.escape(v.key)}"]`);
+      if (again) again.focus();
     } catch (err) {
-      inlineError(this.pr.error, err);
+      notifyError(err, "Could not select the variant");
     }
   }
 

@@ -82,7 +82,7 @@ export class PoliciesView {
     });
     return h("article", { class: "card policy", dataset: { policy: name }, "aria-labelledby": `policy-${name}-title` },
       h("h2", { id: `policy-${name}-title` }, name),
-      structure, editor, error);
+      structure, error, editor);
   }
 
   /** Parse one section; show the JSON error in place. Returns the object or undefined. */

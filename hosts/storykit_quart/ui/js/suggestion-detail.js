@@ -17,6 +17,8 @@ export class SuggestionDetail {
     this.mode = prefs.get("diffMode", "unified");
     this._token = 0;
     this.body = h("div", { class: "detail-body" });
+    this.head = h("div");
+    this.content = h("div");
     this.element = h("section", { class: "pane detail-pane", "aria-label": "Suggestion", tabindex: "-1" },
       h("button", { type: "button", class: "ghost small back", on: { click: onBack } }, "← All suggestions"),
       this.body);
@@ -122,7 +124,10 @@ export class SuggestionDetail {
       : rejected ? "Rejected: it can be approved again only after a new revision." : "";
     const diff = renderDiff(s.diff, { mode: this.mode, findings: s.findings, idPrefix: `d-${s.id}` });
     const stat = stats(diff.files);
-    clear(this.body,
+    // The review box stays in place (never re-inserted), so a live update does not take
+    // the focus or the half-typed comment away from the reviewer.
+    if (this.reviewBox.parentNode !== this.body) clear(this.body, this.head, this.reviewBox, this.content);
+    clear(this.head,
       h("header", { class: "detail-head" },
         h("h2", { id: "detail-title" }, s.title),
         h("div", { class: "badges" }, statusBadge(s.status), riskBadge(s.risk),
@@ -133,8 +138,8 @@ export class SuggestionDetail {
           pair("Revision", String(s.revision)),
           pair("Base", h("code", {}, s.base_ref)),
           pair("Updated", time(s.updated_at)),
-          pair("Id", h("code", {}, s.id)))),
-      this.reviewBox,
+          pair("Id", h("code", {}, s.id)))));
+    clear(this.content,
       h("section", { class: "block", "aria-labelledby": "rationale-title" },
         h("h3", { id: "rationale-title" }, "Rationale"),
         s.rationale ? h("p", { class: "prose" }, s.rationale) : h("p", { class: "muted" }, "No rationale given.")),

@@ -1,0 +1,397 @@
+"""PR backend ``github``: the selected variant as a branch and a pull request on GitHub.
+
+The commit's content is built locally from the reviewed base (see
+:mod:`storykit_plugins._forge`); nothing is pushed with git. Through GitHub's
+REST API it then:
+
+1. ``GET /repos/{repo}``: the default branch (the PR's base unless
+   ``STORYKIT_GITHUB_BASE`` names one), and a clear error if the repository or
+   the token is wrong;
+2. ``GET /repos/{repo}/git/ref/heads/{base}``: the base branch's head; if that is
+   not the reviewed base commit, ``GET /repos/{repo}/compare/{head}...{base}``
+   must say the reviewed base is behind it (an ancestor), so the PR carries
+   only the reviewed change;
+3. ``POST /repos/{repo}/git/blobs`` for each binary file (text goes inline in the
+   tree), ``POST /repos/{repo}/git/trees`` on top of the base's tree — GitHub's
+   tree id must equal the one built locally, which proves every byte arrived
+   as reviewed — and ``POST /repos/{repo}/git/commits`` with the base as parent;
+4. ``POST /repos/{repo}/git/refs``: the new branch (never overwrites one);
+5. ``POST /repos/{repo}/pulls`` (draft when ``STORYKIT_GITHUB_DRAFT``); if that
+   fails, the branch is deleted again so a retry starts from the same state;
+6. ``POST /repos/{repo}/issues/{number}/labels`` when ``STORYKIT_GITHUB_LABELS``
+   is set. The PR exists by then, so a failure here is reported as a
+   ``# warning:`` line in the operations rather than as an error.
+
+Rate limits (403/429 with ``Retry-After`` or ``x-ratelimit-*``) are waited out a
+bounded number of times; otherwise every failure is a storykit error that says
+what to fix, and the token never appears in one.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import re
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, NoReturn
+from urllib.parse import quote
+
+import anyio
+import httpx
+
+from storykit.backends import PRBackend, PRRequest
+from storykit.errors import BackendError, Conflict, Invalid, NotConfigured, StorykitError
+from storykit.hookspecs import hookimpl
+from storykit.models import PRResult
+from storykit.settings import Settings
+from storykit_plugins._forge import (
+    FileChange,
+    ForgeHTTP,
+    LocalCommit,
+    Sleep,
+    api_base,
+    build_local_commit,
+    flag,
+    forge_client,
+    forge_message,
+    json_object,
+    pr_body,
+    pr_title,
+    split_csv,
+)
+from storykit_plugins.pr_dryrun import preview
+
+__all__ = ["DEFAULT_API", "GitHubBackend", "GitHubConfig", "storykit_register_pr_backends"]
+
+DEFAULT_API = "https://api.github.com"
+_REPO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*/[A-Za-z0-9._-]+$")
+_HOW = (
+    "set GITHUB_TOKEN to a token with repo scope (fine-grained: contents and pull"
+    " requests, read and write) and STORYKIT_GITHUB_REPO to owner/name"
+)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class GitHubConfig:
+    token: str = dataclasses.field(repr=False)
+    repo: str
+    api: str = DEFAULT_API
+    base: str | None = None
+    draft: bool = False
+    labels: tuple[str, ...] = ()
+
+    @classmethod
+    def read(cls, get: Callable[[str], str | None]) -> GitHubConfig:
+        """From the environment; :class:`NotConfigured` says what to set."""
+        token = (get("GITHUB_TOKEN") or "").strip()
+        repo = (get("STORYKIT_GITHUB_REPO") or "").strip()
+        missing = [n for n, v in (("GITHUB_TOKEN", token), ("STORYKIT_GITHUB_REPO", repo)) if not v]
+        if missing:
+            raise NotConfigured(f"the github PR backend needs {' and '.join(missing)}: {_HOW}")
+        if not _REPO.match(repo) or repo.endswith(".git"):
+            raise Invalid(f"STORYKIT_GITHUB_REPO={repo!r}: expected owner/name, like octo/hello")
+        return cls(
+            token=token,
+            repo=repo,
+            api=api_base(get("STORYKIT_GITHUB_API"), DEFAULT_API, "STORYKIT_GITHUB_API"),
+            base=(get("STORYKIT_GITHUB_BASE") or "").strip() or None,
+            draft=flag(get("STORYKIT_GITHUB_DRAFT"), "STORYKIT_GITHUB_DRAFT"),
+            labels=split_csv(get("STORYKIT_GITHUB_LABELS")),
+        )
+
+
+class GitHubBackend:
+    name = "github"
+    capabilities: frozenset[str] = frozenset({"push", "pull_request", "draft", "labels"})
+
+    def __init__(
+        self,
+        environ: Mapping[str, str] | None = None,
+        *,
+        client: httpx.AsyncClient | None = None,
+        sleep: Sleep = anyio.sleep,
+        clock: Callable[[], float] = time.time,
+        max_retries: int = 3,
+        max_wait: float = 20.0,
+    ) -> None:
+        """``environ`` holds the settings (read at each run, so a missing token is
+        reported when a PR is opened); ``client``, ``sleep`` and ``clock`` are for tests."""
+        self._environ = dict(environ or {})
+        self._client = client
+        self._sleep = sleep
+        self._clock = clock
+        self._max_retries = max_retries
+        self._max_wait = max_wait
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> GitHubBackend:
+        return cls(settings.environ)
+
+    async def open(self, request: PRRequest) -> PRResult:
+        if request.dry_run:
+            repo = (self._environ.get("STORYKIT_GITHUB_REPO") or "").strip()
+            remote = f"GitHub {repo}" if repo else None
+            return await preview(request, detail="diff", remote=remote, backend=self.name)
+        config = GitHubConfig.read(self._environ.get)
+        local = await build_local_commit(request)  # a diff that does not apply fails offline
+        async with forge_client(self._client) as client:
+            http = ForgeHTTP(
+                forge="GitHub",
+                api=config.api,
+                headers={
+                    "Authorization": f"Bearer {config.token}",
+                    "Accept": "application/vnd.github+json",
+                    "X-GitHub-Api-Version": "2022-11-28",
+                    "User-Agent": "storykit",
+                },
+                client=client,
+                sleep=self._sleep,
+                clock=self._clock,
+                max_retries=self._max_retries,
+                max_wait=self._max_wait,
+            )
+            return await _Run(http, config, request, local).open()
+
+
+class _Run:
+    """One PR: the calls in order, and what each failure means."""
+
+    def __init__(
+        self, http: ForgeHTTP, config: GitHubConfig, request: PRRequest, local: LocalCommit
+    ) -> None:
+        self.http = http
+        self.config = config
+        self.request = request
+        self.local = local
+        self.repo = f"/repos/{config.repo}"
+        self.ref_path = f"{self.repo}/git/refs/heads/{quote(local.branch, safe='/')}"
+
+    async def open(self) -> PRResult:
+        local = self.local
+        repo = await self._json("GET", self.repo, what="reading the repository")
+        base_branch = self.config.base or str(repo.get("default_branch") or "")
+        if not base_branch:
+            raise BackendError(f"GitHub did not say which branch of {self.config.repo} is default")
+        head = await self._branch_head(base_branch)
+        if head != local.base:
+            await self._check_ancestor(head, base_branch)
+        entries = [await self._tree_entry(change) for change in local.changes]
+        tree = await self._json(
+            "POST",
+            f"{self.repo}/git/trees",
+            what="creating the tree",
+            json={"base_tree": local.base_tree, "tree": entries},
+        )
+        if tree.get("sha") != local.tree:
+            raise BackendError(
+                f"GitHub's tree {tree.get('sha')} differs from the reviewed tree {local.tree};"
+                " nothing was created"
+            )
+        commit = await self._json(
+            "POST",
+            f"{self.repo}/git/commits",
+            what="creating the commit",
+            json={"message": local.message, "tree": local.tree, "parents": [local.base]},
+        )
+        sha = str(commit.get("sha") or "")
+        await self._create_branch(sha)
+        try:
+            pull = await self._create_pull(base_branch)
+        except StorykitError as exc:
+            note = await self._delete_branch()
+            raise type(exc)(exc.detail + note) from exc
+        except BaseException:
+            await self._delete_branch()
+            raise
+        if self.config.labels:
+            await self._add_labels(int(pull["number"]))
+        return PRResult(
+            backend="github",
+            branch=local.branch,
+            diff=self.request.variant.diff,
+            dry_run=False,
+            operations=tuple(self.http.operations),
+            commit=sha,
+            url=str(pull.get("html_url") or "") or None,
+            plan_id=self.request.plan_id,
+            variant=self.request.variant.key,
+        )
+
+    # -- steps -----------------------------------------------------------------------
+    async def _branch_head(self, branch: str) -> str:
+        path = f"{self.repo}/git/ref/heads/{quote(branch, safe='/')}"
+        what = f"reading branch {branch!r}"
+        response = await self.http.call("GET", path, what=what)
+        if response.status_code == 404:
+            raise Invalid(
+                f"{self.config.repo} has no branch {branch!r} to open the pull request against"
+                " (STORYKIT_GITHUB_BASE)"
+            )
+        ref = self._ok(response, what)
+        return str(ref.get("object", {}).get("sha") or "")
+
+    async def _check_ancestor(self, head: str, branch: str) -> None:
+        base = self.local.base
+        what = "comparing the reviewed base with the target branch"
+        response = await self.http.call("GET", f"{self.repo}/compare/{head}...{base}", what=what)
+        if response.status_code in (404, 422):
+            raise Conflict(
+                f"the reviewed base commit {base[:12]} is not on GitHub ({self.config.repo});"
+                " push it first (for example, push your branch), then open the PR again"
+            )
+        status = self._ok(response, what).get("status")
+        if status not in ("behind", "identical"):
+            raise Conflict(
+                f"the reviewed base commit {base[:12]} is not part of {branch!r} on GitHub"
+                f" ({status}); a pull request against {branch!r} would carry unreviewed commits."
+                " Rebase the suggestions on it or set STORYKIT_GITHUB_BASE"
+            )
+
+    async def _tree_entry(self, change: FileChange) -> dict[str, Any]:
+        if change.content is None:  # deleted: a null sha removes the path
+            kind = "commit" if change.old_mode == "160000" else "blob"
+            return {"path": change.path, "mode": change.old_mode, "type": kind, "sha": None}
+        if change.mode == "160000":  # a submodule: the commit id is the content
+            return {"path": change.path, "mode": change.mode, "type": "commit", "sha": change.oid}
+        text = change.text
+        entry: dict[str, Any] = {"path": change.path, "mode": change.mode, "type": "blob"}
+        if text is not None:
+            entry["content"] = text  # inline: one request per tree, not one per file
+            return entry
+        blob = await self._json(
+            "POST",
+            f"{self.repo}/git/blobs",
+            what=f"uploading {change.path}",
+            json={"content": base64.b64encode(change.content).decode(), "encoding": "base64"},
+        )
+        if blob.get("sha") != change.oid:
+            raise BackendError(
+                f"GitHub stored {change.path} as {blob.get('sha')}, not {change.oid}"
+            )
+        entry["sha"] = change.oid
+        return entry
+
+    async def _create_branch(self, sha: str) -> None:
+        what = f"creating branch {self.local.branch!r}"
+        response = await self.http.call(
+            "POST",
+            f"{self.repo}/git/refs",
+            what=what,
+            json={"ref": f"refs/heads/{self.local.branch}", "sha": sha},
+        )
+        if response.status_code == 422 and "already exists" in forge_message(response):
+            existing = await self._existing_pull()
+            raise Conflict(
+                f"branch {self.local.branch!r} already exists on GitHub ({self.config.repo})"
+                f"{existing}; choose another name or delete it"
+            )
+        self._ok(response, what)
+
+    async def _create_pull(self, base_branch: str) -> dict[str, Any]:
+        what = "creating the pull request"
+        response = await self.http.call(
+            "POST",
+            f"{self.repo}/pulls",
+            what=what,
+            json={
+                "title": pr_title(self.request),
+                "head": self.local.branch,
+                "base": base_branch,
+                "body": pr_body(self.request),
+                "draft": self.config.draft,
+            },
+        )
+        said = forge_message(response)
+        if response.status_code == 422 and "pull request already exists" in said.lower():
+            owner = self.config.repo.split("/")[0]
+            existing = await self._existing_pull()
+            raise Conflict(
+                f"a pull request already exists for {owner}:{self.local.branch}{existing}"
+            )
+        return self._ok(response, what)
+
+    async def _add_labels(self, number: int) -> None:
+        what = "adding labels"
+        try:
+            response = await self.http.call(
+                "POST",
+                f"{self.repo}/issues/{number}/labels",
+                what=what,
+                json={"labels": list(self.config.labels)},
+            )
+            if not response.is_success:  # the answer is the issue's labels: nothing to read
+                self._fail(response, what)
+        except StorykitError as exc:
+            self.http.operations.append(f"# warning: the pull request exists, but {exc.detail}")
+
+    async def _existing_pull(self) -> str:
+        """`` (pull request #12: <url>)`` for the open PR from the branch, if GitHub finds one."""
+        owner = self.config.repo.split("/")[0]
+        try:
+            response = await self.http.call(
+                "GET",
+                f"{self.repo}/pulls",
+                what="looking for the existing pull request",
+                params={"head": f"{owner}:{self.local.branch}", "state": "open"},
+            )
+        except StorykitError:
+            return ""  # only decorates the conflict being reported
+        pulls = response.json() if response.status_code == 200 else []
+        if isinstance(pulls, list) and pulls and isinstance(pulls[0], dict):
+            return f" (pull request #{pulls[0].get('number')}: {pulls[0].get('html_url')})"
+        return ""
+
+    async def _delete_branch(self) -> str:
+        """Remove the branch this run made; a note for the error message."""
+        branch = self.local.branch
+        with anyio.CancelScope(shield=True):
+            try:
+                response = await self.http.call(
+                    "DELETE", self.ref_path, what=f"deleting branch {branch!r} again"
+                )
+            except StorykitError:
+                response = None
+        if response is not None and response.status_code in (204, 404, 422):
+            return f"; branch {branch!r} was deleted again"
+        return f"; branch {branch!r} was left on GitHub: delete it before trying again"
+
+    # -- responses -------------------------------------------------------------------
+    async def _json(self, method: str, path: str, *, what: str, json: Any = None) -> dict[str, Any]:
+        return self._ok(await self.http.call(method, path, what=what, json=json), what)
+
+    def _ok(self, response: httpx.Response, what: str) -> dict[str, Any]:
+        if response.is_success:
+            return json_object(response, what, "GitHub")
+        self._fail(response, what)
+
+    def _fail(self, response: httpx.Response, what: str) -> NoReturn:
+        status = response.status_code
+        said = forge_message(response)
+        repo = self.config.repo
+        if status == 401:
+            raise BackendError(
+                f"GitHub rejected the token: set GITHUB_TOKEN with repo scope (GitHub said: {said})"
+            )
+        if status == 404:
+            raise BackendError(
+                f"GitHub answered 404 Not Found while {what}: the repository {repo} does not"
+                " exist or the token cannot see it; check STORYKIT_GITHUB_REPO and the token's"
+                " access"
+            )
+        if status == 403:
+            raise BackendError(
+                f"GitHub refused {what} ({said}): the token needs write access to the contents"
+                f" and pull requests of {repo}"
+            )
+        if status == 409:
+            raise Conflict(f"GitHub refused {what}: {said}")
+        raise BackendError(f"GitHub failed {what}: HTTP {status}: {said}")
+
+
+@hookimpl
+def storykit_register_pr_backends(
+    register: Callable[[PRBackend], None], settings: Settings
+) -> None:
+    """Register the ``github`` backend (always; it says what to set when it is not configured)."""
+    register(GitHubBackend.from_settings(settings))
