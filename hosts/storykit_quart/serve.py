@@ -100,7 +100,7 @@ def serve(
     settings.ensure_dirs()
     settings = ensure_key(settings, say)
     configure_logging(settings.log_level, settings.log_file)
-    app = create_app(settings, trio=worker == "trio")
+    app = create_app(settings, trio=worker == "trio", freeze_gc=True)
     config = Config()
     config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
     config.accesslog = None
