@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from urllib.parse import urljoin
 
 import httpx
 import pytest
@@ -60,14 +61,16 @@ def test_page_needs_no_key_but_its_data_does(server) -> None:
 
 def test_static_files_are_versioned_and_cached(server) -> None:
     html = _page(server).text
-    prefix = re.search(r'data-static="([^"]+)"', html).group(1)
-    response = httpx.get(f"{server.url}{prefix}/js/main.js")
+    relative = re.search(r'data-static="([^"]+)"', html).group(1)
+    assert relative.startswith("./static/")  # relative: works behind a prefixing proxy
+    prefix = urljoin(f"{server.url}/story/ui", relative)
+    response = httpx.get(f"{prefix}/js/main.js")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/javascript")
     assert response.headers["cache-control"] == "public, max-age=31536000, immutable"
     assert response.headers["x-content-type-options"] == "nosniff"
     etag = response.headers["etag"]
-    again = httpx.get(f"{server.url}{prefix}/js/main.js", headers={"If-None-Match": etag})
+    again = httpx.get(f"{prefix}/js/main.js", headers={"If-None-Match": etag})
     assert again.status_code == 304
     # An out-of-date version still answers, but is not cached as if it were current.
     old = httpx.get(f"{server.url}/story/static/0123456789ab/app.css")

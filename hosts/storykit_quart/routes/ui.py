@@ -116,7 +116,7 @@ def _render(assets: _Assets, nonce: str, connect: list[str]) -> str:
     values = {
         "nonce": nonce,
         # Relative, so the page also works behind a path-prefixing proxy (code-server).
-        "static": f"static/{assets.version}",
+        "static": f"./static/{assets.version}",
         "version": storykit.__version__,
         "connect": " ".join(connect),
     }
