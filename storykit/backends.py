@@ -91,7 +91,10 @@ class Refiner(Protocol):
 
     name: str
 
-    async def refine(self, suggestion: Suggestion, instructions: str) -> Refinement: ...
+    async def refine(self, suggestion: Suggestion, instructions: str) -> Refinement:
+        """The improved suggestion. A refiner may set a ``timeout`` attribute (seconds)
+        when it needs longer than ``STORYKIT_HOOK_TIMEOUT`` (a slow model)."""
+        ...
 
 
 @runtime_checkable

@@ -484,7 +484,10 @@ class Storykit:
         instructions = _text(instructions, "instructions", MAX_TEXT)
         reg = refiners[name]
         result = await self.registry.call(
-            reg.plugin, "Refiner.refine", lambda: reg.backend.refine(current, instructions)
+            reg.plugin,
+            "Refiner.refine",
+            lambda: reg.backend.refine(current, instructions),
+            seconds=_backend_timeout(reg.backend, self.settings.hook_timeout),
         )
         if result.diff is not None:
             parse_diff(result.diff)
@@ -659,13 +662,25 @@ class Storykit:
             work_dir=self.settings.data_dir / "worktrees",
         )
         result = await self.registry.call(
-            reg.plugin, "PRBackend.open", lambda: reg.backend.open(request)
+            reg.plugin,
+            "PRBackend.open",
+            lambda: reg.backend.open(request),
+            seconds=_backend_timeout(reg.backend, self.settings.hook_timeout),
         )
         await self._commit(
             "pr.dry_run" if result.dry_run else "pr.created",
             to_dict(result) | {"by": actor.name, "diff_hash": diff_hash(result.diff)},
         )
         return result
+
+
+def _backend_timeout(backend: object, default: float) -> float:
+    """A backend that declares its own ``timeout`` (an LLM, a forge waiting out a rate
+    limit) gets that much, plus a margin so its own, clearer timeout error wins."""
+    own = getattr(backend, "timeout", None)
+    if isinstance(own, (int, float)) and not isinstance(own, bool) and own > 0:
+        return max(default, float(own) + 5.0)
+    return default
 
 
 def _summary(s: Suggestion) -> dict[str, Any]:

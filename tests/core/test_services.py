@@ -519,3 +519,34 @@ async def test_plugin_error_names_plugin_and_hook(tmp_path: Path) -> None:
             await core.registry.call("someplugin", "some_hook", fail)
         assert info.value.plugin == "someplugin" and info.value.hook == "some_hook"
         assert "someplugin" in str(info.value) and "some_hook" in str(info.value)
+
+
+class SlowRefiner(UpperRefiner):
+    name = "slow"
+
+    def __init__(self, timeout: float | None) -> None:
+        if timeout is not None:
+            self.timeout = timeout
+
+    async def refine(self, suggestion: Suggestion, instructions: str) -> Any:
+        await anyio.sleep(0.3)  # a slow model, not synchronisation
+        return await super().refine(suggestion, instructions)
+
+
+@pytest.mark.parametrize("own_timeout", [None, 1.0])
+async def test_a_backend_may_ask_for_more_time_than_the_hook_timeout(
+    tmp_path: Path, own_timeout: float | None
+) -> None:
+    class Plugin:
+        @hookimpl
+        def storykit_register_refiners(self, register: Any) -> None:
+            register(SlowRefiner(own_timeout))
+
+    env = {"STORYKIT_HOOK_TIMEOUT": "0.05"}
+    async with open_core(tmp_path, plugins={"slow": Plugin()}, env=env) as core:
+        s = await core.submit(AGENT, title="t", diff=DIFF, rationale="why")
+        if own_timeout is None:
+            with pytest.raises(PluginError, match="timed out"):
+                await core.refine(REVIEWER, s.id)
+        else:
+            assert (await core.refine(REVIEWER, s.id)).revision == 2
