@@ -45,8 +45,15 @@ docs: setup
 check-docs: setup
 	$(BIN)/python -m storykit.docgen --check
 
-bench: setup
+## Every benchmark, each printing its ratio against a baseline measured in the same run.
+bench: setup system-deps
 	$(BIN)/python bench/bench_store.py
+	$(BIN)/python bench/bench_policy.py
+	$(BIN)/python bench/bench_generate.py
+	$(BIN)/python bench/bench_cli.py
+	$(BIN)/python bench/bench_http.py
+	$(BIN)/python bench/bench_sse.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info test-artifacts
+	rm -rf vscode-extension/node_modules vscode-extension/dist vscode-extension/out vscode-extension/*.vsix
