@@ -249,11 +249,24 @@ class Subscription:
     resolved by skipping ids at or below the last one yielded.
     """
 
+    __slots__ = (
+        "_backlog",
+        "_bus",
+        "_cursor",
+        "_ended",
+        "_entered",
+        "_gap",
+        "_queue",
+        "_replaying",
+        "_wakeup",
+    )
+
     def __init__(self, bus: EventBus, last_event_id: int | None) -> None:
         self._bus = bus
         self._cursor = last_event_id  # the newest id yielded (None: nothing yet)
         self._replaying = last_event_id is not None
-        self._backlog: collections.deque[Event] = collections.deque()
+        # Made only when replaying: an idle live subscriber should cost as little as can be.
+        self._backlog: collections.deque[Event] | None = None
         self._queue: collections.deque[Event] = collections.deque()
         self._gap: Gap | None = None
         self._wakeup: anyio.Event | None = None
@@ -284,7 +297,7 @@ class Subscription:
         """Unsubscribe and free the queue now."""
         self._end()
         self._queue.clear()
-        self._backlog.clear()
+        self._backlog = None
         self._replaying = False
         self._gap = None
 
@@ -344,6 +357,8 @@ class Subscription:
     async def _read_backlog(self) -> None:
         size = self._bus.page_size
         page = await self._bus.store.read_events(after=self._cursor or 0, limit=size)
+        if self._backlog is None:
+            self._backlog = collections.deque()
         self._backlog.extend(page)
         self._replaying = len(page) == size
 
