@@ -144,6 +144,11 @@ class Ticket(BaseModel):
     expires_in: int
 
 
+class Me(BaseModel):
+    name: str
+    role: Literal["agent", "reviewer", "admin"]
+
+
 class Health(BaseModel):
     status: Literal["ok", "unavailable"]
     version: str

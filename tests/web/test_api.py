@@ -22,6 +22,7 @@ from storykit_quart import create_app
 from storykit_quart.schemas import (
     EventPage,
     Health,
+    Me,
     PlanPage,
     PluginsReply,
     PolicyDocument,
@@ -145,6 +146,9 @@ async def test_responses_match_the_documented_models(client: Client) -> None:
     conforms(PluginsReply, await (await client.get("/plugins", headers=as_(AGENT_KEY))).get_json())
     conforms(Ticket, await (await client.post("/events/ticket", headers=as_(AGENT_KEY))).get_json())
     conforms(Health, await (await client.get("/health")).get_json())
+    me = await (await client.get("/me", headers=as_(REVIEWER_KEY))).get_json()
+    conforms(Me, me)
+    assert me == {"name": "me", "role": "reviewer"}
 
 
 async def test_health_needs_no_key_and_reports_the_database(client: Client) -> None:
@@ -241,6 +245,7 @@ ROUTES: list[tuple[str, str, dict[str, Any] | None, str]] = [
     ("POST", "/policies/check", {"diff": DIFF}, "agent"),
     ("GET", "/plugins", None, "agent"),
     ("GET", "/events/log", None, "agent"),
+    ("GET", "/me", None, "agent"),
     ("POST", "/events/ticket", None, "agent"),
 ]
 ROLE_KEYS = {"agent": AGENT_KEY, "reviewer": REVIEWER_KEY, "admin": ADMIN_KEY}

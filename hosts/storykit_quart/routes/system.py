@@ -12,7 +12,7 @@ from storykit.auth import Role
 from storykit.metrics import CONTENT_TYPE
 from storykit.models import to_dict
 from storykit_quart.access import actor, core, public, requires, state
-from storykit_quart.schemas import EventLogQuery, EventPage, Health, PluginsReply, Ticket
+from storykit_quart.schemas import EventLogQuery, EventPage, Health, Me, PluginsReply, Ticket
 
 bp = Blueprint("system", __name__)
 
@@ -51,6 +51,16 @@ async def plugins() -> dict[str, Any]:
         "plugins": core().plugins(),
         "errors": [to_dict(f) for f in reversed(registry.failures)],
     }
+
+
+@bp.get("/me")
+@document_response(Me)
+@tag(["system"])
+@requires(Role.AGENT)
+async def me() -> dict[str, Any]:
+    """Who this key is: its name (the identity in reviews and limits) and its role."""
+    principal = actor()
+    return {"name": principal.name, "role": principal.role.value}
 
 
 @bp.get("/events/log")
