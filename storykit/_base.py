@@ -1,0 +1,219 @@
+"""What every use case shares: the parts of the core, committing a change with its
+event, screening a draft, and input checks."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from storykit.artifacts import ArtifactWriter
+from storykit.backends import Draft, PolicySubject, PreReviewer
+from storykit.diffs import diff_hash, parse_diff
+from storykit.errors import Invalid, StorykitError
+from storykit.events import EventBus
+from storykit.ids import check_id, new_id
+from storykit.metrics import Metrics
+from storykit.models import Event, Finding, Outcome, Plan, PolicyDecision, Status, Suggestion
+from storykit.plugins import Registry
+from storykit.policy import PolicyEngine
+from storykit.settings import Settings
+from storykit.store import Store
+
+__all__ = ["CoreBase"]
+
+log = logging.getLogger("storykit")
+
+MAX_TITLE = 300
+MAX_TEXT = 20_000
+_REF_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._/@{}^~-]{0,199}\Z")
+
+
+class CoreBase:
+    """The parts of the core every use case works with; :class:`~storykit.services.Storykit`
+    sets them."""
+
+    settings: Settings
+    store: Store
+    bus: EventBus
+    registry: Registry
+    metrics: Metrics
+    policy: PolicyEngine
+    artifacts: ArtifactWriter
+
+    async def _commit(
+        self,
+        event_type: str,
+        data: Mapping[str, Any],
+        *,
+        suggestions: Sequence[Suggestion] = (),
+        plans: Sequence[Plan] = (),
+        policy_config: Mapping[str, Any] | None = None,
+        expect: Mapping[str, Any] | None = None,
+    ) -> Event:
+        event = await self.store.write(
+            event_type,
+            data,
+            suggestions=suggestions,
+            plans=plans,
+            policy_config=policy_config,
+            expect=expect,
+        )
+        self.bus.publish(event)
+        for s in suggestions:
+            await self.artifacts.suggestion(s)
+        for p in plans:
+            await self.artifacts.plan(p)
+        return event
+
+    async def emit(self, event_type: str, data: Mapping[str, Any]) -> Event:
+        """Store and publish an event that goes with no state change (progress, say)."""
+        return await self._commit(event_type, data)
+
+    async def get_suggestion(self, suggestion_id: str) -> Suggestion:
+        return await self.store.get_suggestion(check_id(suggestion_id, "sug", what="suggestion id"))
+
+    async def get_plan(self, plan_id: str) -> Plan:
+        return await self.store.get_plan(check_id(plan_id, "plan", what="plan id"))
+
+    async def _screen(
+        self,
+        *,
+        diff: str,
+        title: str,
+        rationale: str,
+        source: str,
+        agent: str,
+        files: tuple[str, ...],
+        extra: Sequence[Finding] = (),
+    ) -> PolicyDecision:
+        subject = PolicySubject(
+            diff=diff, title=title, rationale=rationale, files=files, source=source, agent=agent
+        )
+        document = self.policy.effective(await self.store.get_policy_config())
+        decision = await self.policy.evaluate(subject, document, extra=extra)
+        self.metrics.policy_decisions.labels(outcome=decision.outcome.value).inc()
+        return decision
+
+    # -- suggestions ----------------------------------------------------------
+    async def _new_suggestion(
+        self, *, draft: Draft, source: str, agent: str, pre_review: bool = False
+    ) -> Suggestion:
+        """Validate a draft, pre-review it (for outside proposals) and screen it."""
+        title = _text(draft.title, "title", MAX_TITLE, required=True)
+        rationale = _text(draft.rationale, "rationale", MAX_TEXT)
+        diff = _text(draft.diff, "diff", self.settings.max_body_bytes, required=True)
+        base_ref = _ref(draft.base_ref)
+        parsed = parse_diff(diff)
+        extra = list(draft.findings)
+        if pre_review:
+            extra.extend(await self._pre_review(draft))
+        decision = await self._screen(
+            diff=diff,
+            title=title,
+            rationale=rationale,
+            source=source,
+            agent=agent,
+            files=parsed.files,
+            extra=extra,
+        )
+        return Suggestion(
+            id=new_id("sug"),
+            source=source,
+            agent=agent,
+            title=title,
+            rationale=rationale,
+            diff=diff,
+            diff_hash=diff_hash(diff),
+            files=parsed.files,
+            base_ref=base_ref,
+            risk=decision.risk,
+            findings=decision.findings,
+            status=Status.BLOCKED if decision.outcome is Outcome.DENY else Status.PENDING,
+            decision=decision,
+            metadata=dict(draft.metadata),
+        )
+
+    async def _pre_review(self, draft: Draft) -> list[Finding]:
+        findings: list[Finding] = []
+        for name, reg in self.registry.sources.items():
+            backend = reg.backend
+            if not isinstance(backend, PreReviewer):
+                continue
+            try:
+                found = await self.registry.call(
+                    reg.plugin,
+                    "SuggestionSource.pre_review",
+                    lambda b=backend: b.pre_review(self.settings.repo_path, draft),  # type: ignore[misc]
+                )
+            except StorykitError:
+                continue  # recorded; a broken pre-reviewer must not block submissions
+            findings.extend(dataclasses.replace(f, policy=f.policy or name) for f in found)
+        return findings
+
+
+def _backend_timeout(backend: object, default: float) -> float:
+    """A backend that declares its own ``timeout`` (an LLM, a forge waiting out a rate
+    limit) gets that much, plus a margin so its own, clearer timeout error wins."""
+    own = getattr(backend, "timeout", None)
+    if isinstance(own, (int, float)) and not isinstance(own, bool) and own > 0:
+        return max(default, float(own) + 5.0)
+    return default
+
+
+def _summary(s: Suggestion) -> dict[str, Any]:
+    return {
+        "id": s.id,
+        "title": s.title,
+        "status": s.status.value,
+        "risk": s.risk.value,
+        "source": s.source,
+        "agent": s.agent,
+        "revision": s.revision,
+        "diff_hash": s.diff_hash,
+        "files": list(s.files),
+    }
+
+
+def _branch_name(plan_id: str, variant: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", variant.lower()).strip("-") or "variant"
+    return f"storykit/{plan_id.lower().replace('_', '-')}-{slug[:40]}"
+
+
+def _text(value: object, name: str, limit: int, *, required: bool = False) -> str:
+    if value is None:
+        value = ""
+    if not isinstance(value, str):
+        raise Invalid(f"{name} must be a string")
+    if required and not value.strip():
+        raise Invalid(f"{name} is required")
+    if len(value) > limit:
+        raise Invalid(f"{name} is too long ({len(value)} characters; the limit is {limit})")
+    if "\x00" in value:
+        raise Invalid(f"{name} contains a NUL character")
+    return value
+
+
+def _ref(value: object) -> str:
+    ref = _text(value or "HEAD", "base_ref", 200)
+    if not _REF_RE.match(ref) or ".." in ref or ref.endswith((".lock", "/", ".")):
+        raise Invalid(f"base_ref {ref!r} is not a valid git ref")
+    return ref
+
+
+def _limit(value: object, most: int = 200) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= most:
+        raise Invalid(f"limit must be a whole number from 1 to {most}")
+    return value
+
+
+def _enum(kind: Any, value: str | None, name: str) -> Any:
+    if value is None or value == "":
+        return None
+    try:
+        return kind(value)
+    except ValueError:
+        allowed = ", ".join(m.value for m in kind)
+        raise Invalid(f"{name} {value!r} is not one of: {allowed}") from None

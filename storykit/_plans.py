@@ -1,0 +1,141 @@
+"""The plan use cases: plan, select a variant, open a PR."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+from storykit._base import MAX_TITLE, CoreBase, _backend_timeout, _branch_name, _text
+from storykit.auth import Principal, Role
+from storykit.backends import PRRequest
+from storykit.diffs import diff_hash
+from storykit.errors import Conflict, Invalid, NotConfigured, PluginError
+from storykit.ids import check_id, new_id
+from storykit.models import Plan, PRResult, Status, Suggestion, Variant, to_dict, utcnow
+
+__all__ = ["PlanCases"]
+
+
+class PlanCases(CoreBase):
+    async def plan(
+        self, actor: Principal, *, goal: str, suggestion_ids: Sequence[str] | None = None
+    ) -> Plan:
+        """Turn a goal and approved suggestions (default: all approved) into variants."""
+        actor.require(Role.REVIEWER)
+        goal = _text(goal, "goal", MAX_TITLE, required=True)
+        if suggestion_ids is None:
+            chosen = await self._all_approved()
+        else:
+            ids = [check_id(i, "sug", what="suggestion id") for i in suggestion_ids]
+            if len(set(ids)) != len(ids):
+                raise Invalid("suggestion_ids lists a suggestion twice")
+            chosen = [await self.get_suggestion(i) for i in ids]
+        if not chosen:
+            raise Conflict("there are no approved suggestions to plan with")
+        not_ready = [s.id for s in chosen if s.status is not Status.APPROVED or not s.approvals]
+        if not_ready:
+            raise Conflict(f"not approved for their current diff: {', '.join(not_ready)}")
+        if not self.registry.planners:
+            raise NotConfigured("no planner is loaded; enable the 'planner' plugin")
+        variants: list[Variant] = []
+        for reg in self.registry.planners.values():
+            made = await self.registry.call(
+                reg.plugin,
+                "Planner.plan",
+                lambda r=reg: r.backend.plan(goal, chosen),  # type: ignore[misc]
+            )
+            variants.extend(dataclasses.replace(v, planner=v.planner or reg.name) for v in made)
+        keys = [v.key for v in variants]
+        if len(set(keys)) != len(keys):
+            raise PluginError(
+                "planners returned duplicate variant keys", plugin="planner", hook="plan"
+            )
+        plan = Plan(id=new_id("plan"), goal=goal, variants=tuple(variants), created_by=actor.name)
+        await self._commit(
+            "plan.created",
+            {"id": plan.id, "goal": goal, "variants": keys, "by": actor.name},
+            plans=[plan],
+        )
+        return plan
+
+    async def _all_approved(self) -> list[Suggestion]:
+        found: list[Suggestion] = []
+        after: str | None = None
+        while True:
+            page = await self.store.list_suggestions(status=Status.APPROVED, after=after, limit=200)
+            found.extend(page)
+            if len(page) < 200:
+                return list(reversed(found))  # oldest first: the order they were proposed
+            after = page[-1].id
+
+    async def select(self, actor: Principal, plan_id: str, *, variant: str) -> Plan:
+        actor.require(Role.REVIEWER)
+        current = await self.get_plan(plan_id)
+        if current.variant(variant) is None:
+            raise Invalid(
+                f"plan {current.id} has no variant {variant!r};"
+                f" it has {', '.join(v.key for v in current.variants)}"
+            )
+        if current.selected == variant:
+            return current
+        updated = dataclasses.replace(
+            current, selected=variant, selected_by=actor.name, updated_at=utcnow()
+        )
+        await self._commit(
+            "plan.selected",
+            {"id": current.id, "variant": variant, "by": actor.name},
+            plans=[updated],
+            expect={current.id: current.updated_at},
+        )
+        return updated
+
+    async def open_pr(
+        self, actor: Principal, plan_id: str, *, variant: str | None = None, dry_run: bool = True
+    ) -> PRResult:
+        """Turn a variant (default: the selected one) into a branch or PR; dry-run by default."""
+        actor.require(Role.REVIEWER)
+        plan = await self.get_plan(plan_id)
+        key = variant or plan.selected
+        if key is None:
+            raise Invalid("no variant given and none selected for this plan")
+        chosen = plan.variant(key)
+        if chosen is None:
+            raise Invalid(f"plan {plan.id} has no variant {key!r}")
+        suggestions = tuple([await self.get_suggestion(i) for i in chosen.suggestion_ids])
+        stale = [s.id for s in suggestions if s.status is not Status.APPROVED or not s.approvals]
+        if stale:
+            raise Conflict(
+                f"no longer approved for their current diff: {', '.join(stale)}; make a new plan"
+            )
+        backend_name = "dry-run" if dry_run else self.settings.pr_backend
+        reg = self.registry.pr_backends.get(backend_name)
+        if reg is None:
+            raise NotConfigured(
+                f"PR backend {backend_name!r} is not loaded; available:"
+                f" {', '.join(self.registry.pr_backends) or 'none'} (set PR_BACKEND)"
+            )
+        base_refs = {s.base_ref for s in suggestions}
+        base_ref = base_refs.pop() if len(base_refs) == 1 else "HEAD"
+        request = PRRequest(
+            repo_path=self.settings.repo_path,
+            plan_id=plan.id,
+            goal=plan.goal,
+            variant=chosen,
+            suggestions=suggestions,
+            branch=_branch_name(plan.id, key),
+            base_ref=base_ref,
+            dry_run=dry_run,
+            requested_by=actor.name,
+            work_dir=self.settings.data_dir / "worktrees",
+        )
+        result = await self.registry.call(
+            reg.plugin,
+            "PRBackend.open",
+            lambda: reg.backend.open(request),
+            seconds=_backend_timeout(reg.backend, self.settings.hook_timeout),
+        )
+        await self._commit(
+            "pr.dry_run" if result.dry_run else "pr.created",
+            to_dict(result) | {"by": actor.name, "diff_hash": diff_hash(result.diff)},
+        )
+        return result

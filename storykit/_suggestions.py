@@ -1,0 +1,246 @@
+"""The suggestion use cases: submit, generate, revise, refine, review."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from storykit._base import MAX_TEXT, CoreBase, _backend_timeout, _enum, _summary, _text
+from storykit.auth import Principal, Role
+from storykit.backends import Draft, GenerateRequest
+from storykit.diffs import parse_diff, safe_repo_path
+from storykit.errors import Conflict, Forbidden, Invalid, NotConfigured, StorykitError
+from storykit.models import Action, Review, Status, Suggestion, utcnow
+
+__all__ = ["GenerateResult", "SuggestionCases"]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class GenerateResult:
+    suggestions: tuple[Suggestion, ...]
+    errors: tuple[str, ...] = ()
+
+
+class SuggestionCases(CoreBase):
+    async def submit(
+        self,
+        actor: Principal,
+        *,
+        title: str,
+        diff: str,
+        rationale: str = "",
+        base_ref: str = "HEAD",
+    ) -> Suggestion:
+        """An external agent proposes a diff. It is pre-reviewed, screened and stored."""
+        actor.require(Role.AGENT)
+        draft = Draft(title=title, diff=diff, rationale=rationale, base_ref=base_ref)
+        suggestion = await self._new_suggestion(
+            draft=draft, source="api", agent=actor.name, pre_review=True
+        )
+        blocked = suggestion.status is Status.BLOCKED
+        await self._commit(
+            "suggest.blocked" if blocked else "suggest.submitted",
+            _summary(suggestion),
+            suggestions=[suggestion],
+        )
+        return suggestion
+
+    async def generate(
+        self, actor: Principal, *, sources: Sequence[str] | None = None, paths: Sequence[str] = ()
+    ) -> GenerateResult:
+        """Run suggestion sources (all, or those named) over the repository or some paths."""
+        actor.require(Role.REVIEWER)
+        available = self.registry.sources
+        names = list(sources) if sources else list(available)
+        unknown = [n for n in names if n not in available]
+        if unknown:
+            raise Invalid(
+                f"unknown source(s) {', '.join(map(repr, unknown))};"
+                f" available: {', '.join(available) or 'none'}"
+            )
+        clean_paths = tuple(safe_repo_path(p) for p in paths)
+        created: list[Suggestion] = []
+        errors: list[str] = []
+        for name in names:
+            reg = available[name]
+
+            async def progress(info: Mapping[str, Any], _name: str = name) -> None:
+                await self.emit("suggest.progress", {"source": _name, **dict(info)})
+
+            request = GenerateRequest(
+                repo_path=self.settings.repo_path, paths=clean_paths, progress=progress
+            )
+            try:
+                drafts = await self.registry.call(
+                    reg.plugin,
+                    "SuggestionSource.generate",
+                    lambda b=reg.backend, r=request: b.generate(r),  # type: ignore[misc]
+                )
+            except StorykitError as exc:
+                errors.append(f"source {name!r}: {exc.detail}")
+                continue
+            for draft in drafts:
+                try:
+                    created.append(
+                        await self._new_suggestion(draft=draft, source=name, agent=f"source:{name}")
+                    )
+                except Invalid as exc:
+                    errors.append(f"source {name!r} proposed an invalid suggestion: {exc.detail}")
+        await self._commit(
+            "suggest.generated",
+            {
+                "by": actor.name,
+                "sources": names,
+                "count": len(created),
+                "ids": [s.id for s in created],
+                "errors": errors,
+            },
+            suggestions=created,
+        )
+        return GenerateResult(suggestions=tuple(created), errors=tuple(errors))
+
+    async def revise(
+        self,
+        actor: Principal,
+        suggestion_id: str,
+        *,
+        diff: str,
+        title: str | None = None,
+        rationale: str | None = None,
+    ) -> Suggestion:
+        """The proposer submits a new version of its diff; earlier approvals stop counting."""
+        actor.require(Role.AGENT)
+        current = await self.get_suggestion(suggestion_id)
+        if actor.name != current.agent:
+            raise Forbidden(f"only the proposer ({current.agent!r}) can revise this suggestion")
+        if current.status is Status.REJECTED:
+            raise Conflict("this suggestion was rejected; submit a new one instead")
+        return await self._new_revision(
+            current, "suggest.revised", actor, diff=diff, title=title, rationale=rationale
+        )
+
+    async def _new_revision(
+        self,
+        current: Suggestion,
+        event_type: str,
+        actor: Principal,
+        *,
+        diff: str | None,
+        title: str | None,
+        rationale: str | None,
+        extra_data: Mapping[str, Any] | None = None,
+    ) -> Suggestion:
+        draft = Draft(
+            title=current.title if title is None else title,
+            diff=current.diff if diff is None else diff,
+            rationale=current.rationale if rationale is None else rationale,
+            base_ref=current.base_ref,
+        )
+        fresh = await self._new_suggestion(
+            draft=draft, source=current.source, agent=current.agent, pre_review=True
+        )
+        revised = dataclasses.replace(
+            fresh,
+            id=current.id,
+            created_at=current.created_at,
+            reviews=current.reviews,
+            revision=current.revision + 1,
+            metadata=current.metadata,
+        )
+        await self._commit(
+            event_type,
+            _summary(revised) | {"by": actor.name} | dict(extra_data or {}),
+            suggestions=[revised],
+            expect={current.id: current.updated_at},
+        )
+        return revised
+
+    async def refine(
+        self,
+        actor: Principal,
+        suggestion_id: str,
+        *,
+        instructions: str = "",
+        refiner: str | None = None,
+    ) -> Suggestion:
+        """Ask the configured refiner (an LLM) to improve a suggestion."""
+        actor.require(Role.REVIEWER)
+        refiners = self.registry.refiners
+        if not refiners:
+            raise NotConfigured(
+                "no refiner is configured. Set STORYKIT_LLM_BASE_URL and STORYKIT_LLM_MODEL"
+                " (and STORYKIT_LLM_API_KEY if the endpoint needs one) for the"
+                " openai-compatible refiner, or install a refiner plugin"
+            )
+        name = refiner or next(iter(refiners))
+        if name not in refiners:
+            raise Invalid(f"unknown refiner {name!r}; available: {', '.join(refiners)}")
+        current = await self.get_suggestion(suggestion_id)
+        instructions = _text(instructions, "instructions", MAX_TEXT)
+        reg = refiners[name]
+        result = await self.registry.call(
+            reg.plugin,
+            "Refiner.refine",
+            lambda: reg.backend.refine(current, instructions),
+            seconds=_backend_timeout(reg.backend, self.settings.hook_timeout),
+        )
+        if result.diff is not None:
+            parse_diff(result.diff)
+        return await self._new_revision(
+            current,
+            "suggest.refined",
+            actor,
+            diff=result.diff,
+            title=result.title,
+            rationale=result.rationale,
+            extra_data={"refiner": name},
+        )
+
+    async def review(
+        self, actor: Principal, suggestion_id: str, *, action: str, comment: str = ""
+    ) -> Suggestion:
+        """Approve, ask for a revision (comment required) or reject."""
+        actor.require(Role.REVIEWER)
+        act = _enum(Action, action, "action")
+        if act is None:
+            raise Invalid("action is required: approve, revise or reject")
+        comment = _text(comment, "comment", MAX_TEXT)
+        if act is Action.REVISE and not comment.strip():
+            raise Invalid("asking for a revision needs a comment saying what to change")
+        current = await self.get_suggestion(suggestion_id)
+        if act is Action.APPROVE:
+            if actor.name == current.agent:
+                raise Forbidden("nobody can approve a suggestion they proposed")
+            if current.status is Status.BLOCKED:
+                raise Conflict("this suggestion is blocked by policy and cannot be approved")
+            if current.status is Status.REJECTED:
+                raise Conflict("this suggestion was rejected; it needs a new revision first")
+        last = current.reviews[-1] if current.reviews else None
+        if last is not None and (last.reviewer, last.action, last.diff_hash, last.comment) == (
+            actor.name,
+            act,
+            current.diff_hash,
+            comment,
+        ):
+            return current  # a replayed request: nothing changes, no second event
+        review = Review(
+            reviewer=actor.name, action=act, diff_hash=current.diff_hash, comment=comment
+        )
+        status = {
+            Action.APPROVE: Status.APPROVED,
+            Action.REVISE: Status.REVISION_REQUESTED,
+            Action.REJECT: Status.REJECTED,
+        }[act]
+        if current.status is Status.BLOCKED and act is Action.REVISE:
+            status = Status.BLOCKED
+        updated = dataclasses.replace(
+            current, reviews=(*current.reviews, review), status=status, updated_at=utcnow()
+        )
+        await self._commit(
+            "suggest.reviewed",
+            _summary(updated) | {"action": act.value, "by": actor.name, "comment": comment},
+            suggestions=[updated],
+            expect={current.id: current.updated_at},
+        )
+        return updated
