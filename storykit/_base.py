@@ -62,10 +62,8 @@ class CoreBase:
             expect=expect,
         )
         self.bus.publish(event)
-        for s in suggestions:
-            await self.artifacts.suggestion(s)
-        for p in plans:
-            await self.artifacts.plan(p)
+        if suggestions or plans:
+            await self.artifacts.write(suggestions, plans)
         return event
 
     async def emit(self, event_type: str, data: Mapping[str, Any]) -> Event:
@@ -78,6 +76,10 @@ class CoreBase:
     async def get_plan(self, plan_id: str) -> Plan:
         return await self.store.get_plan(check_id(plan_id, "plan", what="plan id"))
 
+    async def policy_document(self) -> dict[str, Any]:
+        """The effective policy document: stored sections over each policy's defaults."""
+        return self.policy.effective(await self.store.get_policy_config())
+
     async def _screen(
         self,
         *,
@@ -88,18 +90,26 @@ class CoreBase:
         agent: str,
         files: tuple[str, ...],
         extra: Sequence[Finding] = (),
+        document: Mapping[str, Any] | None = None,
     ) -> PolicyDecision:
         subject = PolicySubject(
             diff=diff, title=title, rationale=rationale, files=files, source=source, agent=agent
         )
-        document = self.policy.effective(await self.store.get_policy_config())
+        if document is None:
+            document = await self.policy_document()
         decision = await self.policy.evaluate(subject, document, extra=extra)
         self.metrics.policy_decisions.labels(outcome=decision.outcome.value).inc()
         return decision
 
     # -- suggestions ----------------------------------------------------------
     async def _new_suggestion(
-        self, *, draft: Draft, source: str, agent: str, pre_review: bool = False
+        self,
+        *,
+        draft: Draft,
+        source: str,
+        agent: str,
+        pre_review: bool = False,
+        document: Mapping[str, Any] | None = None,
     ) -> Suggestion:
         """Validate a draft, pre-review it (for outside proposals) and screen it."""
         title = _text(draft.title, "title", MAX_TITLE, required=True)
@@ -118,6 +128,7 @@ class CoreBase:
             agent=agent,
             files=parsed.files,
             extra=extra,
+            document=document,
         )
         return Suggestion(
             id=new_id("sug"),

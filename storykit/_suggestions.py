@@ -62,6 +62,7 @@ class SuggestionCases(CoreBase):
         clean_paths = tuple(safe_repo_path(p) for p in paths)
         created: list[Suggestion] = []
         errors: list[str] = []
+        document = await self.policy_document()  # once for the run, not once per draft
         for name in names:
             reg = available[name]
 
@@ -83,7 +84,9 @@ class SuggestionCases(CoreBase):
             for draft in drafts:
                 try:
                     created.append(
-                        await self._new_suggestion(draft=draft, source=name, agent=f"source:{name}")
+                        await self._new_suggestion(
+                            draft=draft, source=name, agent=f"source:{name}", document=document
+                        )
                     )
                 except Invalid as exc:
                     errors.append(f"source {name!r} proposed an invalid suggestion: {exc.detail}")

@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import anyio
 
@@ -27,11 +27,15 @@ class ArtifactWriter:
         self.suggestions_dir = suggestions_dir
         self.plans_dir = plans_dir
 
-    async def suggestion(self, suggestion: Suggestion) -> None:
-        await anyio.to_thread.run_sync(self._write_suggestion, suggestion)
+    async def write(self, suggestions: Sequence[Suggestion], plans: Sequence[Plan]) -> None:
+        """Write every artifact of one change in a single trip to a worker thread."""
+        await anyio.to_thread.run_sync(self._write_all, suggestions, plans)
 
-    async def plan(self, plan: Plan, *, extra: dict[str, Any] | None = None) -> None:
-        await anyio.to_thread.run_sync(self._write_plan, plan, extra)
+    def _write_all(self, suggestions: Sequence[Suggestion], plans: Sequence[Plan]) -> None:
+        for s in suggestions:
+            self._write_suggestion(s)
+        for p in plans:
+            self._write_plan(p)
 
     def _write_suggestion(self, s: Suggestion) -> None:
         base = _inside(self.suggestions_dir, check_id(s.id, "sug"))
@@ -50,10 +54,9 @@ class ArtifactWriter:
         )
         _atomic_write(base.with_suffix(".md"), md)
 
-    def _write_plan(self, plan: Plan, extra: dict[str, Any] | None) -> None:
+    def _write_plan(self, plan: Plan) -> None:
         base = _inside(self.plans_dir, check_id(plan.id, "plan"))
-        doc = to_dict(plan) | (extra or {})
-        _atomic_write(base.with_suffix(".json"), json.dumps(doc, indent=2) + "\n")
+        _atomic_write(base.with_suffix(".json"), json.dumps(to_dict(plan), indent=2) + "\n")
         parts = [f"# Plan: {plan.goal}\n\n- id: `{plan.id}`\n- selected: {plan.selected or '—'}\n"]
         for v in plan.variants:
             parts.append(

@@ -154,7 +154,7 @@ class Storykit(SuggestionCases, PlanCases):
     # -- policies -------------------------------------------------------------
     async def get_policies(self) -> dict[str, Any]:
         """The effective policy document and its version."""
-        document = self.policy.effective(await self.store.get_policy_config())
+        document = await self.policy_document()
         return {"version": policy_version(document), "policies": document}
 
     async def set_policies(self, actor: Principal, document: object) -> dict[str, Any]:
@@ -176,5 +176,4 @@ class Storykit(SuggestionCases, PlanCases):
         subject = PolicySubject(
             diff=diff, title=title, rationale=rationale, files=parsed.files, agent=agent
         )
-        document = self.policy.effective(await self.store.get_policy_config())
-        return await self.policy.evaluate(subject, document)
+        return await self.policy.evaluate(subject, await self.policy_document())
