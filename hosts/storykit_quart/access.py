@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from quart import current_app, g
 
 from storykit.auth import Principal, Role
+from storykit.models import to_dict
 from storykit.services import Storykit
 from storykit_quart.state import HostState
 
-__all__ = ["ROLE_ATTR", "actor", "core", "public", "requires", "state"]
+__all__ = ["ROLE_ATTR", "Reply", "actor", "core", "page", "public", "requires", "state"]
+
+Reply = tuple[dict[str, Any], int] | dict[str, Any]
 
 F = TypeVar("F", bound=Callable[..., Any])
 ROLE_ATTR = "_storykit_role"
@@ -40,6 +43,14 @@ def state() -> HostState:
 
 def core() -> Storykit:
     return state().require_core()
+
+
+def page(items: Sequence[Any], limit: int) -> dict[str, Any]:
+    """A keyset page: ``next_after`` is the last id when the page is full, else None."""
+    return {
+        "items": [to_dict(item) for item in items],
+        "next_after": items[-1].id if len(items) == limit else None,
+    }
 
 
 def actor() -> Principal:

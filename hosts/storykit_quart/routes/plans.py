@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from quart import Blueprint
 from quart_schema import document_response, tag, validate_querystring, validate_request
 
 from storykit.auth import Role
 from storykit.models import Plan, PRResult, to_dict
-from storykit_quart.access import actor, core, requires
+from storykit_quart.access import Reply, actor, core, page, requires
 from storykit_quart.schemas import PageQuery, PlanBody, PlanPage, PRBody, SelectBody
 
 bp = Blueprint("plans", __name__)
-Reply = tuple[dict[str, Any], int] | dict[str, Any]
 
 
 @bp.post("/plan")
@@ -35,8 +32,7 @@ async def create_plan(data: PlanBody) -> Reply:
 async def list_plans(query_args: PageQuery) -> Reply:
     """Plans, newest first."""
     items = await core().list_plans(after=query_args.after, limit=query_args.limit)
-    next_after = items[-1].id if len(items) == query_args.limit else None
-    return {"items": [to_dict(p) for p in items], "next_after": next_after}
+    return page(items, query_args.limit)
 
 
 @bp.get("/plans/<plan_id>")

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from quart import Blueprint
 from quart_schema import document_response, tag, validate_querystring, validate_request
 
 from storykit.auth import Role
 from storykit.models import Suggestion, to_dict
-from storykit_quart.access import actor, core, requires
+from storykit_quart.access import Reply, actor, core, page, requires
 from storykit_quart.schemas import (
     GenerateBody,
     GenerateReply,
@@ -22,7 +20,6 @@ from storykit_quart.schemas import (
 )
 
 bp = Blueprint("suggestions", __name__)
-Reply = tuple[dict[str, Any], int] | dict[str, Any]
 
 
 @bp.post("/suggestions")
@@ -57,8 +54,7 @@ async def list_suggestions(query_args: SuggestionQuery) -> Reply:
         after=query_args.after,
         limit=query_args.limit,
     )
-    next_after = items[-1].id if len(items) == query_args.limit else None
-    return {"items": [to_dict(s) for s in items], "next_after": next_after}
+    return page(items, query_args.limit)
 
 
 @bp.get("/suggestions/<suggestion_id>")
