@@ -19,9 +19,20 @@ _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _ID_RE = re.compile(r"\A[a-z]{1,8}_[0-9A-HJKMNP-TV-Z]{26}\Z")
 
 
+_last = 0  # the last value made in this process (ids from one process sort in creation order)
+
+
 def new_id(prefix: str) -> str:
-    """A new id such as ``sug_01JDZ7Q0V8M4W2K6T3R9X5C1B0``."""
+    """A new id such as ``sug_01JDZ7Q0V8M4W2K6T3R9X5C1B0``.
+
+    Within one millisecond (or if the clock steps back) the next id is the last one
+    plus one, as monotonic ULIDs do, so ids made here sort in the order they were made.
+    """
+    global _last
     value = (int(time.time() * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
+    if value >> 80 <= _last >> 80:
+        value = _last + 1
+    _last = value
     chars = []
     for _ in range(26):
         value, digit = divmod(value, 32)

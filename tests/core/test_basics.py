@@ -73,8 +73,9 @@ def test_test_keys_only_in_explicit_test_mode() -> None:
 
 
 def test_ids_sort_by_time_and_reject_anything_path_like() -> None:
-    ids = [new_id("sug") for _ in range(50)]
-    assert len(set(ids)) == 50
+    ids = [new_id("sug") for _ in range(500)]  # many share a millisecond
+    assert len(set(ids)) == 500
+    assert ids == sorted(ids)  # creation order, also within one millisecond
     assert all(check_id(i, "sug") == i for i in ids)
     for bad in (
         "../sug",
