@@ -467,3 +467,20 @@ async def test_openapi_documents_every_route(client: Client) -> None:
         "schema"
     ]
     assert submit
+
+
+async def test_lists_page_with_next_after(client: Client) -> None:
+    ids = []
+    for n in range(3):
+        diff = make_diff(f"m{n}.py", "a\n", "b\n")
+        r = await client.post(
+            "/suggestions", headers=as_(AGENT_KEY), json={"title": "t", "diff": diff}
+        )
+        ids.append((await r.get_json())["id"])
+    first = await (await client.get("/suggestions?limit=2", headers=as_(AGENT_KEY))).get_json()
+    assert [s["id"] for s in first["items"]] == ids[:0:-1]  # newest first
+    assert first["next_after"] == ids[1]
+    after = f"/suggestions?limit=2&after={first['next_after']}"
+    rest = await (await client.get(after, headers=as_(AGENT_KEY))).get_json()
+    assert [s["id"] for s in rest["items"]] == [ids[0]]
+    assert rest["next_after"] is None
