@@ -4,7 +4,6 @@ event, screening a draft, and input checks."""
 from __future__ import annotations
 
 import dataclasses
-import logging
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -23,8 +22,6 @@ from storykit.settings import Settings
 from storykit.store import Store
 
 __all__ = ["CoreBase"]
-
-log = logging.getLogger("storykit")
 
 MAX_TITLE = 300
 MAX_TEXT = 20_000

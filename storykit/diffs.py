@@ -11,7 +11,7 @@ import hashlib
 from collections.abc import Iterator
 
 from unidiff.errors import UnidiffParseError
-from unidiff.patch import PatchedFile, PatchSet
+from unidiff.patch import PatchSet
 
 from storykit.errors import Invalid
 
@@ -36,7 +36,7 @@ class ParsedDiff:
     def added_lines(self) -> Iterator[AddedLine]:
         """Every added line with the file and its line number in the new version."""
         for patched in self.patch:
-            name = _path_of(patched)
+            name = str(patched.path)
             for hunk in patched:
                 for line in hunk:
                     if line.is_added:
@@ -62,10 +62,6 @@ def safe_repo_path(path: str) -> str:
     return path
 
 
-def _path_of(patched: PatchedFile) -> str:
-    return str(patched.path)
-
-
 def parse_diff(diff: str) -> ParsedDiff:
     """Parse a unified (git-style or plain) diff, or raise :class:`Invalid` saying why."""
     if not diff.strip():
@@ -82,7 +78,7 @@ def parse_diff(diff: str) -> ParsedDiff:
         for name in {patched.source_file, patched.target_file}:
             if name and name != "/dev/null":
                 safe_repo_path(name[2:] if name[:2] in ("a/", "b/") else name)
-        path = safe_repo_path(_path_of(patched))
+        path = safe_repo_path(str(patched.path))
         files.append(path)
         if patched.is_binary_file:
             binary.append(path)
