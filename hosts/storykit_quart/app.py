@@ -24,7 +24,6 @@ from storykit.ratelimit import RateLimiter
 from storykit.services import Storykit
 from storykit.settings import Settings
 from storykit_quart.access import PUBLIC, ROLE_ATTR
-from storykit_quart.logs import request_logger
 from storykit_quart.problems import install_error_handlers
 from storykit_quart.routes import plans, policies, suggestions, system, ui
 from storykit_quart.sse import SSEMiddleware
@@ -168,7 +167,7 @@ async def _after(response: Response) -> Response:
     host.metrics.http_requests.labels(route=rule, method=request.method, status=status).inc()
     host.metrics.http_latency.labels(route=rule, status=status).observe(elapsed)
     principal = g.get("principal")
-    _log.info(
+    host.log.info(
         "request",
         method=request.method,
         route=rule,
@@ -179,6 +178,3 @@ async def _after(response: Response) -> Response:
         request_id=g.get("request_id"),
     )
     return response
-
-
-_log = request_logger()

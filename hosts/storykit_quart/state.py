@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import secrets
 import time
+from typing import Any
 
 import anyio
 
@@ -13,6 +14,7 @@ from storykit.metrics import Metrics
 from storykit.ratelimit import RateLimiter
 from storykit.services import Storykit
 from storykit.settings import Settings
+from storykit_quart.logs import request_logger
 
 __all__ = ["HostState", "Tickets"]
 
@@ -47,6 +49,9 @@ class HostState:
     keys: KeyRing
     limiter: RateLimiter
     metrics: Metrics
+    # Per app, made after the host configured logging: a module-level logger would stay
+    # bound to whatever configuration was current at its first use.
+    log: Any = dataclasses.field(default_factory=request_logger)
     tickets: Tickets = dataclasses.field(default_factory=Tickets)
     core: Storykit | None = None
     streams: set[anyio.CancelScope] = dataclasses.field(default_factory=set)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 from pydantic import TypeAdapter
 from quart import Quart
 from quart.typing import TestClientProtocol as Client
@@ -441,13 +443,21 @@ async def test_keys_never_reach_the_logs(tmp_path: Path) -> None:
     from storykit_quart.logs import configure_logging
 
     log_file = tmp_path / "log.jsonl"
+    root_handlers = logging.getLogger().handlers[:]
     configure_logging("DEBUG", log_file)
-    app = build(tmp_path)
-    async with app.test_app() as test_app:
-        client = test_app.test_client()
-        await client.get("/plans", headers=as_(AGENT_KEY))
-        await client.get(f"/plans?key={REVIEWER_KEY}", headers=as_(AGENT_KEY))
-        await client.get("/plans", headers=as_("wrong-key-xyz"))
+    try:
+        app = build(tmp_path)
+        async with app.test_app() as test_app:
+            client = test_app.test_client()
+            await client.get("/plans", headers=as_(AGENT_KEY))
+            await client.get(f"/plans?key={REVIEWER_KEY}", headers=as_(AGENT_KEY))
+            await client.get("/plans", headers=as_("wrong-key-xyz"))
+    finally:  # later tests must not log into this file
+        structlog.reset_defaults()
+        for handler in logging.getLogger().handlers:
+            if handler not in root_handlers and isinstance(handler, logging.StreamHandler):
+                handler.stream.close()
+        logging.getLogger().handlers[:] = root_handlers
     text = log_file.read_text()
     lines = [json.loads(line) for line in text.splitlines() if line.strip()]
     requests = [line for line in lines if line.get("event") == "request"]
