@@ -12,7 +12,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-__all__ = ["default_data_dir", "resolve_data_dir"]
+__all__ = ["default_data_dir", "find_repo_root", "resolve_data_dir"]
 
 
 def _user_data_home(environ: Mapping[str, str]) -> Path:
@@ -49,3 +49,12 @@ def resolve_data_dir(
     if env.get("STORYKIT_DATA_DIR"):
         return Path(env["STORYKIT_DATA_DIR"]).expanduser().resolve()
     return default_data_dir(env.get("REPO_PATH") or None, env)
+
+
+def find_repo_root(path: str | os.PathLike[str]) -> Path | None:
+    """The git working tree ``path`` is in (the nearest folder with a ``.git``), or None."""
+    here = Path(path).resolve()
+    for folder in (here, *here.parents):
+        if (folder / ".git").exists():
+            return folder
+    return None

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
+import fcntl
 import json
 import logging
 import os
+import re
+import shutil
 import signal
 import socket
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import anyio
@@ -17,11 +22,12 @@ from hypercorn.config import Config
 
 from storykit.auth import generate_key, parse_api_tokens
 from storykit.errors import StorykitError
-from storykit.settings import Settings
+from storykit.paths import find_repo_root
+from storykit.settings import Settings, SettingsError
 from storykit_quart.app import create_app
 from storykit_quart.logs import configure_logging
 
-__all__ = ["PortInUse", "ensure_key", "find_free_port", "serve"]
+__all__ = ["AlreadyRunning", "PortInUse", "check_repo", "ensure_key", "find_free_port", "serve"]
 
 SHUTDOWN_GRACE = 2.0
 
@@ -31,9 +37,63 @@ class PortInUse(StorykitError):
     title = "Port in use"
 
     def __init__(self, host: str, port: int, free: int | None) -> None:
-        hint = f"; use --port {free}" if free else ""
+        hint = f"; use --port {free} (with make: make serve PORT={free})" if free else ""
         super().__init__(f"port {port} on {host} is already in use{hint}")
         self.free = free
+
+
+class AlreadyRunning(StorykitError):
+    status = 409
+    title = "Already running"
+
+
+def check_repo(settings: Settings) -> None:
+    """Stop start-up when ``REPO_PATH`` (default: the current directory) is no git repository:
+    every generate, pre-review and PR would fail later, one by one."""
+    path = settings.repo_path
+    if not path.is_dir():
+        raise SettingsError(f"REPO_PATH={str(path)!r}: no such directory")
+    if find_repo_root(path) is None:
+        where = (
+            f"REPO_PATH={str(path)!r}"
+            if settings.get("REPO_PATH")
+            else f"the current directory ({path}; REPO_PATH is not set)"
+        )
+        raise SettingsError(
+            f"{where} is not a git repository: point REPO_PATH at your repository,"
+            " or run `git init` there"
+        )
+
+
+@contextlib.contextmanager
+def _single_server(settings: Settings) -> Iterator[None]:
+    """Hold ``server.lock`` in the data directory while serving: a second server on the same
+    data directory is refused (it would share the database and overwrite ``server.json``,
+    which the watchdog and the VS Code extension read). The kernel drops the lock when the
+    process dies, even by ``kill -9``."""
+    lock = settings.data_dir / "server.lock"
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise AlreadyRunning(_running_server(settings)) from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def _running_server(settings: Settings) -> str:
+    state = settings.data_dir / "server.json"
+    try:
+        info = json.loads(state.read_text(encoding="utf-8"))
+        running = f" (pid {int(info['pid'])}, {info['url']})"
+    except (OSError, ValueError, KeyError, TypeError):
+        running = ""
+    return (
+        f"a storykit server is already running on the data directory {settings.data_dir}"
+        f"{running}; use that one, stop it first, or give this one another STORYKIT_DATA_DIR"
+    )
 
 
 def _port_free(host: str, port: int) -> bool:
@@ -57,26 +117,78 @@ def find_free_port(host: str, start: int) -> int | None:
     return None
 
 
-def ensure_key(settings: Settings, say: Callable[[str], None]) -> Settings:
-    """With no ``API_TOKENS``, use (or make once) an admin key kept in the data directory.
+#: The keys ``storykit serve`` makes when ``API_TOKENS`` is not set: one for you (the
+#: dashboard, the CLI, reviews) and one for a coding agent, since nobody can approve a
+#: suggestion they proposed themselves.
+KEY_FILES = {"admin": "api-key", "agent": "agent-key"}
 
-    The key file is readable by its owner only; the key is printed to the terminal
-    once when it is made, and never logged.
-    """
-    if settings.api_keys:
-        return settings
-    path = settings.data_dir / "api-key"
+
+def _your_name() -> str:
+    import getpass
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no USER and no passwd entry (some containers)
+        user = ""
+    name = re.sub(r"[^A-Za-z0-9._@-]", "", user)[:64].lstrip("._@-")
+    return name if name and name != "agent" else "you"
+
+
+def _kept_key(path: Path) -> tuple[str, bool]:
+    """The key kept in ``path``, or a new one written there (owner-only); and whether it is new."""
     if path.exists():
-        key = path.read_text(encoding="utf-8").strip()
-        say(f"API_TOKENS is not set: using the admin key kept in {path}")
+        return path.read_text(encoding="utf-8").strip(), False
+    key = generate_key()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(key + "\n")
+    return key, True
+
+
+def ensure_key(settings: Settings, say: Callable[[str], None]) -> Settings:
+    """With no ``API_TOKENS``, use (or make once) two keys kept in the data directory: an
+    admin key for you and an agent key for a coding agent.
+
+    The key files are readable by their owner only; a key is printed to the terminal once,
+    when it is made, and never logged.
+    """
+    files = {role: settings.data_dir / name for role, name in KEY_FILES.items()}
+    if settings.api_keys:
+        kept = [p.name for p in files.values() if p.exists()]
+        if kept:
+            say(
+                f"API_TOKENS is set, so the generated keys in {settings.data_dir}"
+                f" ({', '.join(kept)}) are not accepted: use a key from API_TOKENS"
+            )
+        return settings
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    you = _your_name()
+    admin_key, admin_new = _kept_key(files["admin"])
+    agent_key, agent_new = _kept_key(files["agent"])
+    if admin_new or agent_new:
+        lines = [
+            "API_TOKENS is not set: generated keys for this data directory"
+            " (shown only now; kept, readable by you only, in the files named):",
+            "",
+        ]
+        if admin_new:
+            lines += [
+                f"  {you} (admin: the dashboard, reviews, the CLI's --key)  {files['admin']}",
+                f"      {admin_key}",
+            ]
+        if agent_new:
+            lines += [
+                f"  agent (agent: for a coding agent that submits suggestions)  {files['agent']}",
+                f"      {agent_key}",
+            ]
+        say("\n".join([*lines, ""]))
     else:
-        key = generate_key()
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(key + "\n")
-        say(f"API_TOKENS is not set: generated an admin key (kept in {path}):\n\n    {key}\n")
-    return dataclasses.replace(settings, api_keys=parse_api_tokens(f"admin:admin={key}"))
+        say(
+            f"API_TOKENS is not set: using the keys kept in {files['admin']} (yours, admin)"
+            f" and {files['agent']} (for an agent); each data directory has its own keys"
+        )
+    entries = f"{you}:admin={admin_key},agent:agent={agent_key}"
+    return dataclasses.replace(settings, api_keys=parse_api_tokens(entries))
 
 
 def _write_state(path: Path, host: str, port: int) -> None:
@@ -95,9 +207,17 @@ def serve(
     say: Callable[[str], None] = print,
 ) -> None:
     """Serve until SIGINT/SIGTERM. Raises :class:`PortInUse` naming a free port."""
+    check_repo(settings)
+    settings.ensure_dirs()
+    with _single_server(settings):
+        _serve(settings, host=host, port=port, worker=worker, say=say)
+
+
+def _serve(
+    settings: Settings, *, host: str, port: int, worker: str, say: Callable[[str], None]
+) -> None:
     if not _port_free(host, port):
         raise PortInUse(host, port, find_free_port(host, port))
-    settings.ensure_dirs()
     settings = ensure_key(settings, say)
     configure_logging(settings.log_level, settings.log_file)
     app = create_app(settings, trio=worker == "trio", freeze_gc=True)
@@ -117,8 +237,16 @@ def serve(
         host_state.end_streams()  # SSE streams end now; clients resume with Last-Event-ID
 
     shown = "localhost" if host in ("127.0.0.1", "::1") else host
-    say(f"storykit {worker} worker on http://{host}:{port}  (data: {settings.data_dir})")
+    say(f"storykit {worker} worker on http://{host}:{port}")
+    say(f"repository: {settings.repo_path}  (REPO_PATH)")
+    say(f"data: {settings.data_dir}")
     say(f"dashboard: http://{shown}:{port}/story/ui")
+    if shutil.which("storykit") is None:
+        bin_dir = Path(sys.executable).parent
+        say(
+            f"the storykit command is not on your PATH: run {bin_dir / 'storykit'},"
+            f" or `source {bin_dir / 'activate'}` first"
+        )
     _write_state(state_file, host, port)
     try:
         if worker == "trio":

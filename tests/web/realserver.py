@@ -77,7 +77,8 @@ def start_server(
     data_dir = data_dir or tmp_path / "data"
     log_file = tmp_path / f"server-{port}.log"
     repo = tmp_path / "repo"
-    repo.mkdir(exist_ok=True)
+    if not (repo / ".git").exists():
+        subprocess.run(["git", "init", "-q", str(repo)], check=True)  # serve checks REPO_PATH
     full_env = (
         os.environ
         | {

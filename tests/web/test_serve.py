@@ -15,6 +15,8 @@ from realserver import free_port, wait_healthy
 
 
 def serve(tmp_path: Path, port: int, **env: str) -> subprocess.Popen[str]:
+    if not (tmp_path / ".git").exists():
+        subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)  # serve checks REPO_PATH
     full = {k: v for k, v in os.environ.items() if k != "API_TOKENS"}
     full |= {
         "REPO_PATH": str(tmp_path),
@@ -92,4 +94,4 @@ def test_without_api_tokens_a_key_is_made_once_kept_private_and_works(tmp_path: 
         proc.terminate()
         second_out, _ = proc.communicate(timeout=30)
     assert key not in second_out  # printed once, when it was made
-    assert "using the admin key kept in" in second_out
+    assert "using the keys kept in" in second_out
