@@ -214,7 +214,11 @@ class SuggestionCases(CoreBase):
         current = await self.get_suggestion(suggestion_id)
         if act is Action.APPROVE:
             if actor.name == current.agent:
-                raise Forbidden("nobody can approve a suggestion they proposed")
+                raise Forbidden(
+                    f"{actor.name!r} proposed this suggestion, and nobody approves their own"
+                    " proposal: approve it with another person's key, and let agents submit"
+                    " with their own key (`storykit keys new --role agent`)"
+                )
             if current.status is Status.BLOCKED:
                 raise Conflict("this suggestion is blocked by policy and cannot be approved")
             if current.status is Status.REJECTED:

@@ -68,6 +68,9 @@ _HINTS = {
     404: "check the id (`storykit suggest list`, `storykit plan list`)",
     413: "the body is larger than the server's MAX_BODY_BYTES",
 }
+# A 403 can also be a rule that no role lifts (your own proposal): its detail says what
+# to do, so the role hint is only added where the detail is about the role.
+_ROLE_REFUSAL = "this needs the "
 
 
 class Failure(click.ClickException):
@@ -116,6 +119,8 @@ def failure_for(exc: BaseException) -> Failure:
     if isinstance(exc, StorykitError):
         status = int(exc.status)
         hint = _HINTS.get(status)
+        if status == 403 and not exc.detail.startswith(_ROLE_REFUSAL):
+            hint = None
         retry_after = getattr(exc, "retry_after", None)  # RateLimited, local or remote
         if isinstance(retry_after, int | float):
             hint = f"wait {retry_after:g}s and try again"

@@ -181,15 +181,19 @@ def test_review_approve_revise_reject() -> None:
 
 def test_review_errors() -> None:
     suggestion_id = generate()[0]
-    line = one_error_line(storykit("suggest", "review", suggestion_id, "--revise"), 1)
-    assert "needs a comment" in line
+    no_comment = storykit("suggest", "review", suggestion_id, "--revise")
+    assert no_comment.exit_code == 2 and '--revise needs -m "what to change"' in no_comment.stderr
     missing_action = storykit("suggest", "review", suggestion_id)
     assert (
         missing_action.exit_code == 2 and "--approve, --revise or --reject" in missing_action.stderr
     )
+    two = storykit("suggest", "review", suggestion_id, "--approve", "--reject")
+    assert two.exit_code == 2 and "give only one of" in two.stderr
     own = ok_json("suggest", "submit", "-", "-t", "Mine", input=diff_text())
     line = one_error_line(storykit("suggest", "review", own["id"], "--approve"), 1)
-    assert "nobody can approve a suggestion they proposed" in line
+    assert "proposed this suggestion, and nobody approves their own proposal" in line
+    assert "another person's key" in line
+    assert "with the role this needs" not in line  # not about the key's role
 
 
 def test_unknown_ids_fail_in_one_line_with_a_hint() -> None:

@@ -254,9 +254,15 @@ def review(
     chosen = [
         name for name, on in (("approve", approve), ("revise", revise), ("reject", reject)) if on
     ]
-    if len(chosen) != 1:
-        raise click.UsageError("say what to do: one of --approve, --revise or --reject")
+    if not chosen:
+        raise click.UsageError("say what to do: --approve, --revise or --reject")
+    if len(chosen) > 1:
+        raise click.UsageError(
+            f"give only one of --approve, --revise or --reject (got --{' and --'.join(chosen)})"
+        )
     action = chosen[0]
+    if action == "revise" and not comment.strip():
+        raise click.UsageError('--revise needs -m "what to change"')
     data = run(g, lambda c: c.review(suggestion_id, action=action, comment=comment))
     output(data, as_json, render.suggestion_summary)
 

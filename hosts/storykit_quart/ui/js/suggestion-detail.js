@@ -197,7 +197,8 @@ export class SuggestionDetail {
         if (this.id === updated.id) this.render(updated);
         this.onChanged();
       } catch (err) {
-        inlineError(this.reviewError, err.status === 403 ? `${err.detail} (your key's role may not allow reviews)` : err);
+        // The server's detail says what is wrong (a role, or your own proposal) and what to do.
+        inlineError(this.reviewError, err);
       }
     });
   }
