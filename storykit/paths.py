@@ -25,8 +25,13 @@ def _user_data_home(environ: Mapping[str, str]) -> Path:
 def default_data_dir(
     repo_path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
 ) -> Path:
-    """The per-repository data directory for ``repo_path`` (default: the current directory)."""
-    repo = Path(repo_path or os.getcwd()).resolve()
+    """The per-repository data directory for ``repo_path`` (default: the repository the
+    current directory is in, so every folder of one checkout shares one data directory)."""
+    if repo_path:
+        repo = Path(repo_path).resolve()
+    else:
+        here = Path(os.getcwd()).resolve()
+        repo = find_repo_root(here) or here
     digest = hashlib.sha256(str(repo).encode()).hexdigest()[:12]
     name = "".join(c if c.isalnum() or c in "-_." else "_" for c in repo.name) or "root"
     return (

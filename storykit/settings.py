@@ -10,7 +10,7 @@ from typing import TypeVar
 
 from storykit.auth import ApiKey, parse_api_tokens
 from storykit.errors import Invalid
-from storykit.paths import resolve_data_dir
+from storykit.paths import find_repo_root, resolve_data_dir
 
 __all__ = ["Settings", "SettingsError"]
 
@@ -68,7 +68,11 @@ class Settings:
         """Read and validate the settings; ``overrides`` win over the environment."""
         env = dict(os.environ if environ is None else environ)
         data_dir = resolve_data_dir(_str(overrides.pop("data_dir", None)), environ=env)
-        repo_path = Path(env.get("REPO_PATH") or os.getcwd()).expanduser().resolve()
+        if env.get("REPO_PATH"):
+            repo_path = Path(env["REPO_PATH"]).expanduser().resolve()
+        else:  # the repository the current directory is in, else the directory itself
+            here = Path(os.getcwd()).resolve()
+            repo_path = find_repo_root(here) or here
         load = env.get("STORYKIT_LOAD_PLUGINS")
         values: dict[str, object] = {
             "api_keys": _get(env, "API_TOKENS", parse_api_tokens, ""),

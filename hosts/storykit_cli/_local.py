@@ -17,10 +17,12 @@ import anyio
 from storykit.auth import Principal, Role
 from storykit.events import Gap
 from storykit.models import Event, to_dict
+from storykit.paths import find_repo_root
 from storykit.services import Storykit
 from storykit.settings import Settings
 from storykit_cli.client import JSON, OnProgress
 from storykit_cli.context import local_user
+from storykit_cli.errors import Failure
 
 __all__ = ["LocalClient"]
 
@@ -46,6 +48,19 @@ class LocalClient:
     @contextlib.asynccontextmanager
     async def open(cls, data_dir: Path | None) -> AsyncIterator[LocalClient]:
         settings = Settings.from_env(data_dir=data_dir)
+        if find_repo_root(settings.repo_path) is None and not settings.db_path.exists():
+            # Nothing here yet, and no repository to work on: making an empty data
+            # directory and saying "no suggestions" would only mislead.
+            where = (
+                f"REPO_PATH={settings.repo_path}"
+                if settings.get("REPO_PATH")
+                else f"{settings.repo_path}"
+            )
+            raise Failure(
+                f"not in a git repository ({where})",
+                hint="cd into your repository, set REPO_PATH to it,"
+                " or use --url and --key to work against a running server",
+            )
         async with Storykit.open(settings) as core:
             yield cls(core, Principal(name=local_user(), role=Role.ADMIN))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -388,3 +389,31 @@ def test_keys_new_prints_a_key_and_the_api_tokens_entry() -> None:
     assert key.name == "alice" and key.role == "reviewer"
     assert ok_json("keys", "new")["name"] == local_user()
     assert "cannot be used in API_TOKENS" in one_error_line(storykit("keys", "new", "-n", "a,b"), 1)
+
+
+def test_outside_a_repository_the_cli_says_so_and_creates_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    data = tmp_path / "nowhere"
+    monkeypatch.setenv("REPO_PATH", str(plain))
+    monkeypatch.setenv("STORYKIT_DATA_DIR", str(data))
+    line = one_error_line(storykit("suggest", "list"), 1)
+    assert "not in a git repository" in line and str(plain) in line
+    assert "set REPO_PATH" in line and "--url" in line
+    assert not data.exists()
+
+
+def test_from_a_subfolder_the_cli_works_on_the_repository_it_is_in(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from storykit.paths import default_data_dir
+    from storykit.settings import Settings
+
+    sub = repo / "pkg"
+    sub.mkdir()
+    monkeypatch.delenv("REPO_PATH")
+    monkeypatch.chdir(sub)
+    assert Settings.from_env(os.environ).repo_path == repo.resolve()
+    assert default_data_dir(environ=os.environ) == default_data_dir(repo, os.environ)
