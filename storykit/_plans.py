@@ -168,7 +168,7 @@ class PlanCases(CoreBase):
             lambda: reg.backend.open(request),
             seconds=_backend_timeout(reg.backend, self.settings.hook_timeout),
         )
-        if result.diff != chosen.diff:
+        if not isinstance(result, PRResult) or result.diff != chosen.diff:
             message = (
                 f"PR backend {backend_name!r} reported a diff that is not the approved diff of"
                 f" variant {key!r} it was given; storykit did not record this run (check branch"
