@@ -5,13 +5,17 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
+import anyio.to_thread
+
 from storykit._base import MAX_TITLE, CoreBase, _backend_timeout, _branch_name, _text
 from storykit.auth import Principal, Role
-from storykit.backends import PRRequest
+from storykit.backends import Planner, PRRequest
+from storykit.combine import FilePatch, derive_variant
 from storykit.diffs import diff_hash
 from storykit.errors import Conflict, Invalid, NotConfigured, PluginError
 from storykit.ids import check_id, new_id
 from storykit.models import Plan, PRResult, Status, Suggestion, Variant, to_dict, utcnow
+from storykit.plugins import Registered
 
 __all__ = ["PlanCases"]
 
@@ -37,19 +41,32 @@ class PlanCases(CoreBase):
             raise Conflict(f"not approved for their current diff: {', '.join(not_ready)}")
         if not self.registry.planners:
             raise NotConfigured("no planner is loaded; enable the 'planner' plugin")
-        variants: list[Variant] = []
+        # Planners group and order; the core derives each variant's diff from the approved
+        # diffs it names (SPEC §4), so a planner never authors a line that ships.
+        allowed = {s.id for s in chosen}
+        owners: dict[str, Registered[Planner]] = {}  # variant key -> who returned it
+        grouped: list[Variant] = []
         for reg in self.registry.planners.values():
             made = await self.registry.call(
                 reg.plugin,
                 "Planner.plan",
                 lambda r=reg: r.backend.plan(goal, chosen),  # type: ignore[misc]
             )
-            variants.extend(dataclasses.replace(v, planner=v.planner or reg.name) for v in made)
+            for v in made if isinstance(made, (list, tuple)) else [made]:
+                problem = _unusable(v, allowed, owners, reg)
+                if problem:
+                    message = f"planner {reg.name!r} {problem}"
+                    self.registry.record_failure(reg.plugin, "Planner.plan", message)
+                    raise PluginError(message, plugin=reg.plugin, hook="Planner.plan")
+                owners[v.key] = reg
+                grouped.append(
+                    dataclasses.replace(v, suggestion_ids=tuple(v.suggestion_ids), planner=reg.name)
+                )
+        patches: dict[str, list[FilePatch]] = {}  # each diff parsed once for every variant
+        variants = await anyio.to_thread.run_sync(
+            lambda: [derive_variant(v, chosen, patches) for v in grouped]
+        )
         keys = [v.key for v in variants]
-        if len(set(keys)) != len(keys):
-            raise PluginError(
-                "planners returned duplicate variant keys", plugin="planner", hook="plan"
-            )
         plan = Plan(id=new_id("plan"), goal=goal, variants=tuple(variants), created_by=actor.name)
         await self._commit(
             "plan.created",
@@ -101,11 +118,28 @@ class PlanCases(CoreBase):
         chosen = plan.variant(key)
         if chosen is None:
             raise Invalid(f"plan {plan.id} has no variant {key!r}")
+        hashes = chosen.suggestion_hashes
+        if set(hashes) != set(chosen.suggestion_ids):
+            raise Conflict(
+                f"plan {plan.id} does not record which version of each suggestion variant"
+                f" {key!r} holds (an earlier storykit made it); make a new plan"
+            )
         suggestions = tuple([await self.get_suggestion(i) for i in chosen.suggestion_ids])
-        stale = [s.id for s in suggestions if s.status is not Status.APPROVED or not s.approvals]
+        stale = [
+            s.id
+            for s in suggestions
+            if s.diff_hash != hashes[s.id] or s.status is not Status.APPROVED or not s.approvals
+        ]
         if stale:
             raise Conflict(
-                f"no longer approved for their current diff: {', '.join(stale)}; make a new plan"
+                f"changed or no longer approved for their current diff since plan {plan.id}"
+                f" was made: {', '.join(stale)}; make a new plan"
+            )
+        derived = await anyio.to_thread.run_sync(derive_variant, chosen, suggestions)
+        if (derived.suggestion_ids, derived.diff) != (chosen.suggestion_ids, chosen.diff):
+            raise Conflict(
+                f"the stored diff of variant {key!r} is not what its approved suggestions"
+                f" combine to; make a new plan"
             )
         backend_name = "dry-run" if dry_run else self.settings.pr_backend
         reg = self.registry.pr_backends.get(backend_name)
@@ -134,8 +168,45 @@ class PlanCases(CoreBase):
             lambda: reg.backend.open(request),
             seconds=_backend_timeout(reg.backend, self.settings.hook_timeout),
         )
+        if not isinstance(result, PRResult) or result.diff != chosen.diff:
+            message = (
+                f"PR backend {backend_name!r} reported a diff that is not the approved diff of"
+                f" variant {key!r} it was given; storykit did not record this run (check branch"
+                f" {request.branch!r} and anything the backend opened)"
+            )
+            self.registry.record_failure(reg.plugin, "PRBackend.open", message)
+            raise PluginError(message, plugin=reg.plugin, hook="PRBackend.open")
         await self._commit(
             "pr.dry_run" if result.dry_run else "pr.created",
             to_dict(result) | {"by": actor.name, "diff_hash": diff_hash(result.diff)},
         )
         return result
+
+
+def _unusable(
+    v: object, allowed: set[str], owners: dict[str, Registered[Planner]], reg: Registered[Planner]
+) -> str | None:
+    """Why the core cannot take variant ``v`` from planner ``reg``, or None."""
+    if not isinstance(v, Variant):
+        return f"returned {type(v).__name__!r}, not a Variant"
+    if not isinstance(v.key, str) or not v.key:
+        return "returned a variant with no key"
+    if v.key in owners:
+        other = owners[v.key]
+        if other is reg:
+            return f"returned variant key {v.key!r} twice"
+        who = f"plugin {other.plugin!r}" if other.plugin != reg.plugin else "its plugin"
+        return (
+            f"returned variant key {v.key!r}, which {who} already returned (planner"
+            f" {other.name!r}); variant keys must be unique within a plan, so prefix them"
+        )
+    ids = tuple(v.suggestion_ids)
+    unknown = [str(i) for i in ids if i not in allowed]
+    if unknown:
+        return (
+            f"put {', '.join(unknown)} in variant {v.key!r}, which is not one of the approved"
+            " suggestions it was given; a planner can only group and order those"
+        )
+    if len(set(ids)) != len(ids):
+        return f"named a suggestion twice in variant {v.key!r}"
+    return None

@@ -223,16 +223,21 @@ class SuggestionCases(CoreBase):
                 raise Conflict("this suggestion is blocked by policy and cannot be approved")
             if current.status is Status.REJECTED:
                 raise Conflict("this suggestion was rejected; it needs a new revision first")
+        # A replayed request (same reviewer, action, comment, diff and revision) changes
+        # nothing and writes no second event; a decision after any revision counts.
         last = current.reviews[-1] if current.reviews else None
-        if last is not None and (last.reviewer, last.action, last.diff_hash, last.comment) == (
-            actor.name,
-            act,
-            current.diff_hash,
-            comment,
+        mine = (actor.name, act, current.diff_hash, comment, current.revision)
+        if (
+            last
+            and (last.reviewer, last.action, last.diff_hash, last.comment, last.revision) == mine
         ):
-            return current  # a replayed request: nothing changes, no second event
+            return current
         review = Review(
-            reviewer=actor.name, action=act, diff_hash=current.diff_hash, comment=comment
+            reviewer=actor.name,
+            action=act,
+            diff_hash=current.diff_hash,
+            comment=comment,
+            revision=current.revision,
         )
         status = {
             Action.APPROVE: Status.APPROVED,

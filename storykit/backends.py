@@ -99,11 +99,13 @@ class Refiner(Protocol):
 
 @runtime_checkable
 class Planner(Protocol):
-    """Turns a goal and approved suggestions into variants."""
+    """Groups and orders approved suggestions into variants; the core derives their diffs."""
 
     name: str
 
-    async def plan(self, goal: str, suggestions: Sequence[Suggestion]) -> Sequence[Variant]: ...
+    async def plan(self, goal: str, suggestions: Sequence[Suggestion]) -> Sequence[Variant]:
+        """Variants naming some of ``suggestions`` in order; the core derives each diff."""
+        ...
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)

@@ -78,6 +78,15 @@ def storykit_register_planners(register: Callable[[Planner], None], settings: Se
     for each plan and their variants are concatenated; variant keys must be unique
     within a plan, so prefix them if you can clash.
 
+    A planner groups and orders, it never authors content: it sets each variant's
+    ``key``, ``title`` and ``suggestion_ids`` (in the order they should apply), taken
+    only from the ``suggestions`` it was given. The core then derives the variant's
+    ``diff`` from those suggestions' approved diffs (a later suggestion that collides
+    with an earlier one is left out and listed in ``conflicts``), its ``risk`` and
+    ``suggestion_hashes``; whatever the planner put there is ignored. A variant that
+    names any other suggestion, names one twice, or reuses a key is refused as this
+    plugin's error (502), and no plan is stored.
+
     Example::
 
         @hookimpl
@@ -116,6 +125,11 @@ def storykit_register_pr_backends(
     Called once at set-up. A backend has a unique ``name``, a ``capabilities``
     frozenset and ``async def open(request) -> PRResult``. A dry run always uses the
     ``dry-run`` backend; a real run uses the one named by the ``PR_BACKEND`` setting.
+
+    ``request.variant.diff`` is exactly the approved work, as the core verified it just
+    before the call: commit it as it is and return it unchanged as ``PRResult.diff``.
+    A result with any other diff is refused as this plugin's error (502) and the run is
+    not recorded.
 
     Example::
 

@@ -119,12 +119,14 @@ class PolicyDecision:
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
 class Review:
-    """One person's decision on one version (``diff_hash``) of a suggestion."""
+    """One person's decision on one version (``diff_hash``, ``revision``) of a suggestion."""
 
     reviewer: str
     action: Action
     diff_hash: str
     comment: str = ""
+    revision: int = 0
+    """The suggestion's revision it was given to (0: stored before storykit kept it)."""
     at: datetime = dataclasses.field(default_factory=utcnow)
 
     @classmethod
@@ -134,6 +136,7 @@ class Review:
             action=Action(d["action"]),
             diff_hash=str(d["diff_hash"]),
             comment=str(d.get("comment", "")),
+            revision=int(d.get("revision", 0)),
             at=_dt(d.get("at")),
         )
 
@@ -212,15 +215,22 @@ class Conflict:
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
 class Variant:
-    """One way to carry out a plan: which suggestions, combined into one diff."""
+    """One way to carry out a plan: which suggestions, combined into one diff.
+
+    A planner only chooses ``key``, ``title`` and the ``suggestion_ids`` in order; the
+    core derives the rest from the suggestions' approved diffs (see :mod:`storykit.combine`).
+    """
 
     key: str
     title: str
     suggestion_ids: tuple[str, ...]
-    diff: str
+    diff: str = ""
     conflicts: tuple[Conflict, ...] = ()
     risk: Risk = Risk.UNKNOWN
     planner: str = ""
+    suggestion_hashes: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    """The ``diff_hash`` of each suggestion in ``diff`` when the plan was made: a PR is
+    refused unless each is still the suggestion's approved diff."""
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Variant:
@@ -232,6 +242,7 @@ class Variant:
             conflicts=tuple(Conflict.from_dict(c) for c in d.get("conflicts", ())),
             risk=Risk(d.get("risk", "unknown")),
             planner=str(d.get("planner", "")),
+            suggestion_hashes={str(k): str(v) for k, v in d.get("suggestion_hashes", {}).items()},
         )
 
 

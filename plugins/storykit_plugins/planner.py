@@ -10,10 +10,9 @@ Variants (keys):
 - ``low-risk``: only suggestions whose risk is ``low``.
 
 A variant that holds exactly the same suggestions as ``all`` is left out, and so
-is an empty one. Within each variant, suggestions whose changes collide with an
-earlier one are left out of its diff and reported as conflicts (see
-:mod:`storykit_plugins._combine`). A variant's risk is the highest of the
-suggestions it includes, ``unknown`` ranking above ``medium`` and below ``high``.
+is an empty one. Like every planner it only groups and orders: the core derives
+each variant's diff, conflicts and risk from the approved diffs it names (see
+:mod:`storykit.combine`).
 """
 
 from __future__ import annotations
@@ -23,22 +22,16 @@ from collections.abc import Callable, Sequence
 import anyio.to_thread
 
 from storykit.backends import Planner
+from storykit.combine import file_patches
 from storykit.errors import Invalid
 from storykit.hookspecs import hookimpl
 from storykit.models import Risk, Suggestion, Variant
 from storykit.settings import Settings
-from storykit_plugins._combine import FilePatch, combine, file_patches
 
-__all__ = ["DefaultPlanner", "group_of", "storykit_register_planners", "variant_risk"]
+__all__ = ["DefaultPlanner", "group_of", "storykit_register_planners"]
 
 ROOT = "(root)"
-_RISK_RANK = {Risk.LOW: 0, Risk.MEDIUM: 1, Risk.UNKNOWN: 2, Risk.HIGH: 3}
 _NESTED = frozenset({"src", "lib", "packages"})  # layouts whose packages sit one level down
-
-
-def variant_risk(risks: Sequence[Risk]) -> Risk:
-    """The highest risk; with nothing to judge, ``unknown``."""
-    return max(risks, key=_RISK_RANK.__getitem__, default=Risk.UNKNOWN)
 
 
 def group_of(path: str) -> str:
@@ -55,24 +48,18 @@ class DefaultPlanner:
     name = "default"
 
     async def plan(self, goal: str, suggestions: Sequence[Suggestion]) -> list[Variant]:
-        # Combining thousands of diffs is CPU work: keep it off the event loop.
+        # Reading thousands of diffs is CPU work: keep it off the event loop.
         return await anyio.to_thread.run_sync(self._plan, list(suggestions))
 
     def _plan(self, suggestions: list[Suggestion]) -> list[Variant]:
         if not suggestions:
             return []
-        patches: dict[str, list[FilePatch]] = {}
-        for s in suggestions:
-            try:
-                patches[s.id] = file_patches(s.diff)
-            except Invalid as exc:
-                raise Invalid(f"suggestion {s.id}: {exc.detail}") from None
-        title = f"All {len(suggestions)} suggestions in one branch"
-        everything = self._variant("all", title, suggestions, patches)
-        variants = [everything]
+        variants = [
+            self._variant("all", f"All {len(suggestions)} suggestions in one branch", suggestions)
+        ]
         groups: dict[str, list[Suggestion]] = {}
         for s in suggestions:
-            names = {group_of(path) for f in patches[s.id] for path in f.claims}
+            names = {group_of(path) for path in _paths(s)}
             if len(names) == 1:
                 groups.setdefault(names.pop(), []).append(s)
         for name in sorted(groups):
@@ -81,33 +68,23 @@ class DefaultPlanner:
                 continue  # the same as ``all``
             where = "files at the repository root" if name == ROOT else f"{name}/"
             title = f"Only {where} ({len(members)} of {len(suggestions)})"
-            variants.append(self._variant(f"dir:{name}", title, members, patches))
+            variants.append(self._variant(f"dir:{name}", title, members))
         low = [s for s in suggestions if s.risk is Risk.LOW]
         if low and len(low) < len(suggestions):
             title = f"Low-risk only ({len(low)} of {len(suggestions)})"
-            variants.append(self._variant("low-risk", title, low, patches))
+            variants.append(self._variant("low-risk", title, low))
         return variants
 
-    def _variant(
-        self,
-        key: str,
-        title: str,
-        members: Sequence[Suggestion],
-        patches: dict[str, list[FilePatch]],
-    ) -> Variant:
-        combined = combine([(s.id, patches[s.id]) for s in members])
-        included = set(combined.included)
-        if combined.conflicts:
-            title += f", {len(members) - len(included)} left out for conflicts"
-        return Variant(
-            key=key,
-            title=title,
-            suggestion_ids=combined.included,
-            diff=combined.diff,
-            conflicts=combined.conflicts,
-            risk=variant_risk([s.risk for s in members if s.id in included]),
-            planner=self.name,
-        )
+    def _variant(self, key: str, title: str, members: Sequence[Suggestion]) -> Variant:
+        return Variant(key=key, title=title, suggestion_ids=tuple(s.id for s in members))
+
+
+def _paths(s: Suggestion) -> set[str]:
+    """Every path the suggestion reads or writes (both names of a rename)."""
+    try:
+        return {path for patch in file_patches(s.diff) for path in patch.claims}
+    except Invalid as exc:
+        raise Invalid(f"suggestion {s.id}: {exc.detail}") from None
 
 
 @hookimpl

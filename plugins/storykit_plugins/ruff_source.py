@@ -35,6 +35,15 @@ import anyio.to_thread
 from storykit.backends import Draft, GenerateRequest, Progress, SuggestionSource
 from storykit.diffs import parse_diff, safe_repo_path
 from storykit.errors import BackendError, Invalid
+from storykit.gitdiff import (
+    Edit,
+    Lines,
+    apply_edits,
+    blob_id,
+    file_diff,
+    header,
+    plain_path,
+)
 from storykit.hookspecs import hookimpl
 from storykit.models import Finding, Outcome
 from storykit.settings import Settings
@@ -47,15 +56,6 @@ from storykit_plugins._git import (
     resolve_commit,
     run_git,
     summarize,
-)
-from storykit_plugins._gitdiff import (
-    Edit,
-    Lines,
-    apply_edits,
-    blob_id,
-    file_diff,
-    header,
-    plain_path,
 )
 
 __all__ = ["DEFAULT_SELECT", "RuffSource", "storykit_register_sources"]

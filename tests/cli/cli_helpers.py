@@ -200,9 +200,10 @@ def normalise(text: str, *actors: str) -> str:
 
 
 def shape(value: Any) -> Any:
-    """The structure of a JSON value: keys and types, not the values themselves."""
+    """The structure of a JSON value: keys and types, not the values themselves (keys that
+    are ids, as in a variant's ``suggestion_hashes``, count as one placeholder)."""
     if isinstance(value, dict):
-        return {k: shape(v) for k, v in value.items()}
+        return {normalise(k): shape(v) for k, v in value.items()}
     if isinstance(value, list):
         return [shape(value[0])] if value else []
     return type(value).__name__

@@ -1,4 +1,6 @@
-"""The ``default`` planner and the diff combining behind it, checked with ``git apply``."""
+"""The ``default`` planner and the core's diff combining behind its variants, checked with
+``git apply``. The planner only groups and orders; ``_planned`` derives the diffs as the core
+does when it stores a plan."""
 
 from __future__ import annotations
 
@@ -10,13 +12,13 @@ from pathlib import Path
 import pytest
 
 import storykit_plugins.planner as planner_module
+from storykit.combine import combine, derive_variant, file_patches, variant_risk
 from storykit.diffs import diff_hash, parse_diff
 from storykit.errors import Invalid
 from storykit.models import Action, Review, Risk, Status, Suggestion, Variant
 from storykit.plugins import Registry, get_plugin_manager
 from storykit.settings import Settings
-from storykit_plugins._combine import combine, file_patches
-from storykit_plugins.planner import DefaultPlanner, group_of, variant_risk
+from storykit_plugins.planner import DefaultPlanner, group_of
 
 anyio = pytest.mark.anyio
 BASE = {
@@ -90,6 +92,13 @@ def _applied(repo: Path, diff: str, git_cmd: Git) -> dict[str, str]:
     return out
 
 
+async def _planned(suggestions: list[Suggestion]) -> list[Variant]:
+    """The default planner's variants as the core stores them: diffs derived by the core."""
+    grouped = await DefaultPlanner().plan("g", suggestions)
+    assert all(v.diff == "" and v.conflicts == () for v in grouped)  # it authors no content
+    return [derive_variant(v, suggestions) for v in grouped]
+
+
 def _variants(variants: list[Variant]) -> dict[str, Variant]:
     return {v.key: v for v in variants}
 
@@ -117,10 +126,9 @@ async def test_variants_by_directory_and_risk(
         diff_of({"pkg/util.py": "def util():\n    return 2\n", "docs/conf.py": "project = 'x'\n"}),
         Risk.UNKNOWN,
     )
-    variants = _variants(await DefaultPlanner().plan("tidy", [core_a, core_b, docs, root, both]))
+    variants = _variants(await _planned([core_a, core_b, docs, root, both]))
 
     assert list(variants) == ["all", "dir:(root)", "dir:docs", "dir:pkg", "low-risk"]
-    assert all(v.planner == "default" for v in variants.values())
     everything = variants["all"]
     # s5 touches docs/conf.py next to s3's change: s3 came first, so s5 is left out.
     assert everything.suggestion_ids == ("s1", "s2", "s3", "s4")
@@ -152,7 +160,7 @@ async def test_overlapping_and_adjacent_changes_conflict(
     same = _suggestion("same", diff_of({"pkg/core.py": _with("pkg/core.py", l10="TEN\n")}))
     adjacent = _suggestion("next", diff_of({"pkg/core.py": _with("pkg/core.py", l11="11\n")}))
     apart = _suggestion("apart", diff_of({"pkg/core.py": _with("pkg/core.py", l12="12\n")}))
-    [variant] = await DefaultPlanner().plan("g", [first, same, adjacent, apart])
+    [variant] = await _planned([first, same, adjacent, apart])
     assert variant.suggestion_ids == ("first", "apart")
     assert [c.suggestion_ids for c in variant.conflicts] == [("first", "same"), ("first", "next")]
     assert "line 10" in variant.conflicts[0].detail
@@ -168,7 +176,7 @@ async def test_insertions_at_the_same_place_conflict(
     _, diff_of = repo_diff
     a = _suggestion("a", diff_of({"pkg/util.py": "# a\ndef util():\n    return 1\n"}))
     b = _suggestion("b", diff_of({"pkg/util.py": "# b\ndef util():\n    return 1\n"}))
-    [variant] = await DefaultPlanner().plan("g", [a, b])
+    [variant] = await _planned([a, b])
     assert variant.suggestion_ids == ("a",)
     assert variant.conflicts[0].suggestion_ids == ("a", "b")
 
@@ -184,7 +192,7 @@ async def test_renames_and_new_files_are_never_merged(
     edit = _suggestion("edit", diff_of({"pkg/util.py": "def util():\n    return 5\n"}))
     new = _suggestion("new", diff_of({"pkg/new.py": "x = 1\n"}))
     assert "rename from pkg/util.py" in rename.diff
-    [variant] = await DefaultPlanner().plan("g", [rename, edit, new])
+    [variant] = await _planned([rename, edit, new])
     assert variant.suggestion_ids == ("rename", "new")
     assert variant.conflicts[0].suggestion_ids == ("rename", "edit")
     assert "renames" in variant.conflicts[0].detail
@@ -231,7 +239,7 @@ async def test_files_without_a_final_newline_merge(
         "diff --git a/f.py b/f.py\n--- a/f.py\n+++ b/f.py\n@@ -7,4 +7,4 @@\n 7\n 8\n 9\n-last\n"
         "\\ No newline at end of file\n+LAST\n\\ No newline at end of file\n"
     )
-    [variant] = await DefaultPlanner().plan("g", [_suggestion("t", top), _suggestion("e", end)])
+    [variant] = await _planned([_suggestion("t", top), _suggestion("e", end)])
     assert variant.conflicts == ()
     assert variant.diff.count("diff --git") == 1
     git_cmd(repo, "apply", "-", input=variant.diff.encode())
@@ -265,7 +273,7 @@ async def test_random_non_touching_changes_always_combine(
             diff = git_cmd(repo, "diff")
             git_cmd(repo, "checkout", "--", "f.py")
             suggestions.append(_suggestion(f"s{n}", diff))
-        [variant] = await DefaultPlanner().plan("g", suggestions)
+        [variant] = await _planned(suggestions)
         assert variant.conflicts == ()
         git_cmd(repo, "apply", "-", input=variant.diff.encode())
         assert (repo / "f.py").read_text() == "".join(result)
@@ -279,12 +287,12 @@ async def test_variants_identical_to_all_are_left_out(
     _, diff_of = repo_diff
     a = _suggestion("a", diff_of({"pkg/util.py": "def util():\n    return 2\n"}))
     b = _suggestion("b", diff_of({"pkg/core.py": _with("pkg/core.py", l1="one\n")}))
-    assert [v.key for v in await DefaultPlanner().plan("g", [a, b])] == ["all"]
+    assert [v.key for v in await _planned([a, b])] == ["all"]
     risky = _suggestion("c", b.diff, Risk.HIGH)
-    variants = await DefaultPlanner().plan("g", [risky])
+    variants = await _planned([risky])
     assert [v.key for v in variants] == ["all"]  # no low-risk suggestion: no low-risk variant
     assert variants[0].risk is Risk.HIGH
-    assert await DefaultPlanner().plan("g", []) == []
+    assert await _planned([]) == []
 
 
 @anyio
@@ -293,7 +301,7 @@ async def test_a_broken_diff_names_the_suggestion() -> None:
         id="bad", source="t", agent="a", title="t", diff="nope", diff_hash="x", files=()
     )
     with pytest.raises(Invalid, match="suggestion bad"):
-        await DefaultPlanner().plan("g", [broken])
+        await _planned([broken])
 
 
 def test_groups_and_risk_order() -> None:

@@ -22,10 +22,10 @@ import storykit_plugins.pr_github as pr_github_module
 from storykit.backends import PRRequest
 from storykit.diffs import diff_hash
 from storykit.errors import BackendError, Conflict, Invalid, NotConfigured
+from storykit.gitdiff import blob_id
 from storykit.models import Action, Review, Risk, Status, Suggestion, Variant
 from storykit.plugins import Registry, get_plugin_manager
 from storykit.settings import Settings
-from storykit_plugins._gitdiff import blob_id
 from storykit_plugins.pr_github import GitHubBackend
 
 pytestmark = pytest.mark.anyio

@@ -16,11 +16,11 @@ import storykit_plugins.ruff_source as ruff_source
 from storykit.backends import Draft, GenerateRequest, PreReviewer, SuggestionSource
 from storykit.diffs import parse_diff
 from storykit.errors import BackendError, Invalid
+from storykit.gitdiff import Edit, Lines, apply_edits, file_diff, header
 from storykit.models import Outcome
 from storykit.plugins import Registry, get_plugin_manager
 from storykit.settings import Settings
 from storykit_plugins._git import TreeEntry
-from storykit_plugins._gitdiff import Edit, Lines, apply_edits, file_diff, header
 from storykit_plugins.ruff_source import RuffSource
 
 anyio = pytest.mark.anyio

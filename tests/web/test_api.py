@@ -217,6 +217,90 @@ async def test_revision_by_the_proposer_resets_approval(client: Client) -> None:
     assert revised["status"] == "pending" and revised["revision"] == 2
 
 
+# -- what ships is what was approved (SPEC §4) --------------------------------------
+
+
+async def _approve(client: Client, sid: str) -> Any:
+    r = await client.post(
+        "/suggest/review", headers=as_(REVIEWER_KEY), json={"id": sid, "action": "approve"}
+    )
+    assert r.status_code == 200, await r.get_data()
+    return await r.get_json()
+
+
+async def test_a_plan_older_than_the_approved_revision_cannot_open_a_pr(client: Client) -> None:
+    r = await client.post("/suggestions", headers=as_(AGENT_KEY), json={"title": "t", "diff": DIFF})
+    sid = (await r.get_json())["id"]
+    await _approve(client, sid)
+    plan = await (
+        await client.post("/plan", headers=as_(REVIEWER_KEY), json={"goal": "g"})
+    ).get_json()
+    [variant] = plan["variants"]
+    assert variant["suggestion_hashes"] == {sid: (await r.get_json())["diff_hash"]}
+    pr = {"plan_id": plan["id"], "variant": "all"}
+    other = make_diff("pkg/a.py", "a = 1\n", "a = 3\n")
+    r = await client.post(
+        f"/suggestions/{sid}/revisions", headers=as_(AGENT_KEY), json={"diff": other}
+    )
+    assert r.status_code == 201
+    await problem(await client.post("/dev/pr-from-plan", headers=as_(REVIEWER_KEY), json=pr), 409)
+    assert (await _approve(client, sid))["status"] == "approved"
+    r = await client.post("/dev/pr-from-plan", headers=as_(REVIEWER_KEY), json=pr)
+    body = await problem(r, 409)
+    assert sid in body["detail"] and "make a new plan" in body["detail"]
+
+
+async def test_reapproval_after_a_same_diff_revision_takes_effect(client: Client) -> None:
+    r = await client.post("/suggestions", headers=as_(AGENT_KEY), json={"title": "t", "diff": DIFF})
+    sid = (await r.get_json())["id"]
+    await _approve(client, sid)
+    r = await client.post(
+        f"/suggestions/{sid}/revisions",
+        headers=as_(AGENT_KEY),
+        json={"diff": DIFF, "title": "a better title"},
+    )
+    assert (await r.get_json())["status"] == "pending"
+    assert (await _approve(client, sid))["status"] == "approved"
+    r = await client.get(f"/suggestions/{sid}", headers=as_(AGENT_KEY))
+    assert (await r.get_json())["status"] == "approved"
+
+
+class LyingPlanner:
+    name = "liar"
+
+    async def plan(self, goal: str, suggestions: Sequence[Suggestion]) -> Sequence[Variant]:
+        ids = tuple(s.id for s in suggestions)
+        diff = "".join(s.diff for s in suggestions) + "+import os; os.system('rm -rf /')\n"
+        return [Variant(key="all", title="All", suggestion_ids=ids, diff=diff)]
+
+
+async def test_a_planners_own_diff_never_reaches_the_plan_or_the_pr(tmp_path: Path) -> None:
+    class LiarPlugin:
+        @hookimpl
+        def storykit_register_planners(self, register: Any) -> None:
+            register(LyingPlanner())
+
+        @hookimpl
+        def storykit_register_pr_backends(self, register: Any) -> None:
+            register(DryRun())
+
+    pm = get_plugin_manager(load_entrypoints=False)
+    pm.register(LiarPlugin(), name="liar-plugin")
+    settings = make_settings(tmp_path, {"API_TOKENS": KEYS, "RATE_LIMIT_RPS": "1000"})
+    async with create_app(settings, plugin_manager=pm).test_app() as app:
+        client = app.test_client()
+        r = await client.post(
+            "/suggestions", headers=as_(AGENT_KEY), json={"title": "t", "diff": DIFF}
+        )
+        await _approve(client, (await r.get_json())["id"])
+        r = await client.post("/plan", headers=as_(REVIEWER_KEY), json={"goal": "g"})
+        plan = await r.get_json()
+        assert plan["variants"][0]["diff"] == DIFF
+        pr = {"plan_id": plan["id"], "variant": "all"}
+        r = await client.post("/dev/pr-from-plan", headers=as_(REVIEWER_KEY), json=pr)
+        assert (await r.get_json())["diff"] == DIFF
+
+
 async def test_refine_without_a_refiner_says_how_to_configure(client: Client) -> None:
     r = await client.post("/suggestions", headers=as_(AGENT_KEY), json={"title": "t", "diff": DIFF})
     sid = (await r.get_json())["id"]

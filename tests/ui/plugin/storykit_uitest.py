@@ -4,8 +4,8 @@ It gives the real server deterministic backends of every kind, so the browser te
 assert what the dashboard shows rather than what first-party plugins happen to do:
 
 - source ``uitest-src``: proposes one suggestion per run, reporting progress;
-- planner ``uitest-planner``: variants "all", "low-risk" and "first", with conflicts
-  where two suggestions touch one file;
+- planner ``uitest-planner``: variants "all", "low-risk" and "first" (the core combines
+  their diffs, with conflicts where two suggestions change the same lines);
 - PR backends ``dry-run`` (says what it would do) and ``uitest-forge`` (pretends to
   open a pull request and returns its URL);
 - policy ``uitest-words``: regex rules over added lines (deny ``rm -rf`` and private
@@ -30,12 +30,11 @@ from storykit.backends import Draft, GenerateRequest, PolicySubject, PRRequest, 
 from storykit.diffs import parse_diff
 from storykit.errors import Invalid
 from storykit.hookspecs import hookimpl
-from storykit.models import Conflict, Finding, Outcome, PRResult, Risk, Suggestion, Variant
+from storykit.models import Finding, Outcome, PRResult, Risk, Suggestion, Variant
 from storykit.settings import Settings
 
 _runs = itertools.count(1)
 _prs = itertools.count(1)
-_RANK = {Risk.LOW: 0, Risk.UNKNOWN: 1, Risk.MEDIUM: 2, Risk.HIGH: 3}
 STEP = 0.15  # the source's pretend work per step, so its progress is visible
 
 
@@ -68,34 +67,8 @@ class UitestSource:
         ]
 
 
-def _combine(suggestions: Sequence[Suggestion]) -> str:
-    return "".join(s.diff if s.diff.endswith("\n") else s.diff + "\n" for s in suggestions)
-
-
-def _conflicts(suggestions: Sequence[Suggestion]) -> tuple[Conflict, ...]:
-    by_file: dict[str, list[str]] = {}
-    for s in suggestions:
-        for f in s.files:
-            by_file.setdefault(f, []).append(s.id)
-    return tuple(
-        Conflict(
-            file=f, suggestion_ids=tuple(ids), detail="more than one suggestion changes this file"
-        )
-        for f, ids in sorted(by_file.items())
-        if len(ids) > 1
-    )
-
-
 def _variant(key: str, title: str, chosen: Sequence[Suggestion]) -> Variant:
-    risk = max((s.risk for s in chosen), key=lambda r: _RANK[r], default=Risk.LOW)
-    return Variant(
-        key=key,
-        title=title,
-        suggestion_ids=tuple(s.id for s in chosen),
-        diff=_combine(chosen),
-        conflicts=_conflicts(chosen),
-        risk=risk,
-    )
+    return Variant(key=key, title=title, suggestion_ids=tuple(s.id for s in chosen))
 
 
 class UitestPlanner:

@@ -1,4 +1,9 @@
-"""Combining several suggestions' diffs into one diff, and finding where they collide.
+"""Combining approved suggestions' diffs into one diff, and finding where they collide.
+
+This is how the core derives every variant's diff (SPEC §4: a branch or PR commits
+exactly the approved diffs of the suggestions it names). A planner only chooses which
+suggestions go into a variant and in which order; :func:`derive_variant` makes the rest
+from the suggestions themselves, so no planner can add a line nobody reviewed.
 
 Each suggestion's diff is read into per-file *changes*: runs of removed and
 added lines at a position in the original file, plus the original lines the
@@ -23,10 +28,21 @@ from collections.abc import Sequence
 from typing import Any
 
 from storykit.diffs import parse_diff
-from storykit.models import Conflict
-from storykit_plugins._gitdiff import Change, format_hunks, header
+from storykit.errors import Invalid
+from storykit.gitdiff import Change, format_hunks, header
+from storykit.models import Conflict, Risk, Suggestion, Variant
 
-__all__ = ["Combined", "FilePatch", "combine", "file_patches"]
+__all__ = [
+    "Combined",
+    "FilePatch",
+    "combine",
+    "combine_suggestions",
+    "derive_variant",
+    "file_patches",
+    "variant_risk",
+]
+
+_RISK_RANK = {Risk.LOW: 0, Risk.MEDIUM: 1, Risk.UNKNOWN: 2, Risk.HIGH: 3}
 
 _SPECIAL_HEADERS = (
     "old mode",
@@ -242,3 +258,54 @@ def _emit(order: Sequence[FilePatch], by_path: dict[str, list[tuple[str, FilePat
         changes = sorted((c for p in sharing for c in p.changes), key=lambda c: (c.start, c.end))
         out.append(header(patch.path) + format_hunks(known, changes))
     return "".join(out)
+
+
+def variant_risk(risks: Sequence[Risk]) -> Risk:
+    """The highest risk, ``unknown`` ranking above ``medium`` and below ``high``;
+    with nothing to judge, ``unknown``."""
+    return max(risks, key=_RISK_RANK.__getitem__, default=Risk.UNKNOWN)
+
+
+def combine_suggestions(
+    suggestions: Sequence[Suggestion], patches: dict[str, list[FilePatch]] | None = None
+) -> Combined:
+    """Combine the suggestions' current diffs in the order given.
+
+    ``patches`` caches each suggestion's parsed diff by id, for callers that combine
+    the same suggestions into several variants.
+    """
+    cache = {} if patches is None else patches
+    items = []
+    for s in suggestions:
+        if s.id not in cache:
+            try:
+                cache[s.id] = file_patches(s.diff)
+            except Invalid as exc:
+                raise Invalid(f"suggestion {s.id}: {exc.detail}") from None
+        items.append((s.id, cache[s.id]))
+    return combine(items)
+
+
+def derive_variant(
+    variant: Variant,
+    suggestions: Sequence[Suggestion],
+    patches: dict[str, list[FilePatch]] | None = None,
+) -> Variant:
+    """``variant`` as the core stores it: its diff, conflicts, risk and the diff hash of
+    each suggestion it contains, all made from ``suggestions`` (by id, in the variant's
+    order); whatever the planner put in those fields is ignored."""
+    by_id = {s.id: s for s in suggestions}
+    missing = [i for i in variant.suggestion_ids if i not in by_id]
+    if missing:
+        raise Invalid(f"variant {variant.key!r} names unknown suggestions: {', '.join(missing)}")
+    if len(set(variant.suggestion_ids)) != len(variant.suggestion_ids):
+        raise Invalid(f"variant {variant.key!r} names a suggestion twice")
+    combined = combine_suggestions([by_id[i] for i in variant.suggestion_ids], patches)
+    return dataclasses.replace(
+        variant,
+        suggestion_ids=combined.included,
+        diff=combined.diff,
+        conflicts=combined.conflicts,
+        risk=variant_risk([by_id[i].risk for i in combined.included]),
+        suggestion_hashes={i: by_id[i].diff_hash for i in combined.included},
+    )
