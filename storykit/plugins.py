@@ -182,13 +182,14 @@ class Registry:
             raise PluginError(f"{type(exc).__name__}: {exc}", plugin=plugin, hook=hook) from exc
         finally:
             if self.settings.trace_hooks:
+                ms = (time.perf_counter() - started) * 1e3
+                # The fields in the message too: a plain handler (the CLI's) prints only it.
                 log.info(
-                    "hook call",
-                    extra={
-                        "plugin": plugin,
-                        "hook": hook,
-                        "ms": (time.perf_counter() - started) * 1e3,
-                    },
+                    "hook call %s %s %.1f ms",
+                    plugin,
+                    hook,
+                    ms,
+                    extra={"plugin": plugin, "hook": hook, "ms": ms},
                 )
 
     async def notify(self, event: Any) -> None:

@@ -55,6 +55,12 @@ def notice(message: str) -> None:
     click.echo(f"storykit: {message}", err=True)
 
 
+def _tracing() -> bool:
+    import os
+
+    return os.environ.get("STORYKIT_TRACE_HOOKS", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
 def run(g: Globals, call: Callable[[Client], Awaitable[T]]) -> T:
     """Open the client the global options choose and await ``call(client)`` on it."""
     import logging
@@ -65,6 +71,14 @@ def run(g: Globals, call: Callable[[Client], Awaitable[T]]) -> T:
 
     if g.debug:
         logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)
+    trace = logging.getLogger("storykit.plugins")
+    handler: logging.Handler | None = None
+    if not g.debug and _tracing():
+        # STORYKIT_TRACE_HOOKS: each hook call on stderr (plugin, hook, time), as the server logs.
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("storykit: %(message)s"))
+        trace.addHandler(handler)
+        trace.setLevel(logging.INFO)
     else:
         # Plugin failures are logged as warnings; the CLI reports them in its own
         # output, so keep Python's last-resort handler from printing them again.
@@ -76,7 +90,12 @@ def run(g: Globals, call: Callable[[Client], Awaitable[T]]) -> T:
         async with connect(g.connection) as client:
             return await call(client)
 
-    return anyio.run(main)
+    try:
+        return anyio.run(main)
+    finally:
+        if handler is not None:
+            trace.removeHandler(handler)
+            trace.setLevel(logging.NOTSET)
 
 
 def output(data: JSON, as_json: bool, human: Callable[[JSON], str]) -> None:

@@ -377,10 +377,23 @@ def plugins(data: JSON) -> str:
     return "\n".join(lines)
 
 
+_LIST_SHOWN = 5
+_TEXT_SHOWN = 60
+
+
 def _scalar(value: object) -> str:
+    """One value, short: an event line stays a line (a PR's diff and operations are
+    summarised; ``--json`` prints everything)."""
     if isinstance(value, list):
+        if len(value) > _LIST_SHOWN or any("\n" in str(v) for v in value):
+            return f"<{len(value)} items>"
         return ",".join(str(v) for v in value)
-    return str(value)
+    text = str(value)
+    if "\n" in text.rstrip("\n"):
+        return f"<{len(text.splitlines())} lines>"
+    if len(text) > _TEXT_SHOWN:
+        return text[: _TEXT_SHOWN - 1] + "…"
+    return text
 
 
 def event_line(event: JSON) -> str:

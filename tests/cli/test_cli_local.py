@@ -417,3 +417,31 @@ def test_from_a_subfolder_the_cli_works_on_the_repository_it_is_in(
     monkeypatch.chdir(sub)
     assert Settings.from_env(os.environ).repo_path == repo.resolve()
     assert default_data_dir(environ=os.environ) == default_data_dir(repo, os.environ)
+
+
+def test_events_summarise_a_pr_dry_run_and_json_keeps_everything() -> None:
+    approve_all()
+    plan = ok_json("plan", "create", "--goal", "Review everything")
+    assert storykit("pr", plan["id"], "--variant", "all").exit_code == 0
+    lines = storykit("events").stdout.splitlines()
+    dry = [line for line in lines if "pr.dry_run" in line]
+    assert len(dry) == 1
+    assert len(dry[0]) < 400, dry[0]
+    assert "diff=<" in dry[0]  # the diff is summarised, not printed
+    full = [e for e in ok_json("events", "--limit", "1000")["items"] if e["type"] == "pr.dry_run"]
+    assert "+# reviewed" in full[0]["data"]["diff"]
+
+
+def test_trace_hooks_prints_each_hook_call_with_plugin_hook_and_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import re
+
+    monkeypatch.setenv("STORYKIT_TRACE_HOOKS", "true")
+    result = storykit("suggest", "generate")
+    assert result.exit_code == 0, result.output
+    traced = [line for line in result.stderr.splitlines() if "hook call" in line]
+    assert traced, result.stderr
+    assert all(
+        re.fullmatch(r"storykit: hook call \S+ \S+\.\S+ \d+\.\d ms", line) for line in traced
+    ), traced
