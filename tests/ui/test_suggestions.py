@@ -35,6 +35,17 @@ def test_first_visit_asks_for_the_key_once(open_page, server) -> None:
     key.fill("not-a-key-at-all")
     page.get_by_role("button", name="Connect").click()
     expect(page.get_by_role("alert").filter(has_text="did not accept")).to_be_visible()
+    expect(page.locator(".gate-form [role=alert]")).to_contain_text(
+        "Each data directory has its own"
+    )
+    # The rejected key stays in the field, selected, so a typo can be fixed or pasted over.
+    expect(page.get_by_label("API key")).to_have_value("not-a-key-at-all")
+    expect(page.get_by_label("API key")).to_be_focused()
+    selected = page.evaluate(
+        "(() => { const i = document.querySelector('input[name=key]');"
+        " return i.value.slice(i.selectionStart, i.selectionEnd); })()"
+    )
+    assert selected == "not-a-key-at-all"
     page.get_by_label("API key").fill(KEYS["reviewer"])
     page.get_by_role("button", name="Connect").click()
     expect(page.locator("#conn")).to_have_attribute("data-state", "live")
@@ -225,6 +236,25 @@ def test_agent_key_sees_why_it_cannot_review(open_page, server) -> None:
     page = open_page(f"#/suggestions/{s['id']}", key="agent")
     page.get_by_role("button", name="Approve").click()
     expect(page.locator(".review-box > [role=alert]")).to_contain_text("reviewer role")
+    expect(page.locator(".detail-head .badge[data-status]")).to_have_text("Pending")
+
+
+def test_your_own_proposal_says_why_and_what_to_do(open_page, server) -> None:
+    title = unique("My own")
+    s = server.call(
+        "admin",
+        "POST",
+        "/suggestions",
+        json={"title": title, "diff": one_line_diff("hello.py", "x = 1", "x = 8", 2)},
+    )
+    page = open_page(f"#/suggestions/{s['id']}", key="admin")
+    expect(page.locator(".detail-head")).to_be_visible()
+    expect(page.get_by_text("root (through the API)")).to_be_visible()
+    page.get_by_role("button", name="Approve").click()
+    alert = page.locator(".review-box > [role=alert]")
+    expect(alert).to_contain_text("nobody approves their own proposal")
+    expect(alert).to_contain_text("another person's key")
+    expect(alert).not_to_contain_text("role may not allow")
     expect(page.locator(".detail-head .badge[data-status]")).to_have_text("Pending")
 
 

@@ -98,7 +98,7 @@ function showState(state, detail) {
 }
 
 // -- the key gate ---------------------------------------------------------------
-function showGate(message = "") {
+function showGate(message = "", rejected = "") {
   if (app.live) app.live.stop("Not connected");
   app.live = null;
   app.api = null;
@@ -136,7 +136,11 @@ function showGate(message = "") {
     keys.embedded ? h("p", { class: "notice", role: "status" }, "Waiting for the key from the editor…") : null,
     form));
   if (message) inlineError(error, message);
-  if (!keys.embedded) input.focus();
+  if (rejected) input.value = rejected; // kept and selected: fix a typo or paste over it
+  if (!keys.embedded) {
+    input.focus();
+    if (rejected) input.select();
+  }
 }
 
 async function connect() {
@@ -184,10 +188,13 @@ function unauthorized(err) {
   if (unauthorizedShown) return;
   unauthorizedShown = true;
   keys.tell({ type: "storykit.auth-failed", detail: err.detail });
-  const message = `The server did not accept this key (${err.detail}). Enter another one.`;
+  const message = `The server did not accept this key (${err.detail}). Each data directory has`
+    + " its own keys: use one from the server's API_TOKENS, or the key `storykit serve` printed"
+    + " for this repository (kept in the api-key file of its data directory).";
+  const rejected = keys.embedded ? "" : keys.key || "";
   if (!keys.embedded) keys.clear();
   else keys.key = null;
-  showGate(message);
+  showGate(message, rejected);
   unauthorizedShown = false;
 }
 

@@ -134,7 +134,7 @@ export class SuggestionDetail {
           s.decision ? h("span", { class: `badge outcome-${s.decision.outcome}` },
             `policy: ${s.decision.outcome}`) : null),
         h("dl", { class: "meta" },
-          pair("From", s.source === "api" ? `${s.agent} (agent)` : `${s.source} (${s.agent})`),
+          pair("From", s.source === "api" ? `${s.agent} (through the API)` : `${s.source} (${s.agent})`),
           pair("Revision", String(s.revision)),
           pair("Base", h("code", {}, s.base_ref)),
           pair("Updated", time(s.updated_at)),
