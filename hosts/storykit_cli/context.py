@@ -24,6 +24,7 @@ __all__ = [
     "notice",
     "output",
     "pass_globals",
+    "quiet_option",
     "read_text",
     "run",
 ]
@@ -102,6 +103,12 @@ def output(data: JSON, as_json: bool, human: Callable[[JSON], str]) -> None:
     from storykit_cli import render
 
     click.echo(render.as_json(data) if as_json else human(data))
+
+
+def quiet_option(fn: F) -> F:
+    return click.option(
+        "--quiet", "-q", is_flag=True, help="Print only the new id (for scripts: ID=$(…))."
+    )(fn)
 
 
 def json_option(fn: F) -> F:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from storykit_cli.context import Globals, json_option, output, pass_globals, run
+from storykit_cli.context import Globals, json_option, output, pass_globals, quiet_option, run
 
 __all__ = ["plan", "pr"]
 
@@ -32,20 +32,24 @@ def plan() -> None:
     help="Use this approved suggestion (repeatable) [default: every approved one].",
 )
 @json_option
+@quiet_option
 @pass_globals
-def create(g: Globals, goal: str, suggestion_ids: tuple[str, ...], as_json: bool) -> None:
+def create(
+    g: Globals, goal: str, suggestion_ids: tuple[str, ...], as_json: bool, quiet: bool
+) -> None:
     """Make a plan: the planners turn the suggestions into variants.
 
     \b
     Examples:
       storykit plan create --goal "Lint fixes for the release"
       storykit plan create -g "Fix the parser" --suggestion sug_01J… --suggestion sug_01K…
+      PLAN=$(storykit plan create -g "Fix the README" -q)
     """
     from storykit_cli import render
 
     ids = list(suggestion_ids) if suggestion_ids else None
     data = run(g, lambda c: c.plan(goal=goal, suggestion_ids=ids))
-    output(data, as_json, render.plan_detail)
+    output(data, as_json, (lambda d: str(d["id"])) if quiet else render.plan_detail)
 
 
 @plan.command("list")

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import click
 
-from storykit_cli.context import Globals, json_option, output, pass_globals, read_text, run
+from storykit_cli.context import (
+    Globals,
+    json_option,
+    output,
+    pass_globals,
+    quiet_option,
+    read_text,
+    run,
+)
 
 __all__ = ["RISKS", "STATUSES", "suggest"]
 
@@ -169,8 +177,11 @@ _DIFF_FILE = click.Path(exists=True, dir_okay=False, allow_dash=True)
     help="The git ref the diff applies to.",
 )
 @json_option
+@quiet_option
 @pass_globals
-def submit(g: Globals, file: str, title: str, rationale: str, base_ref: str, as_json: bool) -> None:
+def submit(
+    g: Globals, file: str, title: str, rationale: str, base_ref: str, as_json: bool, quiet: bool
+) -> None:
     """Propose a diff from FILE, or from stdin with -.
 
     The diff is screened by policy at once: the answer shows its status (pending,
@@ -180,6 +191,7 @@ def submit(g: Globals, file: str, title: str, rationale: str, base_ref: str, as_
     Examples:
       storykit suggest submit fix.diff --title "Close the file handle"
       git diff | storykit suggest submit - -t "Tidy imports" -r "ruff I001"
+      SUG=$(storykit suggest submit fix.diff -t "Fix a typo" -q)
     """
     from storykit_cli import render
 
@@ -187,7 +199,7 @@ def submit(g: Globals, file: str, title: str, rationale: str, base_ref: str, as_
     data = run(
         g, lambda c: c.submit(title=title, diff=diff, rationale=rationale, base_ref=base_ref)
     )
-    output(data, as_json, render.suggestion_summary)
+    output(data, as_json, (lambda d: str(d["id"])) if quiet else render.suggestion_summary)
 
 
 @suggest.command()
