@@ -123,8 +123,11 @@ def serve(g: Globals, host: str, port: int, worker: str, data_dir: str | None) -
     """Start the server (REST, live events, metrics and the dashboard).
 
     \b
-    Binds 127.0.0.1 unless told otherwise. With no API_TOKENS set, an admin key
-    is generated once, printed, and kept in the data directory.
+    Binds 127.0.0.1 unless told otherwise. Serves REPO_PATH (default: the
+    repository you are in) and refuses to start when it is no git repository, or
+    when a server already runs on the same data directory. With no API_TOKENS set,
+    two keys are generated once, printed, and kept in the data directory: yours
+    (admin, in api-key) and one for a coding agent (agent-key).
 
     \b
     Examples:
