@@ -24,6 +24,7 @@ from storykit.ratelimit import RateLimiter
 from storykit.services import Storykit
 from storykit.settings import Settings
 from storykit_quart.access import PUBLIC, ROLE_ATTR
+from storykit_quart.bodies import install_json_bodies
 from storykit_quart.problems import install_error_handlers
 from storykit_quart.routes import plans, policies, suggestions, system, ui
 from storykit_quart.sse import SSEMiddleware
@@ -76,6 +77,7 @@ def create_app(
     for module in (suggestions, plans, policies, system, ui):
         app.register_blueprint(module.bp)
     install_error_handlers(app)
+    install_json_bodies(app)
     if settings.cors_origins:
         app = cors(
             app,

@@ -339,6 +339,63 @@ async def test_bad_bodies_get_clear_problems_and_store_nothing(client: Client) -
     assert (await r.get_json())["items"] == []
 
 
+NOT_JSON_TEXT = [
+    ("latin-1", {}, '{"title": "caf\xe9", "diff": "x"}'.encode("latin-1"), "not UTF-8"),
+    ("UTF-16", {}, '{"title": "t", "diff": "x"}'.encode("utf-16"), "UTF-8"),
+    (
+        "UTF-16 declared",
+        {"Content-Type": "application/json; charset=utf-16"},
+        '{"title": "t", "diff": "x"}'.encode("utf-16-le"),
+        "UTF-8",
+    ),
+    ("deep arrays", {}, b"[" * 100_000 + b"]" * 100_000, "too deeply"),
+    ("deep objects", {}, b'{"a":' * 100_000 + b"1" + b"}" * 100_000, "too deeply"),
+    ("a lone surrogate", {}, b'{"title": "t\\ud800", "diff": "x"}', "surrogate"),
+    ("NaN", {}, b'{"title": "t", "diff": "x", "rationale": NaN}', "NaN"),
+    ("malformed", {}, b'{"title": "t", "diff"}', "line 1, column 22"),
+    ("empty", {}, b"", "empty"),
+]
+
+
+@pytest.mark.parametrize(
+    ("_name", "headers", "data", "says"), NOT_JSON_TEXT, ids=[c[0] for c in NOT_JSON_TEXT]
+)
+async def test_bodies_that_are_not_json_text_get_400_and_change_nothing(
+    client: Client, _name: str, headers: dict[str, str], data: bytes, says: str
+) -> None:
+    policies = await (await client.get("/policies", headers=as_(AGENT_KEY))).get_json()
+    sent = {"Content-Type": "application/json"} | headers
+    for method, path, key in (
+        ("POST", "/suggestions", AGENT_KEY),
+        ("PUT", "/policies", ADMIN_KEY),
+        ("POST", "/policies/check", AGENT_KEY),
+    ):
+        r = await client.open(path, method=method, headers=as_(key) | sent, data=data)
+        detail = (await problem(r, 400))["detail"]
+        assert says in detail
+        assert "Content-Type" not in detail  # it was sent: say what is wrong with the body
+    assert (await (await client.get("/suggestions", headers=as_(AGENT_KEY))).get_json())[
+        "items"
+    ] == []
+    assert await (await client.get("/policies", headers=as_(AGENT_KEY))).get_json() == policies
+
+
+async def test_a_body_that_is_not_declared_json_gets_415_naming_the_header(client: Client) -> None:
+    body = b'{"title": "t", "diff": "x"}'
+    for headers in ({}, {"Content-Type": "text/plain"}):
+        r = await client.post("/suggestions", headers=as_(AGENT_KEY) | headers, data=body)
+        assert "Content-Type: application/json" in (await problem(r, 415))["detail"]
+
+
+async def test_the_router_never_redirects_and_answers_problems(client: Client) -> None:
+    for path in ("/story/static/v/%2Fetc%2Fpasswd", "/story/static/v//etc/passwd"):
+        r = await client.get(path, headers={"Host": "evil.example"})
+        await problem(r, 404)
+        assert "Location" not in r.headers
+    r = await client.get("/story/ui/?x=1", headers={"Host": "evil.example"})
+    assert r.status_code == 308 and r.headers["Location"] == "/story/ui?x=1"  # relative
+
+
 async def test_unicode_and_binary_diffs_are_stored_intact(client: Client) -> None:
     diff = make_diff("docs/ünï.md", "ä\n", "ö — ✓\n")
     r = await client.post(
