@@ -25,6 +25,7 @@ from storykit.services import Storykit
 from storykit.settings import Settings
 from storykit_quart.access import PUBLIC, ROLE_ATTR
 from storykit_quart.bodies import install_json_bodies
+from storykit_quart.keepalive import CloseOnUnreadBody
 from storykit_quart.problems import install_error_handlers
 from storykit_quart.routes import plans, policies, suggestions, system, ui
 from storykit_quart.sse import SSEMiddleware
@@ -105,6 +106,7 @@ def create_app(
     app.before_request(_before)
     app.after_request(_after)
     app.asgi_app = SSEMiddleware(app.asgi_app, host)  # type: ignore[method-assign,assignment,arg-type]
+    app.asgi_app = CloseOnUnreadBody(app.asgi_app)  # type: ignore[method-assign,assignment,arg-type]
     return app
 
 

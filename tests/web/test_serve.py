@@ -1,4 +1,4 @@
-"""``storykit serve``: port conflicts, the generated key, the state file."""
+"""``storykit serve``: port conflicts, the generated key, the state file, the HTTP edge."""
 
 from __future__ import annotations
 
@@ -8,10 +8,14 @@ import socket
 import stat
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import h11
 import httpx
-from realserver import free_port, wait_healthy
+import pytest
+from realserver import AGENT_KEY, Server, free_port, running_server, wait_healthy
 
 
 def serve(tmp_path: Path, port: int, **env: str) -> subprocess.Popen[str]:
@@ -93,3 +97,75 @@ def test_without_api_tokens_a_key_is_made_once_kept_private_and_works(tmp_path: 
         second_out, _ = proc.communicate(timeout=30)
     assert key not in second_out  # printed once, when it was made
     assert "using the admin key kept in" in second_out
+
+
+# -- the HTTP edge on a real server --------------------------------------------------------
+
+
+@pytest.fixture(scope="module", params=["asyncio", "trio"])
+def small_bodies(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    with running_server(
+        tmp_path_factory.mktemp("edge"), worker=request.param, env={"MAX_BODY_BYTES": "2048"}
+    ) as server:
+        yield server
+
+
+def _send(conn: h11.Connection, sock: socket.socket, *events: Any) -> None:
+    for event in events:
+        sock.sendall(conn.send(event) or b"")
+
+
+def _response(conn: h11.Connection, sock: socket.socket) -> h11.Response:
+    """Read one whole response (its head, its data, its end) and return the head."""
+    got: list[Any] = []
+    while not got or not isinstance(got[-1], h11.EndOfMessage):
+        event = conn.next_event()
+        if event is h11.NEED_DATA:
+            data = sock.recv(65536)
+            assert data, "the server closed the connection mid-response"
+            conn.receive_data(data)
+        else:
+            got.append(event)
+    assert isinstance(got[0], h11.Response)
+    return got[0]
+
+
+EARLY_REFUSALS = [
+    ("POST", "/suggestions", {}, 401),
+    ("POST", "/suggest/review", {"X-API-Key": AGENT_KEY}, 403),
+    ("POST", "/suggestions", {"X-API-Key": AGENT_KEY}, 413),
+    ("GET", "/events", {"X-API-Key": "not-a-key"}, 401),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "headers", "status"), EARLY_REFUSALS)
+def test_a_refusal_before_the_body_is_read_leaves_keep_alive_working(
+    small_bodies: Server, method: str, path: str, headers: dict[str, str], status: int
+) -> None:
+    """The refusal comes before the client has sent its body. Either the server says
+    ``Connection: close`` (the client then opens a new connection), or the connection
+    takes the rest of the body and a next request. Never a silent close."""
+    body = b'{"title": "t", "diff": "' + b"x" * (4000 if status == 413 else 100) + b'"}'
+    conn = h11.Connection(h11.CLIENT)
+    with socket.create_connection(("127.0.0.1", small_bodies.port), timeout=10) as sock:
+        head = [("Host", "127.0.0.1"), ("Content-Type", "application/json")]
+        head += [*headers.items(), ("Content-Length", str(len(body)))]
+        _send(conn, sock, h11.Request(method=method, target=path, headers=head))
+        response = _response(conn, sock)
+        assert response.status_code == status
+        assert dict(response.headers)[b"content-type"] == b"application/problem+json"
+        if (b"connection", b"close") in [(k, v.lower()) for k, v in response.headers]:
+            return
+        _send(conn, sock, h11.Data(data=body), h11.EndOfMessage())
+        conn.start_next_cycle()
+        _send(conn, sock, h11.Request(method="GET", target="/health", headers=head[:1]))
+        assert _response(conn, sock).status_code == 200
+
+
+def test_a_refusal_after_the_body_keeps_the_connection(small_bodies: Server) -> None:
+    with httpx.Client(base_url=small_bodies.url, timeout=10) as client:
+        for _ in range(3):
+            r = client.post("/suggestions", json={"title": "t"}, headers={"X-API-Key": AGENT_KEY})
+            assert r.status_code == 422 and r.headers.get("connection") != "close"
