@@ -15,7 +15,16 @@ from typing import Any
 import h11
 import httpx
 import pytest
-from realserver import AGENT_KEY, Server, free_port, running_server, wait_healthy
+from realserver import (
+    ADMIN_KEY,
+    AGENT_KEY,
+    OTHER_KEY,
+    REVIEWER_KEY,
+    Server,
+    free_port,
+    running_server,
+    wait_healthy,
+)
 
 
 def serve(tmp_path: Path, port: int, **env: str) -> subprocess.Popen[str]:
@@ -169,3 +178,85 @@ def test_a_refusal_after_the_body_keeps_the_connection(small_bodies: Server) -> 
         for _ in range(3):
             r = client.post("/suggestions", json={"title": "t"}, headers={"X-API-Key": AGENT_KEY})
             assert r.status_code == 422 and r.headers.get("connection") != "close"
+
+
+BROKEN_SOURCE = '''
+from storykit.hookspecs import hookimpl
+
+
+class Broken:
+    """A source with a bug: it returns None where storykit expects a list of drafts."""
+
+    name = "broken"
+
+    async def generate(self, request):
+        return None
+
+
+@hookimpl
+def storykit_register_sources(register, settings):
+    register(Broken())
+'''
+
+
+def _broken_plugin(where: Path) -> Path:
+    """An installed-looking plugin (a ``.dist-info`` with its entry point) on a path of its own,
+    so the real server loads it like any other: the test's way to cause a 500."""
+    where.mkdir()
+    (where / "storykit_broken_source.py").write_text(BROKEN_SOURCE)
+    dist = where / "storykit_broken_source-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: storykit-broken-source\nVersion: 0.1\n"
+    )
+    (dist / "entry_points.txt").write_text("[storykit]\nbroken = storykit_broken_source\n")
+    return where
+
+
+def test_no_key_or_ticket_reaches_any_file_the_server_writes(tmp_path: Path) -> None:
+    plugins = _broken_plugin(tmp_path / "plugins")
+    env = {"PYTHONPATH": str(plugins), "STORYKIT_LOAD_PLUGINS": "broken", "LOG_LEVEL": "DEBUG"}
+    secrets = [AGENT_KEY, REVIEWER_KEY, OTHER_KEY, ADMIN_KEY, "wrong-key-0123456789"]
+    with (
+        running_server(tmp_path, env=env) as server,
+        httpx.Client(base_url=server.url, timeout=10) as client,
+    ):
+        agent, reviewer = {"X-API-Key": AGENT_KEY}, {"X-API-Key": REVIEWER_KEY}
+        tickets = [client.post("/events/ticket", headers=agent).json()["ticket"] for _ in range(3)]
+        secrets += tickets
+        hostile = [
+            client.get("/plugins", headers={"X-API-Key": "wrong-key-0123456789"}),
+            client.get("/plugins", params={"key": ADMIN_KEY}, headers=agent),
+            client.get("/suggestions", params={"key": OTHER_KEY}, headers=agent),
+            client.get("/nope", params={"ticket": tickets[0], "key": OTHER_KEY}),
+            client.post(
+                "/suggestions",
+                content=f'{{"title": "{ADMIN_KEY}", "diff": '.encode(),
+                headers=agent | {"Content-Type": "application/json"},
+            ),
+            client.post("/suggestions", json={"key": ADMIN_KEY, "diff": "x"}, headers=agent),
+            client.post("/policies/check", json={"diff": OTHER_KEY}, headers=agent),
+            client.put("/policies", json={ADMIN_KEY: {}}, headers={"X-API-Key": ADMIN_KEY}),
+            client.get("/events", params={"key": "wrong-key-0123456789"}),
+            client.get("/events", params={"ticket": "tk_" + ADMIN_KEY}),
+        ]
+        assert all(r.status_code < 500 for r in hostile), [r.status_code for r in hostile]
+        with client.stream("GET", "/events", params={"ticket": tickets[1]}) as stream:
+            assert stream.status_code == 200
+        assert client.get("/events", params={"ticket": tickets[1]}).status_code == 401  # used
+        # A bug while a request carries keys in its URL, its headers and its body.
+        crash = client.post(
+            "/suggest/generate",
+            params={"key": REVIEWER_KEY, "ticket": tickets[2]},
+            json={"sources": ["broken"], "paths": [ADMIN_KEY]},
+            headers=reviewer | {"Authorization": f"Bearer {OTHER_KEY}"},
+        )
+        assert crash.status_code == 500, crash.text
+        assert crash.headers["content-type"] == "application/problem+json"
+    log = server.log_file.read_text()
+    assert '"unhandled error"' in log and "TypeError" in log  # the bug was logged, with its trace
+    written = [server.log_file, *(p for p in server.data_dir.rglob("*") if p.is_file())]
+    for path in written:
+        content = path.read_bytes()
+        for secret in secrets:
+            assert secret.encode() not in content, f"{secret!r} is in {path}"
