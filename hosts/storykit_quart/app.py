@@ -14,7 +14,7 @@ from typing import Any
 import pluggy
 from quart import Quart, Response, current_app, g, request
 from quart_cors import cors
-from quart_schema import APIKeySecurityScheme, Info, QuartSchema
+from quart_schema import Info, QuartSchema
 
 import storykit
 from storykit.auth import KeyRing, Principal, Role
@@ -26,6 +26,7 @@ from storykit.settings import Settings
 from storykit_quart.access import PUBLIC, ROLE_ATTR
 from storykit_quart.bodies import install_json_bodies
 from storykit_quart.keepalive import CloseOnUnreadBody
+from storykit_quart.openapi import SECURITY_SCHEMES, StorykitOpenAPI
 from storykit_quart.problems import install_error_handlers
 from storykit_quart.routes import plans, policies, suggestions, system, ui
 from storykit_quart.sse import SSEMiddleware
@@ -68,8 +69,9 @@ def create_app(
     QuartSchema(
         app,
         info=Info(title="storykit", version=storykit.__version__),
-        security_schemes={"apiKey": APIKeySecurityScheme(in_="header", name="X-API-Key")},
+        security_schemes=dict(SECURITY_SCHEMES),
         security=[{"apiKey": []}],
+        openapi_provider_class=StorykitOpenAPI,
         swagger_ui_path=None,
         redoc_ui_path=None,
         scalar_ui_path=None,
