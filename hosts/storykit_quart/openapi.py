@@ -16,10 +16,10 @@ from quart_schema.validation import (
     QUART_SCHEMA_QUERYSTRING_ATTRIBUTE,
     QUART_SCHEMA_REQUEST_ATTRIBUTE,
 )
-from werkzeug.routing import Rule
+from werkzeug.routing import BaseConverter, Rule
 
 from storykit_quart.access import PUBLIC, ROLE_ATTR
-from storykit_quart.schemas import Problem
+from storykit_quart.schemas import Problem, id_pattern
 
 __all__ = ["SECURITY_SCHEMES", "StorykitOpenAPI"]
 
@@ -30,6 +30,7 @@ SECURITY_SCHEMES = {
 }
 """``keyInQuery`` and ``ticket`` are for ``GET /events`` only (EventSource sends no headers)."""
 
+_ID_PREFIXES = {"suggestion_id": "sug", "plan_id": "plan"}
 _PROBLEM = {"$ref": "#/components/schemas/Problem"}
 _WHY = {
     400: "The body is not JSON text (not UTF-8, malformed, nested too deeply) or not an object.",
@@ -124,6 +125,12 @@ class StorykitOpenAPI(OpenAPIProvider):
             doc["paths"]["/events"] = _EVENTS
             self._doc = doc
         return self._doc
+
+    def build_path_parameter(self, name: str, converter: BaseConverter) -> dict[str, Any]:
+        parameter = super().build_path_parameter(name, converter)
+        if name in _ID_PREFIXES:
+            parameter["schema"]["pattern"] = id_pattern(_ID_PREFIXES[name])
+        return parameter
 
     def build_paths(self, rule: Rule) -> tuple[dict[str, Any], dict[str, Any]]:
         paths, components = super().build_paths(rule)

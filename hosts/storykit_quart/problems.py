@@ -80,7 +80,11 @@ def install_error_handlers(app: Quart) -> None:
             405: "this route does not take that method",
             413: "the request body is larger than MAX_BODY_BYTES allows",
         }.get(status, exc.description or exc.name)
-        return problem(status, exc.name, detail)
+        response = problem(status, exc.name, detail)
+        for name, value in exc.get_headers():
+            if name.lower() == "allow":  # a 405 names the methods the route takes
+                response.headers[name] = value
+        return response
 
     @app.errorhandler(Exception)
     async def unexpected(exc: Exception) -> Response:

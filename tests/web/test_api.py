@@ -35,6 +35,7 @@ from storykit_quart.schemas import (
     Problem,
     SuggestionPage,
     Ticket,
+    id_pattern,
 )
 
 pytestmark = pytest.mark.anyio
@@ -499,7 +500,14 @@ async def test_oversized_bodies_get_413(tmp_path: Path) -> None:
 
 async def test_unknown_routes_and_methods_are_problems(client: Client) -> None:
     await problem(await client.get("/nope"), 404)
-    await problem(await client.delete("/suggestions", headers=as_(AGENT_KEY)), 405)
+    r = await client.delete("/suggestions", headers=as_(AGENT_KEY))
+    await problem(r, 405)
+    assert set(r.headers["Allow"].split(", ")) >= {"GET", "POST"}
+
+
+async def test_numbers_beyond_what_the_store_holds_are_invalid_input(client: Client) -> None:
+    r = await client.get(f"/events/log?after={2**64}", headers=as_(AGENT_KEY))
+    await problem(r, 422)
 
 
 async def test_policies_put_is_validated_and_atomic(client: Client) -> None:
@@ -633,6 +641,15 @@ async def test_openapi_documents_errors_events_and_public_routes(client: Client)
                 assert {"400", "413", "415", "422"} <= errors.keys(), where
             if "{" in path:
                 assert {"404", "422"} <= errors.keys(), where
+    ids = doc["paths"]["/suggestions/{suggestion_id}"]["get"]["parameters"]
+    assert ids == [
+        {
+            "name": "suggestion_id",
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string", "pattern": id_pattern("sug")},
+        }
+    ]
     metrics = doc["paths"]["/metrics"]["get"]["responses"]["200"]
     assert "text/plain" in metrics["content"]
     events = doc["paths"]["/events"]["get"]
