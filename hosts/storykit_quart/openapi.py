@@ -157,6 +157,8 @@ class StorykitOpenAPI(OpenAPIProvider):
                         "content": {"text/plain": {"schema": {"type": "string"}}},
                     }
                 operations[method] = operation = {**operation, "responses": responses}
+                if "requestBody" in operation:  # a JSON object, ``{}`` at least
+                    operation["requestBody"] = {**operation["requestBody"], "required": True}
                 if public:
                     operation["security"] = []
         return paths, components

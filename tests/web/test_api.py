@@ -638,6 +638,7 @@ async def test_openapi_documents_errors_events_and_public_routes(client: Client)
                 assert {"401", "403", "429"} <= errors.keys(), where
                 assert "Retry-After" in errors["429"]["headers"], where
             if "requestBody" in op:
+                assert op["requestBody"]["required"] is True, where
                 assert {"400", "413", "415", "422"} <= errors.keys(), where
             if "{" in path:
                 assert {"404", "422"} <= errors.keys(), where
