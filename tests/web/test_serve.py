@@ -25,6 +25,7 @@ from realserver import (
     running_server,
     wait_healthy,
 )
+from test_api import NOT_JSON_TEXT
 
 
 def serve(tmp_path: Path, port: int, **env: str) -> subprocess.Popen[str]:
@@ -178,6 +179,23 @@ def test_a_refusal_after_the_body_keeps_the_connection(small_bodies: Server) -> 
         for _ in range(3):
             r = client.post("/suggestions", json={"title": "t"}, headers={"X-API-Key": AGENT_KEY})
             assert r.status_code == 422 and r.headers.get("connection") != "close"
+
+
+@pytest.mark.parametrize("worker", ["asyncio", "trio"])
+def test_bodies_that_are_not_json_text_get_400_on_the_real_server(
+    tmp_path: Path, worker: str
+) -> None:
+    json_type = {"Content-Type": "application/json", "X-API-Key": AGENT_KEY}
+    with (
+        running_server(tmp_path, worker=worker) as server,
+        httpx.Client(base_url=server.url, timeout=30) as client,
+    ):
+        for name, headers, data, says in NOT_JSON_TEXT:
+            r = client.post("/suggestions", content=data, headers=json_type | headers)
+            assert r.status_code == 400, (name, r.text)
+            assert r.headers["content-type"] == "application/problem+json"
+            assert says in r.json()["detail"], name
+        assert client.get("/suggestions", headers=json_type).json()["items"] == []
 
 
 BROKEN_SOURCE = '''
