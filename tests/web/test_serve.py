@@ -174,6 +174,14 @@ def test_a_refusal_before_the_body_is_read_leaves_keep_alive_working(
         assert _response(conn, sock).status_code == 200
 
 
+def test_the_real_router_never_redirects(small_bodies: Server) -> None:
+    r = httpx.get(
+        f"{small_bodies.url}/story/static/v/%2Fetc%2Fpasswd", headers={"Host": "evil.example"}
+    )
+    assert r.status_code == 404 and "location" not in r.headers
+    assert r.headers["content-type"] == "application/problem+json"
+
+
 def test_a_refusal_after_the_body_keeps_the_connection(small_bodies: Server) -> None:
     with httpx.Client(base_url=small_bodies.url, timeout=10) as client:
         for _ in range(3):
