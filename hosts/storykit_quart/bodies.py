@@ -20,6 +20,7 @@ __all__ = ["BadBody", "UnsupportedBody", "install_json_bodies", "parse_json"]
 
 # A ``\\uD800`` to ``\\uDFFF`` escape: only then can a parsed string hold a lone surrogate.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class BadBody(StorykitError):
@@ -60,15 +61,26 @@ def parse_json(raw: bytes) -> Any:
         raise BadBody("the body nests arrays or objects too deeply") from None
     except ValueError as exc:  # an integer of more than 4300 digits, say
         raise BadBody(f"the body is not valid JSON: {exc}") from None
-    if _SURROGATE_ESCAPE.search(text):
-        try:
-            json.dumps(value, ensure_ascii=False).encode("utf-8")
-        except UnicodeEncodeError:
-            raise BadBody(
-                "the body holds a lone UTF-16 surrogate escape (\\ud800 to \\udfff);"
-                " a string must be valid Unicode"
-            ) from None
+    if _SURROGATE_ESCAPE.search(text) and _holds_a_lone_surrogate(value):
+        raise BadBody(
+            "the body holds a lone UTF-16 surrogate escape (\\ud800 to \\udfff);"
+            " a string must be valid Unicode"
+        )
     return value
+
+
+def _holds_a_lone_surrogate(value: Any) -> bool:
+    stack = [value]  # not recursive: the value may be nested as deep as the parser allows
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                return True
+        elif isinstance(item, dict):
+            stack += [*item.keys(), *item.values()]
+        elif isinstance(item, list):
+            stack += item
+    return False
 
 
 class _JSONBodies(Request):

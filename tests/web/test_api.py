@@ -474,12 +474,12 @@ async def test_the_router_never_redirects_and_answers_problems(client: Client) -
 async def test_unicode_and_binary_diffs_are_stored_intact(client: Client) -> None:
     diff = make_diff("docs/ünï.md", "ä\n", "ö — ✓\n")
     r = await client.post(
-        "/suggestions", headers=as_(AGENT_KEY), json={"title": "Ünïcode ✓", "diff": diff}
+        "/suggestions", headers=as_(AGENT_KEY), json={"title": "Ünïcode ✓ 😀", "diff": diff}
     )
     assert r.status_code == 201
     sid = (await r.get_json())["id"]
     stored = await (await client.get(f"/suggestions/{sid}", headers=as_(AGENT_KEY))).get_json()
-    assert stored["diff"] == diff and stored["title"] == "Ünïcode ✓"
+    assert stored["diff"] == diff and stored["title"] == "Ünïcode ✓ 😀"
     binary = (
         "diff --git a/i.png b/i.png\nnew file mode 100644\nindex 0000000..1111111\n"
         "Binary files /dev/null and b/i.png differ\n"
