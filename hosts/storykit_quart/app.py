@@ -14,7 +14,7 @@ from typing import Any
 import pluggy
 from quart import Quart, Response, current_app, g, request
 from quart_cors import cors
-from quart_schema import APIKeySecurityScheme, Info, QuartSchema
+from quart_schema import Info, QuartSchema
 
 import storykit
 from storykit.auth import KeyRing, Principal, Role
@@ -24,6 +24,9 @@ from storykit.ratelimit import RateLimiter
 from storykit.services import Storykit
 from storykit.settings import Settings
 from storykit_quart.access import PUBLIC, ROLE_ATTR
+from storykit_quart.bodies import install_json_bodies
+from storykit_quart.keepalive import CloseOnUnreadBody
+from storykit_quart.openapi import SECURITY_SCHEMES, StorykitOpenAPI
 from storykit_quart.problems import install_error_handlers
 from storykit_quart.routes import plans, policies, suggestions, system, ui
 from storykit_quart.sse import SSEMiddleware
@@ -66,8 +69,9 @@ def create_app(
     QuartSchema(
         app,
         info=Info(title="storykit", version=storykit.__version__),
-        security_schemes={"apiKey": APIKeySecurityScheme(in_="header", name="X-API-Key")},
+        security_schemes=dict(SECURITY_SCHEMES),
         security=[{"apiKey": []}],
+        openapi_provider_class=StorykitOpenAPI,
         swagger_ui_path=None,
         redoc_ui_path=None,
         scalar_ui_path=None,
@@ -76,6 +80,7 @@ def create_app(
     for module in (suggestions, plans, policies, system, ui):
         app.register_blueprint(module.bp)
     install_error_handlers(app)
+    install_json_bodies(app)
     if settings.cors_origins:
         app = cors(
             app,
@@ -103,6 +108,7 @@ def create_app(
     app.before_request(_before)
     app.after_request(_after)
     app.asgi_app = SSEMiddleware(app.asgi_app, host)  # type: ignore[method-assign,assignment,arg-type]
+    app.asgi_app = CloseOnUnreadBody(app.asgi_app)  # type: ignore[method-assign,assignment,arg-type]
     return app
 
 

@@ -14,6 +14,11 @@ __all__ = ["configure_logging", "request_logger"]
 def configure_logging(level: str = "INFO", log_file: Path | None = None) -> None:
     """Send storykit's and the stdlib's logs to ``log_file`` (or stderr) as JSON lines."""
     stream = open(log_file, "a", encoding="utf-8", buffering=1) if log_file else sys.stderr  # noqa: SIM115
+    # Tracebacks without the frames' locals: those hold the request (its URL with
+    # ``?key=`` or ``?ticket=``), its headers and its parsed body.
+    tracebacks = structlog.processors.ExceptionRenderer(
+        structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+    )
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -22,7 +27,7 @@ def configure_logging(level: str = "INFO", log_file: Path | None = None) -> None
     structlog.configure(
         processors=[
             *shared,
-            structlog.processors.dict_tracebacks,
+            tracebacks,
             structlog.processors.JSONRenderer(),
         ],
         logger_factory=structlog.WriteLoggerFactory(file=stream),
@@ -34,7 +39,7 @@ def configure_logging(level: str = "INFO", log_file: Path | None = None) -> None
         structlog.stdlib.ProcessorFormatter(
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                structlog.processors.dict_tracebacks,
+                tracebacks,
                 structlog.processors.JSONRenderer(),
             ],
             foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()],

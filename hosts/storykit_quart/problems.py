@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any
+from typing import Any, NoReturn
 
 from pydantic import ValidationError
 from quart import Quart, Response, g, json
 from quart_schema import RequestSchemaValidationError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, NotFound
+from werkzeug.routing import RequestRedirect
 
 from storykit.errors import RateLimited, StorykitError
 
@@ -40,7 +41,19 @@ def _describe(exc: ValidationError) -> str:
     return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
 
 
+def _no_redirects(request: Any) -> NoReturn:
+    """Werkzeug answers a path it would match after merging slashes (``/a//b``, or
+    ``%2F`` in a path parameter) with a 308 HTML page whose absolute ``Location`` comes
+    from the ``Host`` header. There is no such route: say so, as a problem."""
+    exc = request.routing_exception
+    if isinstance(exc, RequestRedirect):
+        raise NotFound() from None
+    raise exc
+
+
 def install_error_handlers(app: Quart) -> None:
+    app.raise_routing_exception = _no_redirects  # type: ignore[method-assign]
+
     @app.errorhandler(StorykitError)
     async def storykit_error(exc: StorykitError) -> Response:
         response = problem(exc.status, exc.title, exc.detail)
@@ -63,12 +76,15 @@ def install_error_handlers(app: Quart) -> None:
     async def http_error(exc: HTTPException) -> Response:
         status = exc.code or 500
         detail = {
-            400: "the request body is not valid JSON (send Content-Type: application/json)",
             404: "no such route; see /openapi.json for the API",
             405: "this route does not take that method",
             413: "the request body is larger than MAX_BODY_BYTES allows",
         }.get(status, exc.description or exc.name)
-        return problem(status, exc.name, detail)
+        response = problem(status, exc.name, detail)
+        for name, value in exc.get_headers():
+            if name.lower() == "allow":  # a 405 names the methods the route takes
+                response.headers[name] = value
+        return response
 
     @app.errorhandler(Exception)
     async def unexpected(exc: Exception) -> Response:

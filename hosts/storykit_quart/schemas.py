@@ -7,11 +7,11 @@ that names it rather than a silently ignored option.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, StrictBool
 
-from storykit.models import Event, Plan, Suggestion
+from storykit.models import Event, Plan, Risk, Status, Suggestion
 
 __all__ = [
     "CheckBody",
@@ -27,7 +27,20 @@ __all__ = [
     "SelectBody",
     "SubmitBody",
     "SuggestionQuery",
+    "id_pattern",
 ]
+
+
+def id_pattern(prefix: str) -> str:
+    """What a storykit id with ``prefix`` looks like (``storykit.ids``), for the document."""
+    return rf"^{prefix}_[0-9A-HJKMNP-TV-Z]{{26}}$"
+
+
+# Documented only: the core checks ids and names and says what is wrong in its own words.
+SuggestionId = Annotated[str, Field(json_schema_extra={"pattern": id_pattern("sug")})]
+PlanId = Annotated[str, Field(json_schema_extra={"pattern": id_pattern("plan")})]
+StatusName = Annotated[str, Field(json_schema_extra={"enum": [s.value for s in Status]})]
+RiskName = Annotated[str, Field(json_schema_extra={"enum": [r.value for r in Risk]})]
 
 
 class _Body(BaseModel):
@@ -53,20 +66,22 @@ class GenerateBody(_Body):
 
 
 class RefineBody(_Body):
-    id: str
+    id: SuggestionId
     instructions: str = ""
     refiner: str | None = None
 
 
 class ReviewBody(_Body):
-    id: str
+    id: SuggestionId
     action: Literal["approve", "revise", "reject"]
     comment: str = ""
 
 
 class PlanBody(_Body):
     goal: str
-    suggestion_ids: list[str] | None = Field(None, description="Default: every approved one.")
+    suggestion_ids: list[SuggestionId] | None = Field(
+        None, description="Default: every approved one."
+    )
 
 
 class SelectBody(_Body):
@@ -74,7 +89,7 @@ class SelectBody(_Body):
 
 
 class PRBody(_Body):
-    plan_id: str
+    plan_id: PlanId
     variant: str | None = Field(None, description="Default: the plan's selected variant.")
     dry_run: StrictBool = True
 
@@ -94,19 +109,23 @@ class _Query(BaseModel):
 
 
 class PageQuery(_Query):
-    after: str | None = None
+    """A page of plans."""
+
+    after: PlanId | None = None
     limit: int = Field(50, ge=1, le=200)
 
 
-class SuggestionQuery(PageQuery):
-    status: str | None = None
+class SuggestionQuery(_Query):
+    after: SuggestionId | None = None
+    limit: int = Field(50, ge=1, le=200)
+    status: StatusName | None = None
     source: str | None = None
     agent: str | None = None
-    risk: str | None = None
+    risk: RiskName | None = None
 
 
 class EventLogQuery(_Query):
-    after: int = Field(0, ge=0)
+    after: int = Field(0, ge=0, le=2**63 - 1)  # SQLite's integers
     limit: int = Field(100, ge=1, le=1000)
 
 

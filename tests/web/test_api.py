@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import re
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import structlog
@@ -23,13 +26,16 @@ from storykit.testing import make_diff, make_settings
 from storykit_quart import create_app
 from storykit_quart.schemas import (
     EventPage,
+    GenerateReply,
     Health,
     Me,
     PlanPage,
     PluginsReply,
     PolicyDocument,
+    Problem,
     SuggestionPage,
     Ticket,
+    id_pattern,
 )
 
 pytestmark = pytest.mark.anyio
@@ -84,11 +90,80 @@ def build(tmp_path: Path, **env: str) -> Quart:
     return create_app(settings, plugin_manager=pm)
 
 
+MODELS: dict[str, Any] = {
+    model.__name__: model
+    for model in (
+        EventPage,
+        GenerateReply,
+        Health,
+        Me,
+        Plan,
+        PlanPage,
+        PluginsReply,
+        PolicyDecision,
+        PolicyDocument,
+        PRResult,
+        Problem,
+        Suggestion,
+        SuggestionPage,
+        Ticket,
+    )
+}
+"""The models behind the OpenAPI document's response schemas, by schema title."""
+
+
+@contextlib.asynccontextmanager
+async def serving(app: Quart) -> AsyncIterator[Client]:
+    """A test client on the serving app; when the test is done, every response it got
+    (errors included) is checked against the app's OpenAPI document."""
+    async with app.test_app() as test_app:
+        client = test_app.test_client()
+        seen: list[tuple[str, str, Any]] = []
+        opened = client.open
+
+        async def recording_open(path: str, *args: Any, method: str = "GET", **kw: Any) -> Any:
+            response = await opened(path, *args, method=method, **kw)
+            seen.append((method.lower(), path, response))
+            return response
+
+        client.open = recording_open  # type: ignore[method-assign]
+        yield client
+        client.open = opened  # type: ignore[method-assign]
+        doc = await (await client.get("/openapi.json")).get_json()
+        for method, path, response in seen:
+            await conforms_to_openapi(doc, method, path, response)
+
+
+async def conforms_to_openapi(doc: dict[str, Any], method: str, path: str, response: Any) -> None:
+    where = f"{method.upper()} {path} → {response.status_code}"
+    bare = urlsplit(path).path
+    operation = next(
+        (
+            ops[method]
+            for template, ops in doc["paths"].items()
+            if method in ops and re.fullmatch(re.sub(r"\{[^}]+\}", "[^/]+", template), bare)
+        ),
+        None,
+    )
+    if operation is None:  # no such operation: a CORS preflight, the dashboard, or an error
+        if method != "options" and not bare.startswith("/story/") and bare != "/openapi.json":
+            assert response.status_code in (404, 405), where
+            assert response.mimetype == "application/problem+json", where
+        return
+    responses = operation["responses"]
+    documented = responses.get(str(response.status_code)) or responses.get("default")
+    assert documented, f"{where}: not documented"
+    assert response.mimetype in documented.get("content", {}), f"{where}: {response.mimetype}"
+    schema = documented["content"][response.mimetype]["schema"]
+    if response.mimetype.endswith("json"):
+        name = schema["$ref"].rsplit("/", 1)[1] if "$ref" in schema else schema["title"]
+        conforms(MODELS[name], await response.get_json())
+
+
 @pytest.fixture
 async def client(tmp_path: Path) -> AsyncIterator[Client]:
-    app = build(tmp_path)
-    async with app.test_app() as test_app:
-        yield test_app.test_client()
+    async with serving(build(tmp_path)) as test_client:
+        yield test_client
 
 
 def as_(key: str) -> dict[str, str]:
@@ -375,11 +450,11 @@ async def test_an_agent_key_can_never_approve(client: Client) -> None:
 
 
 async def test_test_keys_need_explicit_test_mode(tmp_path: Path) -> None:
-    async with build(tmp_path / "a").test_app() as app:
-        r = await app.test_client().get("/plugins", headers=as_("test-token"))
+    async with serving(build(tmp_path / "a")) as client:
+        r = await client.get("/plugins", headers=as_("test-token"))
         await problem(r, 401)
-    async with build(tmp_path / "b", STORYKIT_TEST_MODE="true").test_app() as app:
-        r = await app.test_client().get("/plugins", headers=as_("test-token"))
+    async with serving(build(tmp_path / "b", STORYKIT_TEST_MODE="true")) as client:
+        r = await client.get("/plugins", headers=as_("test-token"))
         assert r.status_code == 200
 
 
@@ -423,15 +498,72 @@ async def test_bad_bodies_get_clear_problems_and_store_nothing(client: Client) -
     assert (await r.get_json())["items"] == []
 
 
+NOT_JSON_TEXT = [
+    ("latin-1", {}, '{"title": "caf\xe9", "diff": "x"}'.encode("latin-1"), "not UTF-8"),
+    ("UTF-16", {}, '{"title": "t", "diff": "x"}'.encode("utf-16"), "UTF-8"),
+    (
+        "UTF-16 declared",
+        {"Content-Type": "application/json; charset=utf-16"},
+        '{"title": "t", "diff": "x"}'.encode("utf-16-le"),
+        "UTF-8",
+    ),
+    ("deep arrays", {}, b"[" * 100_000 + b"]" * 100_000, "too deeply"),
+    ("deep objects", {}, b'{"a":' * 100_000 + b"1" + b"}" * 100_000, "too deeply"),
+    ("a lone surrogate", {}, b'{"title": "t\\ud800", "diff": "x"}', "surrogate"),
+    ("NaN", {}, b'{"title": "t", "diff": "x", "rationale": NaN}', "NaN"),
+    ("malformed", {}, b'{"title": "t", "diff"}', "line 1, column 22"),
+    ("empty", {}, b"", "empty"),
+]
+
+
+@pytest.mark.parametrize(
+    ("_name", "headers", "data", "says"), NOT_JSON_TEXT, ids=[c[0] for c in NOT_JSON_TEXT]
+)
+async def test_bodies_that_are_not_json_text_get_400_and_change_nothing(
+    client: Client, _name: str, headers: dict[str, str], data: bytes, says: str
+) -> None:
+    policies = await (await client.get("/policies", headers=as_(AGENT_KEY))).get_json()
+    sent = {"Content-Type": "application/json"} | headers
+    for method, path, key in (
+        ("POST", "/suggestions", AGENT_KEY),
+        ("PUT", "/policies", ADMIN_KEY),
+        ("POST", "/policies/check", AGENT_KEY),
+    ):
+        r = await client.open(path, method=method, headers=as_(key) | sent, data=data)
+        detail = (await problem(r, 400))["detail"]
+        assert says in detail
+        assert "Content-Type" not in detail  # it was sent: say what is wrong with the body
+    assert (await (await client.get("/suggestions", headers=as_(AGENT_KEY))).get_json())[
+        "items"
+    ] == []
+    assert await (await client.get("/policies", headers=as_(AGENT_KEY))).get_json() == policies
+
+
+async def test_a_body_that_is_not_declared_json_gets_415_naming_the_header(client: Client) -> None:
+    body = b'{"title": "t", "diff": "x"}'
+    for headers in ({}, {"Content-Type": "text/plain"}):
+        r = await client.post("/suggestions", headers=as_(AGENT_KEY) | headers, data=body)
+        assert "Content-Type: application/json" in (await problem(r, 415))["detail"]
+
+
+async def test_the_router_never_redirects_and_answers_problems(client: Client) -> None:
+    for path in ("/story/static/v/%2Fetc%2Fpasswd", "/story/static/v//etc/passwd"):
+        r = await client.get(path, headers={"Host": "evil.example"})
+        await problem(r, 404)
+        assert "Location" not in r.headers
+    r = await client.get("/story/ui/?x=1", headers={"Host": "evil.example"})
+    assert r.status_code == 308 and r.headers["Location"] == "/story/ui?x=1"  # relative
+
+
 async def test_unicode_and_binary_diffs_are_stored_intact(client: Client) -> None:
     diff = make_diff("docs/ünï.md", "ä\n", "ö — ✓\n")
     r = await client.post(
-        "/suggestions", headers=as_(AGENT_KEY), json={"title": "Ünïcode ✓", "diff": diff}
+        "/suggestions", headers=as_(AGENT_KEY), json={"title": "Ünïcode ✓ 😀", "diff": diff}
     )
     assert r.status_code == 201
     sid = (await r.get_json())["id"]
     stored = await (await client.get(f"/suggestions/{sid}", headers=as_(AGENT_KEY))).get_json()
-    assert stored["diff"] == diff and stored["title"] == "Ünïcode ✓"
+    assert stored["diff"] == diff and stored["title"] == "Ünïcode ✓ 😀"
     binary = (
         "diff --git a/i.png b/i.png\nnew file mode 100644\nindex 0000000..1111111\n"
         "Binary files /dev/null and b/i.png differ\n"
@@ -443,8 +575,7 @@ async def test_unicode_and_binary_diffs_are_stored_intact(client: Client) -> Non
 
 
 async def test_oversized_bodies_get_413(tmp_path: Path) -> None:
-    async with build(tmp_path, MAX_BODY_BYTES="2048").test_app() as app:
-        client = app.test_client()
+    async with serving(build(tmp_path, MAX_BODY_BYTES="2048")) as client:
         r = await client.post(
             "/suggestions", headers=as_(AGENT_KEY), json={"title": "t", "diff": "x" * 5000}
         )
@@ -453,7 +584,14 @@ async def test_oversized_bodies_get_413(tmp_path: Path) -> None:
 
 async def test_unknown_routes_and_methods_are_problems(client: Client) -> None:
     await problem(await client.get("/nope"), 404)
-    await problem(await client.delete("/suggestions", headers=as_(AGENT_KEY)), 405)
+    r = await client.delete("/suggestions", headers=as_(AGENT_KEY))
+    await problem(r, 405)
+    assert set(r.headers["Allow"].split(", ")) >= {"GET", "POST"}
+
+
+async def test_numbers_beyond_what_the_store_holds_are_invalid_input(client: Client) -> None:
+    r = await client.get(f"/events/log?after={2**64}", headers=as_(AGENT_KEY))
+    await problem(r, 422)
 
 
 async def test_policies_put_is_validated_and_atomic(client: Client) -> None:
@@ -472,8 +610,7 @@ async def test_policies_put_is_validated_and_atomic(client: Client) -> None:
 
 
 async def test_rate_limited_calls_get_429_with_retry_after(tmp_path: Path) -> None:
-    async with build(tmp_path, RATE_LIMIT_RPS="1", RATE_LIMIT_BURST="3").test_app() as app:
-        client = app.test_client()
+    async with serving(build(tmp_path, RATE_LIMIT_RPS="1", RATE_LIMIT_BURST="3")) as client:
         statuses = [
             (await client.get("/plans", headers=as_(AGENT_KEY))).status_code for _ in range(3)
         ]
@@ -499,12 +636,11 @@ async def test_request_ids_are_taken_or_made_and_echoed(client: Client) -> None:
 
 
 async def test_cors_is_closed_unless_configured(tmp_path: Path) -> None:
-    async with build(tmp_path / "closed").test_app() as app:
-        r = await app.test_client().get("/health", headers={"Origin": "https://evil.example"})
+    async with serving(build(tmp_path / "closed")) as client:
+        r = await client.get("/health", headers={"Origin": "https://evil.example"})
         assert "Access-Control-Allow-Origin" not in r.headers
     origins = "https://review.example,vscode-webview://*"
-    async with build(tmp_path / "open", CORS_ORIGINS=origins).test_app() as app:
-        client = app.test_client()
+    async with serving(build(tmp_path / "open", CORS_ORIGINS=origins)) as client:
         r = await client.get("/health", headers={"Origin": "https://review.example"})
         assert r.headers["Access-Control-Allow-Origin"] == "https://review.example"
         r = await client.get("/health", headers={"Origin": "vscode-webview://abc123"})
@@ -532,7 +668,7 @@ async def test_keys_never_reach_the_logs(tmp_path: Path) -> None:
     try:
         app = build(tmp_path)
         async with app.test_app() as test_app:
-            client = test_app.test_client()
+            client = test_app.test_client()  # not serving(): it would log its own requests
             await client.get("/plans", headers=as_(AGENT_KEY))
             await client.get(f"/plans?key={REVIEWER_KEY}", headers=as_(AGENT_KEY))
             await client.get("/plans", headers=as_("wrong-key-xyz"))
@@ -561,6 +697,64 @@ async def test_openapi_documents_every_route(client: Client) -> None:
         "schema"
     ]
     assert submit
+
+
+async def test_openapi_documents_errors_events_and_public_routes(client: Client) -> None:
+    doc = await (await client.get("/openapi.json")).get_json()
+    required = doc["components"]["schemas"]["Problem"]["required"]
+    assert required == ["type", "title", "status", "detail"]
+    problem_ref = {"$ref": "#/components/schemas/Problem"}
+    for path, ops in doc["paths"].items():
+        for method, op in ops.items():
+            where = f"{method.upper()} {path}"
+            errors = {s: r for s, r in op["responses"].items() if s == "default" or s >= "400"}
+            assert "default" in errors, where
+            for status, response in errors.items():
+                if (path, status) == ("/health", "503"):
+                    continue  # readiness: the Health body, not a problem
+                assert response["content"] == {
+                    "application/problem+json": {"schema": problem_ref}
+                }, (where, status)
+                assert response["description"], (where, status)
+            public = op.get("security") == []
+            assert public == (path in ("/health", "/metrics")), where
+            if not public and path != "/events":  # /events: below
+                assert {"401", "403", "429"} <= errors.keys(), where
+                assert "Retry-After" in errors["429"]["headers"], where
+            if "requestBody" in op:
+                assert op["requestBody"]["required"] is True, where
+                assert {"400", "413", "415", "422"} <= errors.keys(), where
+            if "{" in path:
+                assert {"404", "422"} <= errors.keys(), where
+    ids = doc["paths"]["/suggestions/{suggestion_id}"]["get"]["parameters"]
+    assert ids == [
+        {
+            "name": "suggestion_id",
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string", "pattern": id_pattern("sug")},
+        }
+    ]
+    metrics = doc["paths"]["/metrics"]["get"]["responses"]["200"]
+    assert "text/plain" in metrics["content"]
+    events = doc["paths"]["/events"]["get"]
+    assert "text/event-stream" in events["responses"]["200"]["content"]
+    assert {"400", "401"} <= events["responses"].keys()
+    assert {p["name"] for p in events["parameters"]} == {"last_event_id", "Last-Event-ID"}
+    schemes = doc["components"]["securitySchemes"]
+    assert [schemes[next(iter(s))] for s in events["security"]] == [
+        {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+        {"type": "apiKey", "in": "query", "name": "key"},
+        {"type": "apiKey", "in": "query", "name": "ticket"},
+    ]
+
+
+async def test_openapi_follows_metrics_public(tmp_path: Path) -> None:
+    async with serving(build(tmp_path, METRICS_PUBLIC="false")) as client:
+        doc = await (await client.get("/openapi.json")).get_json()
+        assert "security" not in doc["paths"]["/metrics"]["get"]
+        assert "401" in doc["paths"]["/metrics"]["get"]["responses"]
+        await problem(await client.get("/metrics"), 401)
 
 
 async def test_lists_page_with_next_after(client: Client) -> None:
