@@ -1,0 +1,156 @@
+"""What only the PostgreSQL store has: ids in commit order across replicas, migrations
+that replicas starting at once apply once, its drivers. The rest of the store suite
+(test_store.py) runs on it too."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+import psycopg
+import pytest
+from test_store import make_suggestion, until
+
+from storykit.errors import BackendError
+from storykit.models import utcnow
+from storykit.store import _pg_schema
+from storykit.store._pg_schema import LOCK_KEY, SCHEMA_VERSION
+from storykit.store.postgres import PostgresStore
+
+pytestmark = pytest.mark.anyio
+
+GATE = 4242  # an advisory lock the test holds to stop a writer mid-transaction
+
+
+def lock_waits(conn: psycopg.Connection[Any]) -> list[str]:
+    """What the other sessions on this database are waiting for, lock by lock."""
+    rows = conn.execute(
+        "SELECT wait_event FROM pg_stat_activity"
+        " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        " AND pid <> pg_backend_pid()"
+    ).fetchall()
+    return sorted(str(event) for (event,) in rows)
+
+
+async def test_driver_matches_the_event_loop(pg_url: str, anyio_backend: str) -> None:
+    # psycopg's async pool on asyncio; on trio, sync connections in worker threads.
+    expected = "_AsyncPool" if anyio_backend == "asyncio" else "_ThreadPool"
+    async with PostgresStore(pg_url) as store:
+        assert type(store._pool).__name__ == expected
+
+
+async def test_a_reader_never_skips_an_id_that_commits_late(pg_url: str) -> None:
+    """Two replicas write; the one that takes an id first commits last.
+
+    ``first`` takes the next id and is then held inside its transaction (a trigger
+    waits on an advisory lock the test holds). ``second`` writes meanwhile. Had its
+    id come from a sequence, it would take the id after and commit at once, and a
+    reader polling ``read_events(after=cursor)`` would move its cursor past the id
+    still to come, skipping it forever. With the counter row locked per
+    transaction, ``second`` waits for ``first``, and the reader sees every id.
+    """
+    async with (
+        PostgresStore(pg_url) as first,
+        PostgresStore(pg_url) as second,
+        PostgresStore(pg_url) as reader,
+    ):
+        seen: list[int] = []
+        cursor = 0
+
+        async def poll() -> None:
+            nonlocal cursor
+            for event in await reader.read_events(after=cursor):
+                seen.append(event.id)
+                cursor = event.id
+
+        with psycopg.connect(pg_url, autocommit=True) as gate:
+            gate.execute(
+                "CREATE FUNCTION wait_at_gate() RETURNS trigger LANGUAGE plpgsql AS $$"
+                f" BEGIN PERFORM pg_advisory_xact_lock_shared({GATE}); RETURN NEW; END $$"
+            )
+            gate.execute(
+                "CREATE TRIGGER slow BEFORE INSERT ON events FOR EACH ROW"
+                " WHEN (NEW.type = 'slow') EXECUTE FUNCTION wait_at_gate()"
+            )
+            await first.write("seed", {})
+            await poll()
+
+            gate.execute("SELECT pg_advisory_lock(%s)", (GATE,))
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(first.write, "slow", {})  # takes id 2, then waits at the gate
+                await until(lambda: lock_waits(gate) == ["advisory"])
+                await poll()
+
+                tg.start_soon(second.write, "fast", {})
+                # Either it waits for first's transaction (the counter row), or it is done.
+                await until(lambda: len(lock_waits(gate)) == 2 or second.writes == 1)
+                await poll()
+                await poll()
+
+                gate.execute("SELECT pg_advisory_unlock(%s)", (GATE,))
+            await poll()
+
+        log = [event.id for event in await reader.read_events()]
+        assert log == [1, 2, 3]
+        assert seen == log  # every id, in order, none skipped
+        assert [e.type for e in await reader.read_events()] == ["seed", "slow", "fast"]
+
+
+async def test_replicas_starting_at_once_migrate_the_database_once(pg_url: str) -> None:
+    found: dict[str, int | None] = {}
+
+    async def replica(name: str) -> None:
+        async with PostgresStore(pg_url) as store:
+            found[name] = store.migrated_from
+            await store.write(name, {})
+
+    with psycopg.connect(pg_url, autocommit=True) as holder:
+        holder.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(replica, "a")
+            tg.start_soon(replica, "b")
+            # Both wait for the migration lock; released, they race for it.
+            await until(lambda: lock_waits(holder) == ["advisory", "advisory"])
+            holder.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
+        [(version,)] = holder.execute("SELECT version FROM schema_version").fetchall()
+
+    # One found a fresh database and migrated it; the other found it done.
+    assert sorted(v or 0 for v in found.values()) == [0, SCHEMA_VERSION]
+    assert version == SCHEMA_VERSION
+    async with PostgresStore(pg_url) as store:
+        assert store.migrated_from == SCHEMA_VERSION
+        assert sorted(e.type for e in await store.read_events()) == ["a", "b"]
+
+
+async def test_migrates_an_older_database(pg_url: str) -> None:
+    s = make_suggestion()
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        for statement in _pg_schema.MIGRATIONS[0]:  # the database as version 1 left it
+            conn.execute(statement)
+        conn.execute("CREATE TABLE schema_version (id integer PRIMARY KEY, version integer)")
+        conn.execute("INSERT INTO schema_version VALUES (1, 1)")
+        conn.execute("INSERT INTO events VALUES (1, 'old', %s, '{}')", (utcnow(),))
+        conn.execute("UPDATE event_counter SET last_id = 1")
+
+    async with PostgresStore(pg_url) as store:
+        assert store.migrated_from == 1
+        await store.write("new", {}, suggestions=[s])
+        assert [e.id for e in await store.read_events()] == [1, 2]
+        assert await store.list_suggestions(status=s.status) == [s]
+
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
+        indexes = {
+            name
+            for (name,) in conn.execute(
+                "SELECT indexname FROM pg_indexes WHERE tablename = 'suggestions'"
+            )
+        }
+        assert "suggestions_status" in indexes
+
+
+async def test_an_unreachable_server_fails_open_with_what_to_check() -> None:
+    store = PostgresStore("postgresql://postgres@127.0.0.1:1/storykit")
+    with pytest.raises(BackendError, match="DATABASE_URL"):
+        await store.open()
+    assert not await store.ping()
