@@ -1,9 +1,11 @@
 """What only the PostgreSQL store has: ids in commit order across replicas, migrations
-that replicas starting at once apply once, its drivers. The rest of the store suite
-(test_store.py) runs on it too."""
+that replicas starting at once apply once, its drivers; and how DATABASE_URL chooses
+it. The rest of the store suite (test_store.py) runs on it too."""
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -13,9 +15,12 @@ from test_store import make_suggestion, until
 
 from storykit.errors import BackendError
 from storykit.models import utcnow
-from storykit.store import _pg_schema
+from storykit.settings import Settings, SettingsError
+from storykit.store import _pg_schema, open_store
 from storykit.store._pg_schema import LOCK_KEY, SCHEMA_VERSION
 from storykit.store.postgres import PostgresStore
+from storykit.store.sqlite import SqliteStore
+from storykit.testing import make_settings, open_core
 
 pytestmark = pytest.mark.anyio
 
@@ -154,3 +159,31 @@ async def test_an_unreachable_server_fails_open_with_what_to_check() -> None:
     with pytest.raises(BackendError, match="DATABASE_URL"):
         await store.open()
     assert not await store.ping()
+
+
+# -- choosing the store: DATABASE_URL -----------------------------------------------
+
+
+def test_database_url_is_read_and_never_shown(tmp_path: Path) -> None:
+    assert Settings.from_env({}, data_dir=tmp_path).database_url is None
+    url = "postgresql://storykit:s3cret-pw@db.internal:5432/storykit"
+    settings = Settings.from_env({"DATABASE_URL": url}, data_dir=tmp_path)
+    assert settings.database_url == url
+    assert "s3cret-pw" not in repr(settings)
+    for bad in ("mysql://storykit:s3cret-pw@db/storykit", "db.internal"):
+        with pytest.raises(SettingsError, match="DATABASE_URL") as caught:
+            Settings.from_env({"DATABASE_URL": bad}, data_dir=tmp_path)
+        assert "s3cret-pw" not in str(caught.value)
+
+
+async def test_open_store_chooses_by_database_url(pg_url: str, tmp_path: Path) -> None:
+    async with open_store(make_settings(tmp_path)) as store:
+        assert isinstance(store, SqliteStore)
+        assert store.path == make_settings(tmp_path).db_path
+    settings = dataclasses.replace(make_settings(tmp_path), database_url=pg_url)
+    async with open_store(settings) as store:
+        assert isinstance(store, PostgresStore)
+        await store.write("x", {})
+    async with open_core(tmp_path, settings=settings) as core:  # the whole core on it
+        assert isinstance(core.store, PostgresStore)
+        assert await core.store.last_event_id() == 1
