@@ -20,7 +20,9 @@ single-statement reads itself.
   cancellation, and a borrowed connection always goes back to the pool.
 
 Every connection is in autocommit mode: the store issues ``BEGIN``/``COMMIT``
-itself, and a read is its own statement, never left idle in a transaction.
+itself, and a read is its own statement, never left idle in a transaction. The
+pool checks a connection (one empty round trip) before handing it out, so after a
+server restart or failover no caller is given a dead one.
 """
 
 from __future__ import annotations
@@ -133,6 +135,7 @@ class _AsyncPool:
             min_size=1,
             max_size=max_size,
             configure=_configure_async,
+            check=AsyncConnectionPool.check_connection,
             open=False,
         )
         try:
@@ -214,6 +217,7 @@ class _ThreadPool:
             min_size=1,
             max_size=max_size,
             configure=_configure_sync,
+            check=ConnectionPool.check_connection,
             open=False,
         )
         try:

@@ -5,16 +5,17 @@ it. The rest of the store suite (test_store.py) runs on it too."""
 from __future__ import annotations
 
 import dataclasses
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import anyio
 import psycopg
 import pytest
-from test_store import make_suggestion, until
+from test_store import PostgresBackend, make_suggestion, queue_in_order, until
 
-from storykit.errors import BackendError
-from storykit.models import utcnow
+from storykit.errors import BackendError, Invalid, NotFound
+from storykit.models import Suggestion, utcnow
 from storykit.settings import Settings, SettingsError
 from storykit.store import _pg_schema, open_store
 from storykit.store._pg_schema import LOCK_KEY, SCHEMA_VERSION
@@ -152,6 +153,55 @@ async def test_migrates_an_older_database(pg_url: str) -> None:
             )
         }
         assert "suggestions_status" in indexes
+
+
+async def test_a_value_postgresql_cannot_store_fails_that_write_alone(pg_url: str) -> None:
+    # SQLite stores a NUL character in text; PostgreSQL refuses it (psycopg, before
+    # sending): the write is Invalid, and the others in its batch commit.
+    backend = PostgresBackend(pg_url)
+    fine = [make_suggestion() for _ in range(4)]
+    bad = make_suggestion(source="ruff\x00")
+    outcomes: dict[str, object] = {}
+
+    async def write(s: Suggestion) -> None:
+        try:
+            outcomes[s.id] = (await store.write("w", {}, suggestions=[s])).id
+        except Invalid as exc:
+            outcomes[s.id] = exc
+
+    async with backend.new_store() as store, anyio.create_task_group() as tg:
+        with backend.write_lock_held():  # one batch: ok, ok, bad, ok, ok (after "first")
+            await queue_in_order(
+                tg,
+                store,
+                partial(store.write, "first", {}),
+                *[partial(write, s) for s in fine[:2]],
+                partial(write, bad),
+                *[partial(write, s) for s in fine[2:]],
+            )
+    async with backend.new_store() as store:
+        in_order = [outcomes[s.id] for s in [*fine[:2], bad, *fine[2:]]]
+        assert [o if isinstance(o, int) else "invalid" for o in in_order] == [2, 3, "invalid", 4, 5]
+        assert "NUL" in str(in_order[2])
+        for s in fine:
+            assert await store.get_suggestion(s.id) == s
+        with pytest.raises(NotFound):
+            await store.get_suggestion(bad.id)
+
+
+async def test_survives_its_connections_being_killed(pg_url: str) -> None:
+    # A server restart or failover: every pooled connection is dead. The pool checks
+    # a connection before handing it out, so no caller sees the dead ones.
+    async with PostgresStore(pg_url) as store:
+        await store.write("before", {})
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        assert (await store.write("after", {})).id == 2
+        assert await store.last_event_id() == 2
+        assert await store.ping()
 
 
 async def test_an_unreachable_server_fails_open_with_what_to_check() -> None:
