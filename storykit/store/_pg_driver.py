@@ -2,9 +2,12 @@
 
 The store needs what it needs from SQLite (see :mod:`._driver`): a connection of
 its own for a transaction, driven one statement at a time (``execute`` returning
-all rows, ``executemany``), plus reads on any connection. So a :class:`Pool` hands
-out :class:`~storykit.store._driver.Driver` objects for transactions, and runs
-single-statement reads itself.
+all rows, ``executemany``), plus reads on any connection. ``execute`` also takes
+several statements without parameters in one string (one round trip), and returns
+the rows of the last one that has any; and one thing more,
+``copy`` (``COPY … FROM STDIN``) to append events. So a :class:`Pool` hands out
+:class:`Connection` objects for transactions, and runs single-statement reads
+itself.
 
 - **asyncio: psycopg's async API**, pooled by ``psycopg_pool.AsyncConnectionPool``.
 - **trio (and anything else): sync psycopg connections in anyio worker threads**,
@@ -41,7 +44,7 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from storykit.store._driver import Driver, Row
 
-__all__ = ["Pool", "connect", "open_pool", "rollback"]
+__all__ = ["Connection", "Pool", "connect", "open_pool", "rollback"]
 
 # A writer waiting longer than this for another transaction's lock (the event
 # counter, a row) fails its batch instead of hanging: SQLite's busy_timeout.
@@ -52,14 +55,19 @@ _OPEN_TIMEOUT = 10.0
 _CONNECT_TIMEOUT = 10
 
 
+class Connection(Driver, Protocol):
+    async def copy(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
+        """Run ``COPY … FROM STDIN`` with these rows: the cheapest bulk insert."""
+
+
 class Pool(Protocol):
     async def fetch(self, sql: str, params: Sequence[object] = ()) -> list[Row]:
         """Run one statement on any pooled connection; return all its rows."""
 
-    async def acquire(self) -> Driver:
+    async def acquire(self) -> Connection:
         """A connection of one's own (for a transaction) until :meth:`release`."""
 
-    async def release(self, db: Driver) -> None:
+    async def release(self, db: Connection) -> None:
         """Give back what :meth:`acquire` returned; never raises."""
 
     async def aclose(self) -> None:
@@ -73,7 +81,7 @@ def _kwargs(conninfo: str) -> dict[str, Any]:
     return kwargs
 
 
-async def connect(conninfo: str) -> Driver:
+async def connect(conninfo: str) -> Connection:
     """A connection of its own, outside any pool (for the schema migration)."""
     if sniffio.current_async_library() == "asyncio":
         return _AsyncDriver(await psycopg.AsyncConnection.connect(conninfo, **_kwargs(conninfo)))
@@ -109,11 +117,21 @@ class _AsyncDriver:
 
     async def execute(self, sql: str, params: Sequence[object] = ()) -> list[Row]:
         cursor = await self.conn.execute(sql, params or None)
-        return await cursor.fetchall() if cursor.description is not None else []
+        rows: list[Row] = []
+        while True:  # several statements (without params): the last one's rows
+            if cursor.description is not None:
+                rows = await cursor.fetchall()
+            if not cursor.nextset():
+                return rows
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
         async with self.conn.cursor() as cursor:
             await cursor.executemany(sql, rows)
+
+    async def copy(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
+        async with self.conn.cursor() as cursor, cursor.copy(sql) as copy:
+            for row in rows:
+                await copy.write_row(row)
 
     async def aclose(self) -> None:
         await self.conn.close()
@@ -151,10 +169,10 @@ class _AsyncPool:
             cursor = await conn.execute(sql, params or None)
             return await cursor.fetchall()
 
-    async def acquire(self) -> Driver:
+    async def acquire(self) -> Connection:
         return _AsyncDriver(await self._pool.getconn())
 
-    async def release(self, db: Driver) -> None:
+    async def release(self, db: Connection) -> None:
         assert isinstance(db, _AsyncDriver)
         with anyio.CancelScope(shield=True):
             await self._pool.putconn(db.conn)
@@ -169,12 +187,23 @@ class _AsyncPool:
 
 def _fetchall(conn: psycopg.Connection[Row], sql: str, params: Sequence[object]) -> list[Row]:
     cursor = conn.execute(sql, params or None)
-    return cursor.fetchall() if cursor.description is not None else []
+    rows: list[Row] = []
+    while True:  # several statements (without params): the last one's rows
+        if cursor.description is not None:
+            rows = cursor.fetchall()
+        if not cursor.nextset():
+            return rows
 
 
 def _executemany(conn: psycopg.Connection[Row], sql: str, rows: Sequence[Sequence[object]]) -> None:
     with conn.cursor() as cursor:
         cursor.executemany(sql, rows)
+
+
+def _copy(conn: psycopg.Connection[Row], sql: str, rows: Sequence[Sequence[object]]) -> None:
+    with conn.cursor() as cursor, cursor.copy(sql) as copy:
+        for row in rows:
+            copy.write_row(row)
 
 
 def _pooled_fetch(
@@ -196,6 +225,9 @@ class _ThreadDriver:
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
         await anyio.to_thread.run_sync(_executemany, self.conn, sql, rows, limiter=self._limiter)
+
+    async def copy(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
+        await anyio.to_thread.run_sync(_copy, self.conn, sql, rows, limiter=self._limiter)
 
     async def aclose(self) -> None:
         await anyio.to_thread.run_sync(self.conn.close, limiter=self._limiter)
@@ -233,10 +265,10 @@ class _ThreadPool:
     async def fetch(self, sql: str, params: Sequence[object] = ()) -> list[Row]:
         return await anyio.to_thread.run_sync(_pooled_fetch, self._pool, sql, params)
 
-    async def acquire(self) -> Driver:
+    async def acquire(self) -> Connection:
         return _ThreadDriver(await anyio.to_thread.run_sync(self._pool.getconn))
 
-    async def release(self, db: Driver) -> None:
+    async def release(self, db: Connection) -> None:
         assert isinstance(db, _ThreadDriver)
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(self._pool.putconn, db.conn)

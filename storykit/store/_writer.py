@@ -16,6 +16,7 @@ import collections
 from collections.abc import Awaitable, Callable, Sequence
 
 import anyio
+import anyio.lowlevel
 
 from storykit.models import Event
 from storykit.store._batch import PendingWrite
@@ -25,13 +26,16 @@ __all__ = ["GroupWriter"]
 Commit = Callable[[Sequence[PendingWrite]], Awaitable[bool]]
 """Runs a batch in one transaction, sets each write's ``event`` or ``error``, never
 raises, and returns whether a transaction was committed."""
+Idle = Callable[[], Awaitable[None]]
+"""Called (shielded, never raising) each time the queue runs dry."""
 
 
 class GroupWriter:
     """Callers :meth:`submit`; :meth:`run` (one task) commits what they queued."""
 
-    def __init__(self, commit: Commit, *, max_batch: int) -> None:
+    def __init__(self, commit: Commit, *, max_batch: int, idle: Idle | None = None) -> None:
         self._commit = commit
+        self._idle = idle
         self.max_batch = max_batch
         self._queue: collections.deque[PendingWrite] = collections.deque()
         self._wakeup: anyio.Event | None = None
@@ -75,6 +79,13 @@ class GroupWriter:
     async def run(self) -> None:
         try:
             while True:
+                if not self._queue and self._idle is not None:
+                    # One turn for the callers just woken to queue their next writes:
+                    # under load the queue is empty only for that moment.
+                    await anyio.lowlevel.checkpoint()
+                    if not self._queue:
+                        with anyio.CancelScope(shield=True):
+                            await self._idle()
                 while not self._queue:
                     if self.closing:
                         return

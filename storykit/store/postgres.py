@@ -11,8 +11,8 @@ suite runs on both. Use it as an async context manager (or call :meth:`open` and
 - :meth:`open` migrates the schema (one advisory lock, so replicas starting at
   once migrate it once, see :mod:`._pg_schema`), then opens a connection pool.
 - **Writes** are group-committed as on SQLite: every :meth:`write` is queued to
-  one writer task, which commits everything queued in one transaction on a
-  pooled connection (:mod:`._pg_batch`). Event ids come from a counter row that
+  one writer task (:mod:`._writer`), which commits everything queued in one
+  transaction on a pooled connection (:mod:`._pg_batch`). Event ids come from a counter row that
   each transaction locks, so across every replica they are handed out, and
   become visible, in commit order with no holes.
 - **Reads** run on any pooled connection, each its own statement, and see the
@@ -39,7 +39,7 @@ from storykit.store import _pg_schema
 from storykit.store._batch import PendingWrite, prepare
 from storykit.store._driver import Row
 from storykit.store._pg_batch import commit_batch, fail
-from storykit.store._pg_driver import Pool, connect, open_pool
+from storykit.store._pg_driver import Connection, Pool, connect, open_pool
 from storykit.store._writer import GroupWriter
 
 __all__ = ["PostgresStore"]
@@ -64,8 +64,12 @@ class PostgresStore:
         self.migrated_from: int | None = None
         """The schema version :meth:`open` found (0: a fresh database), None before."""
         self._pool: Pool | None = None
+        self._db: Connection | None = None  # the writer's, while writes keep coming
         self._task_group: TaskGroup | None = None
-        self._writer = GroupWriter(self._commit, max_batch=max_batch)
+        self._writer = self._new_writer()
+
+    def _new_writer(self) -> GroupWriter:
+        return GroupWriter(self._commit, max_batch=self.max_batch, idle=self._release)
 
     @property
     def transactions(self) -> int:
@@ -95,7 +99,7 @@ class PostgresStore:
         except BaseException:
             await self._close_pool()
             raise
-        self._writer = GroupWriter(self._commit, max_batch=self.max_batch)
+        self._writer = self._new_writer()
         self._task_group = task_group
         task_group.start_soon(self._writer.run)
 
@@ -122,6 +126,7 @@ class PostgresStore:
         await self.aclose()
 
     async def _close_pool(self) -> None:
+        await self._release()
         pool, self._pool = self._pool, None
         if pool is not None:
             await pool.aclose()  # shielded: a leaked pool keeps threads and connections
@@ -244,15 +249,25 @@ class PostgresStore:
         return await self._writer.submit(pending)
 
     async def _commit(self, batch: Sequence[PendingWrite]) -> bool:
+        # The writer keeps its connection from batch to batch while writes keep
+        # coming, and gives it back when the queue runs dry (or a batch fails: the
+        # connection may be dead). So under load a batch costs no trip to the pool,
+        # and a connection that sat idle is checked by the pool before it is used.
         assert self._pool is not None
-        try:
-            db = await self._pool.acquire()
-        except Exception as exc:  # no connection to be had: the server is down, say
-            fail(batch, exc)
-            return False
-        try:
-            return await commit_batch(db, batch)
-        finally:
+        if self._db is None:
+            try:
+                self._db = await self._pool.acquire()
+            except Exception as exc:  # no connection to be had: the server is down, say
+                fail(batch, exc)
+                return False
+        committed = await commit_batch(self._db, batch)
+        if not committed:
+            await self._release()
+        return committed
+
+    async def _release(self) -> None:
+        db, self._db = self._db, None
+        if db is not None and self._pool is not None:
             await self._pool.release(db)
 
 

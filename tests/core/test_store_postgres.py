@@ -189,19 +189,46 @@ async def test_a_value_postgresql_cannot_store_fails_that_write_alone(pg_url: st
             await store.get_suggestion(bad.id)
 
 
-async def test_survives_its_connections_being_killed(pg_url: str) -> None:
-    # A server restart or failover: every pooled connection is dead. The pool checks
-    # a connection before handing it out, so no caller sees the dead ones.
+def kill_other_connections(conn: psycopg.Connection[Any]) -> None:
+    """What a server restart or failover does to every other session on the database."""
+    conn.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    )
+
+
+async def test_connections_killed_while_idle_are_never_used(pg_url: str) -> None:
+    # The pool checks a connection before handing it out, and the writer gives its
+    # own back whenever the queue runs dry: no caller sees the dead ones.
     async with PostgresStore(pg_url) as store:
         await store.write("before", {})
+        await until(lambda: store._db is None)  # the writer is idle, its connection pooled
         with psycopg.connect(pg_url, autocommit=True) as conn:
-            conn.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
+            kill_other_connections(conn)
         assert (await store.write("after", {})).id == 2
         assert await store.last_event_id() == 2
         assert await store.ping()
+
+
+async def test_a_connection_killed_under_a_batch_fails_that_batch_only(pg_url: str) -> None:
+    async with PostgresStore(pg_url) as store, anyio.create_task_group() as tg:
+        failed: list[BackendError] = []
+
+        async def doomed() -> None:
+            with pytest.raises(BackendError) as caught:
+                await store.write("doomed", {})
+            failed.append(caught.value)
+
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute("BEGIN")
+            conn.execute("SELECT last_id FROM event_counter WHERE id = 1 FOR UPDATE")
+            tg.start_soon(doomed)
+            await until(lambda: lock_waits(conn) == ["transactionid"])  # the writer, stuck
+            kill_other_connections(conn)
+            conn.execute("COMMIT")
+            await until(lambda: bool(failed))
+        assert (await store.write("next", {})).id == 1  # on a fresh connection, no hole
+        assert [e.type for e in await store.read_events()] == ["next"]
 
 
 async def test_an_unreachable_server_fails_open_with_what_to_check() -> None:
