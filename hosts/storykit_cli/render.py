@@ -327,7 +327,14 @@ def pr_result(r: JSON) -> str:
     if r.get("diff"):
         lines += ["", diff(str(r["diff"]))]
     if r.get("dry_run"):
-        lines += ["", style("nothing was changed; add --no-dry-run to do it", dim=True)]
+        lines += [
+            "",
+            style(
+                "nothing was changed; add --no-dry-run to do it (with PR_BACKEND set to git,"
+                " github or gitlab)",
+                dim=True,
+            ),
+        ]
     return "\n".join(lines)
 
 
