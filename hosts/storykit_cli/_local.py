@@ -177,6 +177,7 @@ class LocalClient:
             "version": storykit.__version__,
             "plugins": self.core.plugins(),
             "errors": [to_dict(f) for f in reversed(self.core.registry.failures)],
+            "pr_backend": self.core.settings.pr_backend,
         }
 
     async def read_events(self, *, after: int, limit: int) -> JSON:
