@@ -37,6 +37,7 @@ __all__ = [
     "Target",
     "approvers",
     "check_applies",
+    "check_each_applies",
     "commit_message",
     "does_not_apply",
     "pick_branch",
@@ -155,9 +156,17 @@ def render(args: Sequence[str]) -> str:
 async def check_applies(repo: Path, base: str, diff: str, work_dir: Path) -> str | None:
     """None if ``diff`` applies to commit ``base`` as the PR backends apply it
     (``git apply --3way``, so a diff made on an older commit that merges cleanly
-    passes), else git's reason.
+    passes), else git's reason."""
+    (found,) = await check_each_applies(repo, base, [diff], work_dir)
+    return found
 
-    Uses a throwaway index and object directory in ``work_dir``, reading the
+
+async def check_each_applies(
+    repo: Path, base: str, diffs: Sequence[str], work_dir: Path
+) -> list[str | None]:
+    """:func:`check_applies` for each of ``diffs`` on its own, reading ``base`` once.
+
+    Uses throwaway indexes and a throwaway object directory in ``work_dir``, reading the
     repository's objects through the alternates list: neither the user's index, any
     working tree nor the repository's object database is written.
     """
@@ -171,17 +180,28 @@ async def check_applies(repo: Path, base: str, diff: str, work_dir: Path) -> str
         )
         await anyio.Path(scratch / "objects").mkdir()
         env = {
-            "GIT_INDEX_FILE": str(scratch / "index"),
             "GIT_OBJECT_DIRECTORY": str(scratch / "objects"),
             "GIT_ALTERNATE_OBJECT_DIRECTORIES": objects.decode().strip(),
         }
-        patch = scratch / "variant.patch"
-        await anyio.Path(patch).write_text(diff, encoding="utf-8", newline="")
-        await git_ok(["read-tree", base], cwd=repo, env=env, what="git read-tree")
-        result = await run_git(
-            ["apply", "--3way", "--cached", "--whitespace=nowarn", str(patch)], cwd=repo, env=env
+        base_index = scratch / "base.index"
+        await git_ok(
+            ["read-tree", base],
+            cwd=repo,
+            env=env | {"GIT_INDEX_FILE": str(base_index)},
+            what="git read-tree",
         )
-        return None if result.ok else summarize(result.stderr)
+        found: list[str | None] = []
+        patch, index = scratch / "variant.patch", scratch / "index"
+        for diff in diffs:
+            await anyio.Path(patch).write_text(diff, encoding="utf-8", newline="")
+            await anyio.to_thread.run_sync(shutil.copyfile, base_index, index)  # a fresh base
+            result = await run_git(
+                ["apply", "--3way", "--cached", "--whitespace=nowarn", str(patch)],
+                cwd=repo,
+                env=env | {"GIT_INDEX_FILE": str(index)},
+            )
+            found.append(None if result.ok else summarize(result.stderr))
+        return found
     finally:
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(shutil.rmtree, scratch, True)
@@ -190,11 +210,9 @@ async def check_applies(repo: Path, base: str, diff: str, work_dir: Path) -> str
 async def does_not_apply(request: PRRequest, repo: Path, base: str, reason: str) -> Conflict:
     """The error for a variant whose diff does not apply to ``base``: git's reason, which
     suggestions fail on their own (checked only now, on the failure path), and what to do."""
-    culprits = [
-        s.id
-        for s in variant_suggestions(request)
-        if await check_applies(repo, base, s.diff, request.work_dir) is not None
-    ]
+    suggestions = variant_suggestions(request)
+    found = await check_each_applies(repo, base, [s.diff for s in suggestions], request.work_dir)
+    culprits = [s.id for s, problem in zip(suggestions, found, strict=True) if problem]
     ref = request.base_ref
     if culprits:
         names = ", ".join(culprits)
