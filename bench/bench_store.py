@@ -1,24 +1,34 @@
-"""How fast the event log appends: SqliteStore.write under concurrency vs raw sqlite3.
+"""How fast the event log appends: Store.write under concurrency vs a raw executemany.
 
     python bench/bench_store.py --events 20000 --tasks 100
+    python bench/bench_store.py --database-url postgresql://postgres@127.0.0.1/postgres
 
-Each ``SqliteStore.write`` line runs ``--tasks`` tasks that together append
+Each ``…Store.write`` line runs ``--tasks`` tasks that together append
 ``--events`` events, one ``write`` call each, so group commit decides how many
 transactions that takes. The baseline inserts the same rows (JSON encoding
-included) with one ``executemany`` in one transaction, on the same table with the
-same pragmas: the ceiling for SQLite from Python on this machine.
+included) with one ``executemany`` in one transaction, on the same table (and,
+for SQLite, the same pragmas): the ceiling for the database from Python on this
+machine.
+
+Without ``--database-url`` it measures SqliteStore on temporary files. With it,
+PostgresStore: the URL names a server and a user allowed to create databases;
+each measurement gets a throwaway database ``storykit_bench_<random>``, dropped
+afterwards.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import secrets
 import sqlite3
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import anyio
 
@@ -28,10 +38,12 @@ except ImportError:  # run from a checkout without installing
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from storykit.models import utcnow
+from storykit.store import _pg_schema
 from storykit.store._schema import MIGRATIONS, PRAGMAS
 from storykit.store.sqlite import SqliteStore
 
 EVENTS_TABLE = next(sql for sql in MIGRATIONS[0] if "CREATE TABLE events" in sql)
+PG_EVENTS_TABLE = next(sql for sql in _pg_schema.MIGRATIONS[0] if "CREATE TABLE events" in sql)
 
 
 def payload(n: int) -> dict[str, object]:
@@ -60,8 +72,8 @@ def raw_executemany(path: Path, events: int) -> tuple[float, int]:
     return elapsed, 1
 
 
-async def store_writes(path: Path, events: int, tasks: int) -> tuple[float, int]:
-    async with SqliteStore(path) as store:
+async def store_writes(store: Any, events: int, tasks: int) -> tuple[float, int]:
+    async with store:
         per_task, extra = divmod(events, tasks)
 
         async def appender(k: int) -> None:
@@ -77,29 +89,96 @@ async def store_writes(path: Path, events: int, tasks: int) -> tuple[float, int]
         return elapsed, store.transactions
 
 
+@contextlib.contextmanager
+def scratch_database(admin_url: str) -> Iterator[str]:
+    """A throwaway database on the server ``admin_url`` names; its conninfo."""
+    import psycopg
+    from psycopg import sql
+    from psycopg.conninfo import make_conninfo
+
+    name = f"storykit_bench_{secrets.token_hex(6)}"
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield make_conninfo(admin_url, dbname=name)
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def raw_pg_executemany(conninfo: str, events: int) -> tuple[float, int]:
+    import psycopg
+
+    with psycopg.connect(conninfo) as conn:
+        conn.execute(PG_EVENTS_TABLE)
+        conn.commit()
+
+        def rows() -> Iterator[tuple[int, str, str, str]]:
+            at = utcnow().isoformat()
+            for n in range(events):
+                data = json.dumps(payload(n), separators=(",", ":"))
+                yield (n + 1, "bench.event", at, data)
+
+        start = time.perf_counter()
+        with conn.cursor() as cursor:
+            cursor.executemany(
+                "INSERT INTO events (id, type, at, data) VALUES (%s, %s, %s, %s)", rows()
+            )
+        conn.commit()
+        elapsed = time.perf_counter() - start
+        [(count,)] = conn.execute("SELECT COUNT(*) FROM events").fetchall()
+    assert count == events
+    return elapsed, 1
+
+
+def measure_sqlite(args: argparse.Namespace) -> tuple[str, list[tuple[str, float, int]]]:
+    with tempfile.TemporaryDirectory(prefix="storykit-bench-") as tmp:
+        results = [("raw sqlite3 executemany", *raw_executemany(Path(tmp, "raw.db"), args.events))]
+        for backend in args.backends.split(","):
+            store = SqliteStore(Path(tmp, f"{backend}.db"))
+            elapsed, transactions = anyio.run(
+                store_writes, store, args.events, args.tasks, backend=backend
+            )
+            results.append((f"SqliteStore.write ({backend})", elapsed, transactions))
+    return f"SQLite {sqlite3.sqlite_version}", results
+
+
+def measure_postgres(args: argparse.Namespace) -> tuple[str, list[tuple[str, float, int]]]:
+    import psycopg
+
+    from storykit.store.postgres import PostgresStore
+
+    with psycopg.connect(args.database_url) as conn:
+        [(version,)] = conn.execute("SHOW server_version").fetchall()
+    with scratch_database(args.database_url) as conninfo:
+        results = [("raw psycopg executemany", *raw_pg_executemany(conninfo, args.events))]
+    for backend in args.backends.split(","):
+        with scratch_database(args.database_url) as conninfo:
+            elapsed, transactions = anyio.run(
+                store_writes, PostgresStore(conninfo), args.events, args.tasks, backend=backend
+            )
+        results.append((f"PostgresStore.write ({backend})", elapsed, transactions))
+    return f"PostgreSQL {version}, psycopg {psycopg.__version__}", results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--tasks", type=int, default=100)
     parser.add_argument("--backends", default="asyncio,trio")
+    parser.add_argument(
+        "--database-url",
+        help="measure PostgresStore on this server (a user that may create databases)",
+    )
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory(prefix="storykit-bench-") as tmp:
-        results = [("raw sqlite3 executemany", *raw_executemany(Path(tmp, "raw.db"), args.events))]
-        for backend in args.backends.split(","):
-            elapsed, transactions = anyio.run(
-                store_writes, Path(tmp, f"{backend}.db"), args.events, args.tasks, backend=backend
-            )
-            results.append((f"SqliteStore.write ({backend})", elapsed, transactions))
-
+    database, results = measure_postgres(args) if args.database_url else measure_sqlite(args)
     raw_rate = args.events / results[0][1]
-    print(
-        f"{args.events} events, {args.tasks} concurrent appenders, SQLite {sqlite3.sqlite_version}"
-    )
-    print(f"{'':30} {'events/s':>10} {'vs raw':>7} {'transactions':>13}")
+    print(f"{args.events} events, {args.tasks} concurrent appenders, {database}")
+    print(f"{'':32} {'events/s':>10} {'vs raw':>7} {'transactions':>13}")
     for name, elapsed, transactions in results:
         rate = args.events / elapsed
-        print(f"{name:30} {rate:>10,.0f} {rate / raw_rate:>6.2f}x {transactions:>13,}")
+        print(f"{name:32} {rate:>10,.0f} {rate / raw_rate:>6.2f}x {transactions:>13,}")
 
 
 if __name__ == "__main__":

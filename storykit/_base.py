@@ -190,6 +190,31 @@ def _branch_name(plan_id: str, variant: str) -> str:
     return f"storykit/{plan_id.lower().replace('_', '-')}-{slug[:40]}"
 
 
+# What ``git check-ref-format --branch`` refuses anywhere in a name: control characters,
+# space, ~ ^ : ? * [ \, "..", and "@{".
+_BRANCH_BAD = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{")
+
+
+def _branch(value: object) -> str:
+    """A branch name someone chose, if git accepts it as a new branch (422 otherwise)."""
+    name = _text(value, "branch", 200, required=True)
+    if (
+        _BRANCH_BAD.search(name)
+        or name in ("@", "HEAD")
+        or name.startswith("-")
+        or name.endswith(".")
+        or any(
+            not part or part.startswith(".") or part.endswith(".lock") for part in name.split("/")
+        )
+    ):
+        raise Invalid(
+            f"branch {name!r} is not a valid git branch name (git check-ref-format --branch);"
+            " for example 'storykit/tidy-imports': no spaces, '..', '~^:?*[\\' or '@{',"
+            " no part starting with '.' or ending with '.lock'"
+        )
+    return name
+
+
 def _text(value: object, name: str, limit: int, *, required: bool = False) -> str:
     if value is None:
         value = ""

@@ -7,7 +7,14 @@ from collections.abc import Sequence
 
 import anyio.to_thread
 
-from storykit._base import MAX_TITLE, CoreBase, _backend_timeout, _branch_name, _text
+from storykit._base import (
+    MAX_TITLE,
+    CoreBase,
+    _backend_timeout,
+    _branch,
+    _branch_name,
+    _text,
+)
 from storykit.auth import Principal, Role
 from storykit.backends import Planner, PRRequest
 from storykit.combine import FilePatch, derive_variant
@@ -107,10 +114,27 @@ class PlanCases(CoreBase):
         return updated
 
     async def open_pr(
-        self, actor: Principal, plan_id: str, *, variant: str | None = None, dry_run: bool = True
+        self,
+        actor: Principal,
+        plan_id: str,
+        *,
+        variant: str | None = None,
+        dry_run: bool = True,
+        branch: str | None = None,
     ) -> PRResult:
-        """Turn a variant (default: the selected one) into a branch or PR; dry-run by default."""
+        """Turn a variant (default: the selected one) into a branch or PR; dry-run by default.
+
+        ``branch`` names the branch (default, or empty: ``storykit/<plan>-<variant>``, which
+        a backend suffixes ``-2``, … when it is taken; a chosen name is used exactly)."""
         actor.require(Role.REVIEWER)
+        given = branch is not None and branch != ""
+        chosen_branch = _branch(branch) if given else None
+        if not dry_run and self.settings.pr_backend == "dry-run":
+            raise NotConfigured(
+                "a real run needs a real PR backend: set PR_BACKEND=git (a local branch) or"
+                " github/gitlab (a pull request) and restart; PR_BACKEND is 'dry-run', which"
+                " only previews"
+            )
         plan = await self.get_plan(plan_id)
         key = variant or plan.selected
         if key is None:
@@ -156,7 +180,8 @@ class PlanCases(CoreBase):
             goal=plan.goal,
             variant=chosen,
             suggestions=suggestions,
-            branch=_branch_name(plan.id, key),
+            branch=chosen_branch or _branch_name(plan.id, key),
+            branch_given=given,
             base_ref=base_ref,
             dry_run=dry_run,
             requested_by=actor.name,
@@ -173,6 +198,14 @@ class PlanCases(CoreBase):
                 f"PR backend {backend_name!r} reported a diff that is not the approved diff of"
                 f" variant {key!r} it was given; storykit did not record this run (check branch"
                 f" {request.branch!r} and anything the backend opened)"
+            )
+            self.registry.record_failure(reg.plugin, "PRBackend.open", message)
+            raise PluginError(message, plugin=reg.plugin, hook="PRBackend.open")
+        if not dry_run and result.dry_run:
+            message = (
+                f"PR backend {backend_name!r} was asked for a real run but reported a dry run;"
+                f" nothing was recorded (check PR_BACKEND: it must name a backend that creates"
+                f" branches or pull requests)"
             )
             self.registry.record_failure(reg.plugin, "PRBackend.open", message)
             raise PluginError(message, plugin=reg.plugin, hook="PRBackend.open")

@@ -152,6 +152,10 @@ class PRRequest:
     requested_by: str
     work_dir: Path
     """A scratch folder inside storykit's data directory the backend may use."""
+    branch_given: bool = False
+    """True when the person opening the PR chose ``branch``: use exactly that name, and
+    refuse (409) if it exists. False for storykit's default name, which a backend may
+    suffix (``-2``, ``-3``, …) when it is taken, saying so in the operations."""
 
 
 @runtime_checkable

@@ -128,8 +128,13 @@ def storykit_register_pr_backends(
 
     ``request.variant.diff`` is exactly the approved work, as the core verified it just
     before the call: commit it as it is and return it unchanged as ``PRResult.diff``.
-    A result with any other diff is refused as this plugin's error (502) and the run is
-    not recorded.
+    A result with any other diff, or a real run answered with ``dry_run=True``, is
+    refused as this plugin's error (502) and the run is not recorded. While
+    ``PR_BACKEND`` is ``dry-run`` the core refuses real runs itself (503).
+
+    ``request.branch_given`` is True when the person chose ``request.branch``: use it
+    exactly, or raise ``Conflict`` if it exists. Otherwise it is storykit's default name,
+    which a backend may suffix when it is taken; return the branch it used.
 
     Example::
 

@@ -33,7 +33,7 @@ from storykit.models import Event, Plan, PolicyDecision, Risk, Status, Suggestio
 from storykit.plugins import Registry, get_plugin_manager
 from storykit.policy import PolicyEngine, policy_version
 from storykit.settings import Settings
-from storykit.store import Store
+from storykit.store import Store, open_store
 
 __all__ = ["GenerateResult", "Storykit"]
 
@@ -79,8 +79,6 @@ class Storykit(SuggestionCases, PlanCases):
         plugin_manager: pluggy.PluginManager | None = None,
         metrics: Metrics | None = None,
     ) -> AsyncIterator[Storykit]:
-        from storykit.store.sqlite import SqliteStore  # the default, embedded store
-
         settings.ensure_dirs()
         pm = plugin_manager or get_plugin_manager(only=settings.load_plugins)
         metrics = metrics or Metrics()
@@ -90,7 +88,7 @@ class Storykit(SuggestionCases, PlanCases):
         registry.on_failure = lambda f: metrics.plugin_errors.labels(
             plugin=f.plugin, hook=f.hook
         ).inc()
-        async with SqliteStore(settings.db_path) as store:
+        async with open_store(settings) as store:
             bus = EventBus(store, queue_max=settings.sse_queue_max)
             bus.on_drop = lambda n: metrics.sse_queue_dropped.inc(n)
             async with bus, anyio.create_task_group() as tg:

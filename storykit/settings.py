@@ -33,6 +33,8 @@ class Settings:
     data_dir: Path
     repo_path: Path
     db_path: Path
+    database_url: str | None = dataclasses.field(default=None, repr=False)  # holds a password
+    """``DATABASE_URL``: PostgreSQL instead of the SQLite file at :attr:`db_path`."""
     sse_queue_max: int = 1000
     sse_heartbeat_interval: float = 15.0
     rate_limit_rps: float = 5.0
@@ -81,6 +83,7 @@ class Settings:
             "db_path": Path(env["DB_PATH"]).expanduser()
             if env.get("DB_PATH")
             else data_dir / "storykit.db",
+            "database_url": _database_url(env.get("DATABASE_URL", "").strip()),
             "sse_queue_max": _get(env, "SSE_QUEUE_MAX", _positive_int, "1000"),
             "sse_heartbeat_interval": _get(env, "SSE_HEARTBEAT_INTERVAL", _positive_float, "15"),
             "rate_limit_rps": _get(env, "RATE_LIMIT_RPS", _positive_float, "5"),
@@ -150,6 +153,18 @@ def _bool(raw: str) -> bool:
 
 def _csv(raw: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+def _database_url(raw: str) -> str | None:
+    # Never echo the value: it may hold a password.
+    if not raw:
+        return None
+    if not raw.startswith(("postgresql://", "postgres://")):
+        raise SettingsError(
+            "DATABASE_URL must be a postgresql:// URL (postgresql://user:password@host/db);"
+            " unset it to use SQLite in the data directory"
+        )
+    return raw
 
 
 def _log_level(raw: str) -> str:

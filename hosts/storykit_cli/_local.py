@@ -162,9 +162,13 @@ class LocalClient:
     async def select(self, plan_id: str, *, variant: str) -> JSON:
         return to_dict(await self.core.select(self.actor, plan_id, variant=variant))
 
-    async def open_pr(self, plan_id: str, *, variant: str | None, dry_run: bool) -> JSON:
+    async def open_pr(
+        self, plan_id: str, *, variant: str | None, dry_run: bool, branch: str | None = None
+    ) -> JSON:
         return to_dict(
-            await self.core.open_pr(self.actor, plan_id, variant=variant, dry_run=dry_run)
+            await self.core.open_pr(
+                self.actor, plan_id, variant=variant, dry_run=dry_run, branch=branch
+            )
         )
 
     # -- policies -------------------------------------------------------------
@@ -188,6 +192,7 @@ class LocalClient:
             "version": storykit.__version__,
             "plugins": self.core.plugins(),
             "errors": [to_dict(f) for f in reversed(self.core.registry.failures)],
+            "pr_backend": self.core.settings.pr_backend,
         }
 
     async def read_events(self, *, after: int, limit: int) -> JSON:

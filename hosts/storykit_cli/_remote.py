@@ -247,8 +247,10 @@ class RemoteClient:
     async def select(self, plan_id: str, *, variant: str) -> JSON:
         return await self._call("POST", f"/plans/{_seg(plan_id)}/select", body={"variant": variant})
 
-    async def open_pr(self, plan_id: str, *, variant: str | None, dry_run: bool) -> JSON:
-        body = {"plan_id": plan_id, "variant": variant, "dry_run": dry_run}
+    async def open_pr(
+        self, plan_id: str, *, variant: str | None, dry_run: bool, branch: str | None = None
+    ) -> JSON:
+        body = {"plan_id": plan_id, "variant": variant, "dry_run": dry_run, "branch": branch}
         return await self._call("POST", "/dev/pr-from-plan", body=body, long=True)
 
     # -- policies -------------------------------------------------------------

@@ -327,7 +327,14 @@ def pr_result(r: JSON) -> str:
     if r.get("diff"):
         lines += ["", diff(str(r["diff"]))]
     if r.get("dry_run"):
-        lines += ["", style("nothing was changed; add --no-dry-run to do it", dim=True)]
+        lines += [
+            "",
+            style(
+                "nothing was changed; add --no-dry-run to do it (with PR_BACKEND set to git,"
+                " github or gitlab)",
+                dim=True,
+            ),
+        ]
     return "\n".join(lines)
 
 
@@ -365,6 +372,14 @@ def plugins(data: JSON) -> str:
         hooks = ", ".join(h.removeprefix("storykit_") for h in p.get("hooks") or [])
         rows.append([str(p["name"]), package, backends, hooks])
     lines = [f"storykit {data.get('version')}"]
+    backend = data.get("pr_backend")
+    if backend:
+        note = (
+            " (previews only: `storykit pr --no-dry-run` is refused)"
+            if backend == "dry-run"
+            else ""
+        )
+        lines.append(f"PR_BACKEND {backend}{note}")
     lines.append(table(["PLUGIN", "PACKAGE", "BACKENDS", "HOOKS"], rows) if rows else "no plugins")
     errors = data.get("errors") or []
     if errors:

@@ -92,6 +92,12 @@ class PRBody(_Body):
     plan_id: PlanId
     variant: str | None = Field(None, description="Default: the plan's selected variant.")
     dry_run: StrictBool = True
+    branch: str | None = Field(
+        None,
+        description="The branch to create, used exactly (409 if it exists; 422 if git would"
+        " not accept the name). Default: storykit/<plan>-<variant>, with -2, -3, … added"
+        " when that is taken.",
+    )
 
 
 class PoliciesBody(RootModel[dict[str, dict[str, Any]]]):
@@ -192,6 +198,10 @@ class PluginsReply(BaseModel):
     version: str
     plugins: list[PluginInfo]
     errors: list[PluginFailureModel]
+    pr_backend: str = Field(
+        description="The PR backend a real run uses (PR_BACKEND); 'dry-run' means real runs"
+        " are refused."
+    )
 
 
 class Problem(BaseModel):

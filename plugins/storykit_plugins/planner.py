@@ -54,9 +54,9 @@ class DefaultPlanner:
     def _plan(self, suggestions: list[Suggestion]) -> list[Variant]:
         if not suggestions:
             return []
-        variants = [
-            self._variant("all", f"All {len(suggestions)} suggestions in one branch", suggestions)
-        ]
+        n = len(suggestions)
+        everything = f"All {n} suggestions" if n > 1 else "1 suggestion"
+        variants = [self._variant("all", f"{everything} in one branch", suggestions)]
         groups: dict[str, list[Suggestion]] = {}
         for s in suggestions:
             names = {group_of(path) for path in _paths(s)}

@@ -4,36 +4,42 @@ It returns the branch name, the exact diff that would be committed, and the
 operations, graded by ``STORYKIT_DRYRUN_DETAIL``:
 
 - ``policy``: what a reviewer decides on: base, branch, suggestions, approvers,
-  push target, and the checks below;
+  push target, and that the diff applies (see below);
 - ``diff``: that, plus one line per file changed (``M path (+3 -1)``);
 - ``full`` (default): that, plus every git command the ``git`` backend would run,
   in order, exactly as it would run them; only the temporary folder's random
   name differs (shown as ``pr-XXXXXXXX``), and the diff is written to
   ``variant.patch`` in that folder before ``git apply``.
 
-Lines that are not commands start with ``# ``. The checks are read-only: the
-branch name is valid and free, the base exists, and the diff applies to the base
-(``git apply --check`` against a throwaway index). A failed check is reported as
-a ``# check failed: …`` line, not an error, so the preview is still shown.
+Lines that are not commands start with ``# ``.
+
+A dry run fails exactly where the ``git`` backend's real run would, with the same
+error, and changes nothing: the variant has no changes (422), the repository is
+not a git repository (502), the base or the branch name is not valid (422), a branch
+name the caller chose exists (409), or the diff does not apply to the base (409,
+with git's reason, the suggestions that do not apply on their own and what to do).
+The apply check runs ``git apply --3way`` against a throwaway index and object
+directory, as the real run does in its worktree. storykit's default branch name
+gets a ``-2``, ``-3``, … suffix when it is taken, and the ``# branch:`` line says so.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 from storykit.backends import PRBackend, PRRequest
 from storykit.diffs import parse_diff
-from storykit.errors import Invalid, StorykitError
+from storykit.errors import Invalid
 from storykit.hookspecs import hookimpl
 from storykit.models import PRResult
 from storykit.settings import Settings
-from storykit_plugins._git import check_branch_name, repo_root, resolve_commit, run_git
 from storykit_plugins._git_pr import (
     PRCommands,
     approvers,
     check_applies,
     commit_message,
+    does_not_apply,
+    prepare,
     render,
     variant_suggestions,
 )
@@ -65,29 +71,33 @@ class DryRunBackend:
 async def preview(
     request: PRRequest, *, detail: str, remote: str | None, backend: str = "dry-run"
 ) -> PRResult:
-    """The dry-run result for ``request``."""
+    """The dry-run result for ``request``, or the error its real run would raise."""
     ops: list[str] = []
     if detail not in DETAIL_LEVELS:
         ops.append(f"# unknown STORYKIT_DRYRUN_DETAIL {detail!r}; showing 'full'")
         detail = "full"
     diff = request.variant.diff
-    checks, repo, base = await _checks(request)
+    target = await prepare(request)
+    problem = await check_applies(target.repo, target.base, diff, request.work_dir)
+    if problem is not None:
+        raise await does_not_apply(request, target.repo, target.base, problem)
     suggestions = variant_suggestions(request)
     names = approvers(suggestions)
-    ops.append(f"# base: {request.base_ref}" + (f" ({base})" if base else ""))
-    ops.append(f"# branch: {request.branch} (new)")
+    ops.append(f"# base: {_base_line(request.base_ref, target.base)}")
+    note = f"; {target.note}" if target.note else ""
+    ops.append(f"# branch: {target.branch} (new{note})")
     ids = ", ".join(request.variant.suggestion_ids) or "none"
     ops.append(f"# commit: {len(request.variant.suggestion_ids)} suggestion(s): {ids}")
     ops.append(f"# approved by: {', '.join(names) if names else 'nobody (no current approval)'}")
-    ops.append(f"# push: {request.branch} to {remote}" if remote else "# push: none (no remote)")
-    ops.extend(checks)
+    ops.append(f"# push: {target.branch} to {remote}" if remote else "# push: none (no remote)")
+    ops.append(f"# check: the diff applies cleanly to {target.base[:12]}")
     if detail in ("diff", "full"):
         ops.extend(_file_lines(diff))
     if detail == "full":
         commands = PRCommands(
-            repo=repo or request.repo_path,
-            base=base or request.base_ref,
-            branch=request.branch,
+            repo=target.repo,
+            base=target.base,
+            branch=target.branch,
             message=commit_message(request),
             scratch=request.work_dir / "pr-XXXXXXXX",
             remote=remote,
@@ -96,7 +106,7 @@ async def preview(
         ops.extend(render(step) for step in commands.sequence())
     return PRResult(
         backend=backend,
-        branch=request.branch,
+        branch=target.branch,
         diff=diff,
         dry_run=True,
         operations=tuple(ops),
@@ -105,36 +115,10 @@ async def preview(
     )
 
 
-async def _checks(request: PRRequest) -> tuple[list[str], Path | None, str | None]:
-    """Check lines, the repository root and the base commit (None where unknown)."""
-    try:
-        repo = await repo_root(request.repo_path)
-    except StorykitError as exc:
-        return [f"# check failed: {exc.detail}"], None, None
-    out: list[str] = []
-    try:
-        await check_branch_name(repo, request.branch)
-    except Invalid as exc:
-        out.append(f"# check failed: {exc.detail}")
-    else:
-        exists = await run_git(
-            ["show-ref", "--verify", "--quiet", f"refs/heads/{request.branch}"], cwd=repo
-        )
-        if exists.ok:
-            out.append(f"# check failed: branch {request.branch!r} already exists")
-    try:
-        base = await resolve_commit(repo, request.base_ref)
-    except Invalid as exc:
-        return [*out, f"# check failed: {exc.detail}"], repo, None
-    if not request.variant.diff.strip():
-        out.append("# check failed: the variant has no changes to commit")
-    else:
-        problem = await check_applies(repo, base, request.variant.diff, request.work_dir)
-        if problem is None:
-            out.append(f"# check: the diff applies cleanly to {base[:12]}")
-        else:
-            out.append(f"# check failed: the diff does not apply to {base[:12]}: {problem}")
-    return out, repo, base
+def _base_line(ref: str, commit: str) -> str:
+    """``main (1a2b…)``; a ref that is (an abbreviation of) the commit id is shown once."""
+    is_id = len(ref) >= 4 and all(c in "0123456789abcdef" for c in ref.lower())
+    return commit if is_id and commit.startswith(ref.lower()) else f"{ref} ({commit})"
 
 
 def _file_lines(diff: str) -> list[str]:

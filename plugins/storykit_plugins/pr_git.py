@@ -8,10 +8,12 @@ subject, the variant and its suggestions in the body, ``Suggestion-Id:`` and
 ``Approved-by:`` trailers), create the branch at that commit, push it to
 ``STORYKIT_GIT_REMOTE`` if set, and remove the worktree, also when a step fails.
 
-A branch name that already exists is refused (409) rather than suffixed: the
-caller chose the name, and silently choosing another would hide that. When the
-diff does not apply, nothing is left behind (409). When the push fails, the new
-local branch is deleted again so that a retry starts from the same state (502).
+A branch name the caller chose (``PRRequest.branch_given``) that already exists is
+refused (409): silently choosing another would hide that. storykit's default name
+gets the first free ``-2``, ``-3``, … suffix instead, and the operations say so.
+When the diff does not apply, nothing is left behind (409, with git's reason, the
+suggestions that do not apply on their own and what to do). When the push fails,
+the new local branch is deleted again so that a retry starts from the same state (502).
 """
 
 from __future__ import annotations
@@ -29,15 +31,8 @@ from storykit.errors import BackendError, Conflict, Invalid
 from storykit.hookspecs import hookimpl
 from storykit.models import PRResult
 from storykit.settings import Settings
-from storykit_plugins._git import (
-    check_branch_name,
-    git_ok,
-    repo_root,
-    resolve_commit,
-    run_git,
-    summarize,
-)
-from storykit_plugins._git_pr import PRCommands, commit_message, render
+from storykit_plugins._git import git_ok, run_git, summarize
+from storykit_plugins._git_pr import PRCommands, commit_message, does_not_apply, prepare, render
 from storykit_plugins.pr_dryrun import preview
 
 __all__ = ["GitBackend", "storykit_register_pr_backends"]
@@ -63,20 +58,15 @@ class GitBackend:
     async def open(self, request: PRRequest) -> PRResult:
         if request.dry_run:
             return await preview(request, detail=self.detail, remote=self.remote)
-        if not request.variant.diff.strip():
-            raise Invalid(f"variant {request.variant.key!r} has no changes to commit")
-        repo = await repo_root(request.repo_path)
-        branch = await check_branch_name(repo, request.branch)
-        base = await resolve_commit(repo, request.base_ref)
-        await _refuse_existing(repo, branch)
+        target = await prepare(request)
         await anyio.Path(request.work_dir).mkdir(parents=True, exist_ok=True)
         scratch = Path(
             await anyio.to_thread.run_sync(lambda: tempfile.mkdtemp("", "pr-", request.work_dir))
         )
         commands = PRCommands(
-            repo=repo,
-            base=base,
-            branch=branch,
+            repo=target.repo,
+            base=target.base,
+            branch=target.branch,
             message=commit_message(request),
             scratch=scratch,
             remote=self.remote,
@@ -89,12 +79,13 @@ class GitBackend:
                 await anyio.to_thread.run_sync(shutil.rmtree, scratch, True)
         if self.remote:
             await self._push(commands, commit)
+        note = [f"# branch {target.branch} ({target.note})"] if target.note else []
         return PRResult(
             backend=self.name,
-            branch=branch,
+            branch=target.branch,
             diff=request.variant.diff,
             dry_run=False,
-            operations=tuple(render(step) for step in commands.sequence()),
+            operations=(*note, *(render(step) for step in commands.sequence())),
             commit=commit,
             plan_id=request.plan_id,
             variant=request.variant.key,
@@ -109,10 +100,7 @@ class GitBackend:
         )
         applied = await run_git(commands.apply(), cwd=repo)
         if not applied.ok:
-            raise Conflict(
-                f"the diff of variant {request.variant.key!r} does not apply to "
-                f"{request.base_ref} ({commands.base[:12]}): {summarize(applied.stderr)}"
-            )
+            raise await does_not_apply(request, repo, commands.base, summarize(applied.stderr))
         await git_ok(commands.commit(), cwd=repo, what="git commit")
         made = await run_git(commands.create_branch(), cwd=repo)
         if not made.ok:
@@ -132,12 +120,6 @@ class GitBackend:
         raise BackendError(
             f"pushing {commands.branch!r} to {commands.remote!r} failed: {summarize(pushed.stderr)}"
         )
-
-
-async def _refuse_existing(repo: Path, branch: str) -> None:
-    exists = await run_git(["show-ref", "--verify", "--quiet", f"refs/heads/{branch}"], cwd=repo)
-    if exists.ok:
-        raise Conflict(f"branch {branch!r} already exists; choose another name or delete it")
 
 
 async def _remove_worktree(commands: PRCommands) -> None:

@@ -11,6 +11,11 @@ Configuration: the repository's own ruff configuration (``ruff.toml``,
 ``.ruff.toml`` or a ``pyproject.toml`` with ``[tool.ruff]``, as committed) if it
 has one; otherwise ruff's defaults with ``STORYKIT_RUFF_SELECT`` (default
 ``E,F,W,I,UP,B``) and the target version read from ``requires-python``.
+
+Its pre-review of diffs that agents submit first checks that the diff applies to
+its ``base_ref`` at all, whatever files it touches (``diff:does-not-apply``, a deny:
+such a diff can never ship; ``diff:unchecked`` when the repository or the base
+cannot be read), then runs ruff on the Python files it changes.
 """
 
 from __future__ import annotations
@@ -57,6 +62,7 @@ from storykit_plugins._git import (
     run_git,
     summarize,
 )
+from storykit_plugins._git_pr import check_applies
 
 __all__ = ["DEFAULT_SELECT", "RuffSource", "storykit_register_sources"]
 
@@ -134,6 +140,8 @@ class RuffSource:
 
     # -- pre-review ------------------------------------------------------------
     async def pre_review(self, repo_path: Path, draft: Draft) -> list[Finding]:
+        """First whether the diff applies to its base at all (any file, Python or not:
+        a diff that cannot apply can never ship), then ruff on the Python files it changes."""
         try:
             parsed = parse_diff(draft.diff)
         except Invalid:
@@ -143,16 +151,25 @@ class RuffSource:
             for pf in parsed.patch
             if str(pf.path).endswith(PY_SUFFIXES) and not pf.is_removed_file
         ]
-        if not targets:
-            return []
-        repo = await repo_root(repo_path)
         base = draft.base_ref or "HEAD"
         try:
+            repo = await repo_root(repo_path)
             commit = await resolve_commit(repo, base)
-        except Invalid:
+            problem = await check_applies(repo, commit, draft.diff, self._work_dir())
+        except (BackendError, Invalid) as exc:
+            return _unchecked(exc.detail, python=bool(targets))
+        if problem is not None:
             return [
-                _note("ruff:skipped", f"ruff did not check this diff: {base!r} is not a commit")
+                Finding(
+                    rule="diff:does-not-apply",
+                    message=f"the diff does not apply to {base} ({commit[:12]}): {problem};"
+                    f" make it against {base}, or set base_ref to the commit it was made on",
+                    severity=Outcome.DENY,
+                    policy="ruff",
+                )
             ]
+        if not targets:
+            return []
         entries = await ls_tree(repo, commit)
         touched = {_strip_prefix(str(pf.source_file)) for pf in parsed.patch}
         wanted = [e for e in entries if e.path in touched or _is_config(e)]
@@ -170,11 +187,13 @@ class RuffSource:
                 env={"GIT_CEILING_DIRECTORIES": str(scratch)},
             )
             if not applied.ok:
+                # It applies (checked above), but only as a three-way merge, which needs
+                # the repository; ruff checks the exported files alone.
                 return [
                     _note(
                         "ruff:not-applied",
-                        f"ruff did not check this diff: it does not apply to {base} "
-                        f"({commit[:12]}): {summarize(applied.stderr)}",
+                        f"ruff did not check this diff: it applies to {base} ({commit[:12]})"
+                        f" only by a three-way merge: {summarize(applied.stderr)}",
                     )
                 ]
             present = [t for t in targets if await anyio.Path(tree / t).is_file()]
@@ -183,6 +202,9 @@ class RuffSource:
             options = await self._options(config_texts, only_fixable=False)
             diagnostics = await self._check(tree, present, options)
         return _findings(diagnostics, tree, parsed.added_lines())
+
+    def _work_dir(self) -> Path:
+        return self.scratch_dir or Path(tempfile.gettempdir())
 
     # -- running ruff --------------------------------------------------------
     async def _options(self, configs: Mapping[str, str], *, only_fixable: bool) -> list[str]:
@@ -537,6 +559,14 @@ def _rationale(code: str, fixed: Sequence[Diagnostic], deferred: int) -> str:
 # -- pre-review findings ---------------------------------------------------------
 def _note(rule: str, message: str) -> Finding:
     return Finding(rule=rule, message=message, severity=Outcome.WARN, policy="ruff")
+
+
+def _unchecked(reason: str, *, python: bool) -> list[Finding]:
+    """Warnings for a diff whose base could not be read (no repository, no such commit)."""
+    found = [_note("diff:unchecked", f"storykit could not check that the diff applies: {reason}")]
+    if python:
+        found.append(_note("ruff:skipped", f"ruff did not check this diff: {reason}"))
+    return found
 
 
 def _findings(diagnostics: Sequence[Diagnostic], root: Path, added: Iterable[Any]) -> list[Finding]:

@@ -1,7 +1,8 @@
-"""The store interface the services use.
+"""The store interface the services use, and :func:`open_store`, which picks one.
 
-One implementation ships (SQLite, :mod:`storykit.store.sqlite`); a PostgreSQL
-store can implement the same protocol later without touching the services.
+Two implementations ship: SQLite (:mod:`storykit.store.sqlite`, the embedded
+default) and PostgreSQL (:mod:`storykit.store.postgres`, for several replicas,
+chosen by ``DATABASE_URL``). They answer alike; one test suite runs on both.
 
 Every write pairs a state change with exactly one event, in one transaction: a
 reader never sees a suggestion whose event is missing, or the reverse.
@@ -9,13 +10,42 @@ reader never sees a suggestion whose event is missing, or the reverse.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
+from storykit.errors import NotConfigured
 from storykit.models import Event, Plan, Risk, Status, Suggestion
 
-__all__ = ["Store"]
+if TYPE_CHECKING:
+    from storykit.settings import Settings
+
+__all__ = ["Store", "open_store"]
+
+
+@contextlib.asynccontextmanager
+async def open_store(settings: Settings) -> AsyncIterator[Store]:
+    """The store the settings choose, open: PostgreSQL if ``DATABASE_URL`` is set, else SQLite."""
+    store: Store
+    if settings.database_url:
+        try:
+            from storykit.store.postgres import PostgresStore
+        except ImportError as exc:  # psycopg is the optional extra "postgres"
+            raise NotConfigured(
+                f"DATABASE_URL is set but the PostgreSQL driver is missing ({exc});"
+                " install it with: pip install 'storykit[postgres]'"
+            ) from exc
+        store = PostgresStore(settings.database_url)
+    else:
+        from storykit.store.sqlite import SqliteStore
+
+        store = SqliteStore(settings.db_path)
+    await store.open()
+    try:
+        yield store
+    finally:
+        await store.aclose()
 
 
 class Store(Protocol):

@@ -330,12 +330,20 @@ def test_policy_check_of_a_bad_diff() -> None:
 # -- plugins, events, keys -----------------------------------------------------------
 def test_plugins_lists_what_is_loaded() -> None:
     data = ok_json("plugins")
-    assert set(data) == {"version", "plugins", "errors"}
+    assert set(data) == {"version", "plugins", "errors", "pr_backend"}
+    assert data["pr_backend"] == "fake-pr"
     (plugin,) = data["plugins"]
     assert plugin["name"] == "cli-fakes" and plugin["package"] == "storykit-cli-fakes"
     assert {"kind": "sources", "name": "fake"} in plugin["backends"]
     text = storykit("plugins").stdout
     assert "cli-fakes" in text and "sources:fake" in text and "register_planners" in text
+    assert "PR_BACKEND fake-pr\n" in text
+
+
+def test_plugins_says_when_real_runs_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PR_BACKEND")
+    text = storykit("plugins").stdout
+    assert "PR_BACKEND dry-run (previews only: `storykit pr --no-dry-run` is refused)" in text
 
 
 def test_events_prints_the_log_and_pages_with_after() -> None:

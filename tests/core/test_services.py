@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -10,6 +12,7 @@ from typing import Any
 import anyio
 import pytest
 
+from storykit._base import _branch
 from storykit.backends import Draft, GenerateRequest, PolicySubject, PRRequest
 from storykit.errors import Conflict, Forbidden, Invalid, NotConfigured, NotFound, PluginError
 from storykit.hookspecs import hookimpl
@@ -355,6 +358,106 @@ async def test_plan_select_and_dry_run_pr(tmp_path: Path) -> None:
         assert (tmp_path / "data" / "plans" / f"{plan.id}.json").exists()
         with pytest.raises(NotConfigured, match="PR backend 'git' is not loaded"):
             await core.open_pr(REVIEWER, plan.id, dry_run=False)
+
+
+class RealBackend(RecordingBackend):
+    name = "real"
+
+    def __init__(self, *, honest: bool = True) -> None:
+        super().__init__()
+        self.honest = honest
+
+    async def open(self, request: PRRequest) -> PRResult:
+        result = await super().open(request)
+        if self.honest:
+            return dataclasses.replace(result, backend=self.name)
+        return dataclasses.replace(result, backend=self.name, dry_run=True)
+
+
+class RealPlugin(PlanPlugin):
+    def __init__(self, *, honest: bool = True) -> None:
+        super().__init__()
+        self.real = RealBackend(honest=honest)
+
+    @hookimpl
+    def storykit_register_pr_backends(self, register: Any) -> None:
+        register(self.backend)
+        register(self.real)
+
+
+async def test_a_real_run_needs_a_real_pr_backend(tmp_path: Path) -> None:
+    plugin = PlanPlugin()
+    async with open_core(tmp_path, plugins={"plan": plugin}) as core:  # PR_BACKEND: default
+        s = await approved(core)
+        plan = await core.plan(REVIEWER, goal="g", suggestion_ids=[s.id])
+        before = await core.store.last_event_id()
+        with pytest.raises(NotConfigured) as caught:
+            await core.open_pr(REVIEWER, plan.id, variant="all", dry_run=False)
+        assert caught.value.detail.startswith("a real run needs a real PR backend: set PR_BACKEND")
+        assert "PR_BACKEND=git" in caught.value.detail
+        assert plugin.backend.requests == []  # the dry-run backend was never asked
+        assert await events_since(core, before) == []
+
+
+async def test_a_backend_that_only_pretends_a_real_run_is_refused(tmp_path: Path) -> None:
+    plugin = RealPlugin(honest=False)
+    env = {"PR_BACKEND": "real"}
+    async with open_core(tmp_path, plugins={"plan": plugin}, env=env) as core:
+        s = await approved(core)
+        plan = await core.plan(REVIEWER, goal="g", suggestion_ids=[s.id])
+        before = await core.store.last_event_id()
+        with pytest.raises(PluginError, match="asked for a real run but reported a dry run"):
+            await core.open_pr(REVIEWER, plan.id, variant="all", dry_run=False)
+        assert await events_since(core, before) == []
+
+
+async def test_the_caller_may_name_the_branch(tmp_path: Path) -> None:
+    plugin = RealPlugin()
+    async with open_core(tmp_path, plugins={"plan": plugin}, env={"PR_BACKEND": "real"}) as core:
+        s = await approved(core)
+        plan = await core.plan(REVIEWER, goal="g", suggestion_ids=[s.id])
+        default = await core.open_pr(REVIEWER, plan.id, variant="all")
+        assert default.branch == f"storykit/{plan.id.lower().replace('_', '-')}-all"
+        assert plugin.backend.requests[-1].branch_given is False
+        named = await core.open_pr(
+            REVIEWER, plan.id, variant="all", dry_run=False, branch="fix/tidy-imports"
+        )
+        assert named.branch == "fix/tidy-imports"
+        assert plugin.real.requests[-1].branch == "fix/tidy-imports"
+        assert plugin.real.requests[-1].branch_given is True
+        empty = await core.open_pr(REVIEWER, plan.id, variant="all", branch="")
+        assert empty.branch == default.branch  # an empty field means the default name
+        asked = len(plugin.backend.requests)
+        for bad in ("-x", "a..b", "with space", "a~1", "end.lock", "x/", "@", "HEAD", "a@{1}"):
+            with pytest.raises(Invalid, match="not a valid git branch name"):
+                await core.open_pr(REVIEWER, plan.id, variant="all", branch=bad)
+        assert len(plugin.backend.requests) == asked  # refused before any backend ran
+
+
+NAMES = (
+    "ok", "a/b", "feature/x-1_2", "storykit/plan-01j-all", "ünïcode", "@a", "a@b", "a{b}",
+    "x.lockx", "refs/heads/x", "a.b", "#x", "-x", "a..b", "a b", "a~b", "a^b", "a:b", "a?b",
+    "a*b", "a[b", "a\\b", "a@{b", "@", "HEAD", "a/", "/a", "a//b", ".a", "a/.b", "a.",
+    "a.lock", "a.lock/b", "a/b.lock", "a\tb", "a\x7fb", "a/./b", "a/..",
+)  # fmt: skip
+
+
+def test_branch_names_are_checked_as_git_check_ref_format_does(tmp_path: Path) -> None:
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    for name in NAMES:
+        done = subprocess.run(
+            ["git", "check-ref-format", "--branch", name],
+            cwd=tmp_path,
+            capture_output=True,
+            check=False,
+        )
+        # git takes "@" as a branch name, but "@" means HEAD to every other git command.
+        git_says = done.returncode == 0 and done.stdout.decode().strip() == name and name != "@"
+        try:
+            ours = _branch(name) == name
+        except Invalid:
+            ours = False
+        assert ours == git_says, name
 
 
 async def test_pr_refuses_suggestions_whose_approval_no_longer_counts(tmp_path: Path) -> None:

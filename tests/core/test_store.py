@@ -1,4 +1,10 @@
-"""The SQLite store, on real files, on asyncio and trio."""
+"""The store suite: SQLite (real files) and PostgreSQL (a database per test), asyncio and trio.
+
+Every test that takes ``store`` or ``backend`` runs on both stores; what only one
+store has (SQLite's file settings, its migration from a file of version 1) takes
+``db_path`` and runs on SQLite alone. PostgreSQL's own tests (commit-order ids,
+concurrent migration) are in test_store_postgres.py.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +17,11 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
+import anyio.lowlevel
+import psycopg
 import pytest
 from anyio.abc import TaskGroup
 
@@ -35,7 +43,10 @@ from storykit.models import (
 )
 from storykit.store import Store
 from storykit.store._schema import MIGRATIONS, SCHEMA_VERSION
+from storykit.store.postgres import PostgresStore
 from storykit.store.sqlite import SqliteStore
+
+AnyStore = SqliteStore | PostgresStore
 
 pytestmark = pytest.mark.anyio
 
@@ -69,52 +80,156 @@ def db_path(tmp_path: Path) -> Path:
     return tmp_path / "data" / "storykit.db"
 
 
-@pytest.fixture
-async def store(db_path: Path) -> AsyncIterator[SqliteStore]:
-    async with SqliteStore(db_path) as store:
-        yield store
-
-
 def raw(db_path: Path) -> sqlite3.Connection:
     """A plain connection to the file, as another process would have."""
     return sqlite3.connect(db_path, isolation_level=None)
 
 
-@contextlib.contextmanager
-def write_lock_held(db_path: Path) -> Iterator[None]:
-    """Hold SQLite's write lock from another connection, so the store's writer waits."""
-    conn = raw(db_path)
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    finally:
-        conn.execute("COMMIT")
+class Backend(Protocol):
+    """One database, and what the tests do to it from outside the store."""
+
+    def new_store(self) -> AnyStore:
+        """A store on the database (another one stands for another process)."""
+
+    def write_lock_held(self) -> contextlib.AbstractContextManager[None]:
+        """Hold the lock every write transaction takes first, so the store's writer waits."""
+
+    def refuse_events(self, event_type: str) -> None:
+        """Make the database itself refuse to store events of this type (a trigger)."""
+
+    def set_schema_version(self, version: int) -> None: ...
+
+
+class SqliteBackend:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def new_store(self) -> SqliteStore:
+        return SqliteStore(self.path)
+
+    @contextlib.contextmanager
+    def write_lock_held(self) -> Iterator[None]:
+        conn = raw(self.path)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            conn.execute("COMMIT")
+            conn.close()
+
+    def refuse_events(self, event_type: str) -> None:
+        conn = raw(self.path)
+        conn.execute(
+            f"CREATE TRIGGER refuse BEFORE INSERT ON events WHEN NEW.type = '{event_type}'"
+            f" BEGIN SELECT RAISE(ABORT, '{event_type}'); END"
+        )
+        conn.close()
+
+    def set_schema_version(self, version: int) -> None:
+        conn = raw(self.path)
+        conn.execute("UPDATE schema_version SET version = ?", (version,))
         conn.close()
 
 
-async def queue_in_order(tg: TaskGroup, *calls: Callable[[], Coroutine[Any, Any, object]]) -> None:
+class PostgresBackend:
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def new_store(self) -> PostgresStore:
+        return PostgresStore(self.url)
+
+    @contextlib.contextmanager
+    def write_lock_held(self) -> Iterator[None]:
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            conn.execute("BEGIN")
+            conn.execute("SELECT last_id FROM event_counter WHERE id = 1 FOR UPDATE")
+            try:
+                yield
+            finally:
+                conn.execute("COMMIT")
+
+    def refuse_events(self, event_type: str) -> None:
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            conn.execute(
+                "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql"
+                f" AS $$ BEGIN RAISE EXCEPTION '{event_type}'; END $$"
+            )
+            conn.execute(
+                "CREATE TRIGGER refuse BEFORE INSERT ON events FOR EACH ROW"
+                f" WHEN (NEW.type = '{event_type}') EXECUTE FUNCTION refuse()"
+            )
+
+    def set_schema_version(self, version: int) -> None:
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            conn.execute("UPDATE schema_version SET version = %s", (version,))
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest, db_path: Path) -> Backend:
+    if request.param == "sqlite":
+        return SqliteBackend(db_path)
+    return PostgresBackend(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture
+async def store(backend: Backend) -> AsyncIterator[AnyStore]:
+    async with backend.new_store() as store:
+        yield store
+
+
+async def queue_in_order(
+    tg: TaskGroup, store: AnyStore, *calls: Callable[[], Coroutine[Any, Any, object]]
+) -> None:
     """Start each call once the previous one is blocked (queued): a known queue order.
 
     The first call is taken by the writer alone and blocks on the held write lock;
     the rest queue up behind it and so end up in one batch, in this order.
     """
     for call in calls:
-        tg.start_soon(call)
-        await anyio.wait_all_tasks_blocked()
+        if isinstance(store, SqliteStore):
+            tg.start_soon(call)
+            await anyio.wait_all_tasks_blocked()
+        else:
+            await start_and_see_it_queued(tg, store, call)
 
 
-async def test_is_a_store(store: SqliteStore) -> None:
+async def start_and_see_it_queued(
+    tg: TaskGroup, store: PostgresStore, call: Callable[[], Coroutine[Any, Any, object]]
+) -> None:
+    # psycopg's async waits wake every 0.1 s, so on asyncio wait_all_tasks_blocked
+    # may never see the writer settle: watch the writer's own counts instead.
+    writer = store._writer
+    before = writer.in_flight + writer.queued
+    tg.start_soon(call)
+    await until(lambda: writer.in_flight > 0 and writer.in_flight + writer.queued > before)
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Let other tasks run until ``condition()`` holds: a state the test awaits, not a time.
+
+    For states nothing signals (another component's counters, another database
+    session's locks); each turn is one checkpoint, never a sleep.
+    """
+    with anyio.fail_after(10):
+        while not condition():
+            await anyio.lowlevel.checkpoint()
+
+
+async def test_is_a_store(store: AnyStore) -> None:
     typed: Store = store  # mypy checks the protocol; this checks it at runtime
     assert await typed.ping()
 
 
-async def test_driver_matches_the_event_loop(store: SqliteStore, anyio_backend: str) -> None:
+async def test_driver_matches_the_event_loop(db_path: Path, anyio_backend: str) -> None:
     # aiosqlite on asyncio; on trio (where aiosqlite cannot run) anyio worker threads.
     expected = "_AiosqliteDriver" if anyio_backend == "asyncio" else "_ThreadDriver"
-    assert type(store._writer).__name__ == type(store._reader).__name__ == expected
+    async with SqliteStore(db_path) as store:
+        assert type(store._writer).__name__ == type(store._reader).__name__ == expected
 
 
-async def test_file_settings(store: SqliteStore, db_path: Path) -> None:
+async def test_file_settings(db_path: Path) -> None:
+    async with SqliteStore(db_path):
+        pass
     conn = raw(db_path)
     try:
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
@@ -123,7 +238,7 @@ async def test_file_settings(store: SqliteStore, db_path: Path) -> None:
         conn.close()
 
 
-async def test_suggestion_round_trip(store: SqliteStore) -> None:
+async def test_suggestion_round_trip(store: AnyStore) -> None:
     s = make_suggestion(
         risk=Risk.MEDIUM,
         findings=(Finding(rule="r", message="m", severity=Outcome.DENY, file="x.py", line=3),),
@@ -138,7 +253,7 @@ async def test_suggestion_round_trip(store: SqliteStore) -> None:
     assert await store.read_events() == [event]
 
 
-async def test_plan_and_policy_round_trip(store: SqliteStore) -> None:
+async def test_plan_and_policy_round_trip(store: AnyStore) -> None:
     p = make_plan(selected="all", selected_by="bob")
     assert await store.get_policy_config() is None
     config = {"regexes": [{"pattern": "eval\\(", "outcome": "deny"}], "allow": ["src/**"]}
@@ -149,14 +264,14 @@ async def test_plan_and_policy_round_trip(store: SqliteStore) -> None:
     assert await store.get_policy_config() == {"allow": []}
 
 
-async def test_missing_rows_raise_not_found(store: SqliteStore) -> None:
+async def test_missing_rows_raise_not_found(store: AnyStore) -> None:
     with pytest.raises(NotFound):
         await store.get_suggestion("sug_missing")
     with pytest.raises(NotFound):
         await store.get_plan("plan_missing")
 
 
-async def test_upsert_replaces(store: SqliteStore) -> None:
+async def test_upsert_replaces(store: AnyStore) -> None:
     s = make_suggestion()
     await store.write("suggest.submitted", {}, suggestions=[s])
     later = dataclasses.replace(s, status=Status.APPROVED, updated_at=s.updated_at + timedelta(1))
@@ -167,7 +282,7 @@ async def test_upsert_replaces(store: SqliteStore) -> None:
     }
 
 
-async def test_filters_and_keyset_pagination(store: SqliteStore) -> None:
+async def test_filters_and_keyset_pagination(store: AnyStore) -> None:
     suggestions = [
         make_suggestion(
             status=[Status.PENDING, Status.APPROVED, Status.BLOCKED][i % 3],
@@ -212,7 +327,7 @@ async def test_filters_and_keyset_pagination(store: SqliteStore) -> None:
     }
 
 
-async def test_plans_paginate_newest_first(store: SqliteStore) -> None:
+async def test_plans_paginate_newest_first(store: AnyStore) -> None:
     plans = [make_plan() for _ in range(7)]
     for p in plans:
         await store.write("plan.created", {"id": p.id}, plans=[p])
@@ -221,14 +336,14 @@ async def test_plans_paginate_newest_first(store: SqliteStore) -> None:
     assert first + await store.list_plans(after=first[-1].id) == newest_first
 
 
-async def test_bad_limit_is_invalid(store: SqliteStore) -> None:
+async def test_bad_limit_is_invalid(store: AnyStore) -> None:
     with pytest.raises(Invalid):
         await store.list_suggestions(limit=0)
     with pytest.raises(Invalid):
         await store.read_events(limit=-1)
 
 
-async def test_read_events_from_any_id(store: SqliteStore) -> None:
+async def test_read_events_from_any_id(store: AnyStore) -> None:
     written = [await store.write("e", {"n": n}) for n in range(10)]
     assert [e.id for e in written] == list(range(1, 11))
     assert await store.last_event_id() == 10
@@ -237,7 +352,7 @@ async def test_read_events_from_any_id(store: SqliteStore) -> None:
     assert await store.read_events(after=3, limit=2) == written[3:5]
 
 
-async def test_expect_mismatch_conflicts_and_writes_nothing(store: SqliteStore) -> None:
+async def test_expect_mismatch_conflicts_and_writes_nothing(store: AnyStore) -> None:
     s = make_suggestion()
     await store.write("suggest.submitted", {}, suggestions=[s])
     newer = dataclasses.replace(s, title="v2", updated_at=s.updated_at + timedelta(seconds=1))
@@ -265,7 +380,7 @@ async def test_expect_mismatch_conflicts_and_writes_nothing(store: SqliteStore) 
     assert await store.last_event_id() == 2
 
 
-async def test_concurrent_expects_on_one_row_let_exactly_one_win(store: SqliteStore) -> None:
+async def test_concurrent_expects_on_one_row_let_exactly_one_win(store: AnyStore) -> None:
     s = make_suggestion()
     await store.write("suggest.submitted", {}, suggestions=[s])
     outcomes: list[str] = []
@@ -288,7 +403,7 @@ async def test_concurrent_expects_on_one_row_let_exactly_one_win(store: SqliteSt
 
 
 async def test_expect_sees_earlier_writes_in_the_same_batch(
-    store: SqliteStore, db_path: Path
+    store: AnyStore, backend: Backend
 ) -> None:
     s = make_suggestion()
     await store.write("suggest.submitted", {}, suggestions=[s])
@@ -306,9 +421,10 @@ async def test_expect_sees_earlier_writes_in_the_same_batch(
 
     before = store.transactions
     async with anyio.create_task_group() as tg:
-        with write_lock_held(db_path):  # v3 builds on v2, right behind it in one batch
+        with backend.write_lock_held():  # v3 builds on v2, right behind it in one batch
             await queue_in_order(
                 tg,
+                store,
                 partial(store.write, "first", {}),
                 partial(write, "v2", v2, s),
                 partial(write, "v3", v3, v2),
@@ -319,7 +435,7 @@ async def test_expect_sees_earlier_writes_in_the_same_batch(
     assert (await store.get_suggestion(s.id)).title == "v3"
 
 
-async def test_bad_input_is_invalid_and_writes_nothing(store: SqliteStore) -> None:
+async def test_bad_input_is_invalid_and_writes_nothing(store: AnyStore) -> None:
     good = make_suggestion()
     bad_status = make_suggestion(status="bogus")
     with pytest.raises(Invalid):
@@ -337,15 +453,10 @@ async def test_bad_input_is_invalid_and_writes_nothing(store: SqliteStore) -> No
         await store.get_suggestion(good.id)
 
 
-async def test_write_failing_midway_leaves_nothing(store: SqliteStore, db_path: Path) -> None:
-    # The suggestion upsert succeeds, then the event insert fails inside SQLite:
+async def test_write_failing_midway_leaves_nothing(store: AnyStore, backend: Backend) -> None:
+    # The suggestion upsert succeeds, then the event insert fails inside the database:
     # its savepoint must take the suggestion with it, and only that write.
-    conn = raw(db_path)
-    conn.execute(
-        "CREATE TRIGGER boom BEFORE INSERT ON events WHEN NEW.type = 'boom'"
-        " BEGIN SELECT RAISE(ABORT, 'boom'); END"
-    )
-    conn.close()
+    backend.refuse_events("boom")
     doomed = make_suggestion()
     fine = [make_suggestion() for _ in range(5)]
     errors: list[Exception] = []
@@ -358,9 +469,10 @@ async def test_write_failing_midway_leaves_nothing(store: SqliteStore, db_path: 
 
     before = store.transactions
     async with anyio.create_task_group() as tg:
-        with write_lock_held(db_path):  # one batch: ok, ok, boom, ok, ok (after "first")
+        with backend.write_lock_held():  # one batch: ok, ok, boom, ok, ok (after "first")
             await queue_in_order(
                 tg,
+                store,
                 partial(store.write, "first", {}),
                 *[partial(write, "ok", s) for s in fine[:2]],
                 partial(write, "boom", doomed),
@@ -375,7 +487,7 @@ async def test_write_failing_midway_leaves_nothing(store: SqliteStore, db_path: 
         assert await store.get_suggestion(s.id) == s
     events = await store.read_events()
     assert [e.type for e in events] == ["first"] + ["ok"] * 5
-    assert [e.id for e in events] == sorted({e.id for e in events})
+    assert [e.id for e in events] == list(range(1, 7))  # no hole where "boom" was
 
     with pytest.raises(Invalid):  # and alone, not in a batch
         await store.write("boom", {}, suggestions=[doomed])
@@ -383,7 +495,7 @@ async def test_write_failing_midway_leaves_nothing(store: SqliteStore, db_path: 
         await store.get_suggestion(doomed.id)
 
 
-async def test_many_concurrent_writers_group_commit(store: SqliteStore) -> None:
+async def test_many_concurrent_writers_group_commit(store: AnyStore) -> None:
     tasks, per_task = 40, 10
     ids: dict[int, list[int]] = {n: [] for n in range(tasks)}
 
@@ -408,12 +520,12 @@ async def test_many_concurrent_writers_group_commit(store: SqliteStore) -> None:
     assert store.transactions < total  # writes really shared transactions
 
 
-async def test_two_stores_on_one_file(db_path: Path) -> None:
-    """Two instances stand for two processes (the server and the CLI)."""
-    async with SqliteStore(db_path) as a, SqliteStore(db_path) as b:
+async def test_two_stores_on_one_database(backend: Backend) -> None:
+    """Two instances stand for two processes (the server and the CLI, or two replicas)."""
+    async with backend.new_store() as a, backend.new_store() as b:
         got: dict[str, list[int]] = {"a": [], "b": []}
 
-        async def writer(name: str, store: SqliteStore) -> None:
+        async def writer(name: str, store: AnyStore) -> None:
             for i in range(30):
                 got[name].append((await store.write(name, {"i": i})).id)
 
@@ -463,41 +575,41 @@ async def test_migrates_an_older_database(db_path: Path) -> None:
         conn.close()
 
 
-async def test_refuses_a_newer_database(db_path: Path) -> None:
-    async with SqliteStore(db_path):
+async def test_refuses_a_newer_database(backend: Backend) -> None:
+    async with backend.new_store():
         pass
-    conn = raw(db_path)
-    conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION + 1,))
-    conn.close()
+    backend.set_schema_version(1000)
     with pytest.raises(StorykitError, match="newer"):
-        await SqliteStore(db_path).open()
+        await backend.new_store().open()
 
 
 async def test_cancelled_before_the_writer_takes_it_is_withdrawn(
-    store: SqliteStore, db_path: Path
+    store: AnyStore, backend: Backend
 ) -> None:
     async with anyio.create_task_group() as tg:
-        with write_lock_held(db_path):  # the writer is stuck on "first"
-            await queue_in_order(tg, partial(store.write, "first", {}))
+        with backend.write_lock_held():  # the writer is stuck on "first"
+            await queue_in_order(tg, store, partial(store.write, "first", {}))
             with anyio.CancelScope() as scope:
                 scope.cancel()
                 await store.write("withdrawn", {})
-            await queue_in_order(tg, partial(store.write, "kept", {}))
+            await queue_in_order(tg, store, partial(store.write, "kept", {}))
     assert [e.type for e in await store.read_events()] == ["first", "kept"]
 
 
-async def test_aclose_flushes_queued_writes(db_path: Path) -> None:
+async def test_aclose_flushes_queued_writes(backend: Backend) -> None:
+    started: list[int] = []
     done: list[int] = []
-    store = SqliteStore(db_path)
+    store = backend.new_store()
 
     async def write(n: int) -> None:
+        started.append(n)  # and queued: write() queues before its first await
         done.append((await store.write("w", {"n": n})).id)
 
     async with anyio.create_task_group() as tg:
         await store.open()  # inside the task group: open and aclose must nest like scopes
         for n in range(20):
             tg.start_soon(write, n)
-        await anyio.wait_all_tasks_blocked()  # all queued, most not yet written
+        await until(lambda: len(started) == 20)  # all queued, most not yet written
         await store.aclose()
     assert sorted(done) == list(range(1, 21))
     assert not await store.ping()

@@ -287,10 +287,12 @@ async def test_variants_identical_to_all_are_left_out(
     _, diff_of = repo_diff
     a = _suggestion("a", diff_of({"pkg/util.py": "def util():\n    return 2\n"}))
     b = _suggestion("b", diff_of({"pkg/core.py": _with("pkg/core.py", l1="one\n")}))
-    assert [v.key for v in await _planned([a, b])] == ["all"]
+    both = await _planned([a, b])
+    assert [(v.key, v.title) for v in both] == [("all", "All 2 suggestions in one branch")]
     risky = _suggestion("c", b.diff, Risk.HIGH)
     variants = await _planned([risky])
     assert [v.key for v in variants] == ["all"]  # no low-risk suggestion: no low-risk variant
+    assert variants[0].title == "1 suggestion in one branch"  # not "All 1 suggestions"
     assert variants[0].risk is Risk.HIGH
     assert await _planned([]) == []
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -10,7 +11,8 @@ import pytest
 
 import storykit_plugins.pr_dryrun as pr_dryrun_module
 from storykit.backends import PRRequest
-from storykit.models import Variant
+from storykit.errors import BackendError, Conflict, Invalid
+from storykit.models import Suggestion, Variant
 from storykit.plugins import Registry, get_plugin_manager
 from storykit.settings import Settings
 from storykit_plugins.pr_dryrun import DryRunBackend
@@ -125,29 +127,114 @@ async def test_detail_levels_grade_the_operations(
 
 
 @anyio
-async def test_failed_checks_are_reported_not_raised(
+async def test_a_diff_that_does_not_apply_fails_the_dry_run_with_gits_reason(
     repo_make: Callable[..., Path], tmp_path: Path, git_cmd: Git
 ) -> None:
     repo = repo_make(FILES)
-    git_cmd(repo, "branch", "taken")
+    work = tmp_path / "w"
+    base = git_cmd(repo, "rev-parse", "main").strip()
     stale = DIFF.replace("-x = 1", "-x = 99")
-    result = await DryRunBackend().open(_request(repo, tmp_path / "w", stale, branch="taken"))
-    checks = [op for op in result.operations if op.startswith("# check")]
-    assert checks[0] == "# check failed: branch 'taken' already exists"
-    assert checks[1].startswith("# check failed: the diff does not apply to ")
-    assert "lib/a.py" in checks[1]
-    assert result.diff == stale
-
-    bad = await DryRunBackend().open(_request(repo, tmp_path / "w", branch="no..dots"))
-    assert any("not a valid branch name" in op for op in bad.operations)
-    empty = await DryRunBackend().open(_request(repo, tmp_path / "w", ""))
-    assert "# check failed: the variant has no changes to commit" in empty.operations
+    good = Suggestion(
+        id="s2",
+        source="t",
+        agent="a",
+        title="t",
+        diff=DIFF.split("diff --git a/b.py")[0],
+        diff_hash="x",
+        files=(),
+    )
+    bad = dataclasses.replace(good, id="s1", diff=stale)
+    request = dataclasses.replace(_request(repo, work, stale), suggestions=(bad, good))
+    with pytest.raises(Conflict) as caught:
+        await DryRunBackend().open(request)
+    detail = caught.value.detail
+    assert detail.startswith(
+        f"the diff of variant 'dir:lib' does not apply to main ({base[:12]}): "
+    )
+    assert "lib/a.py" in detail  # git's reason
+    assert "s1 does not apply on its own" in detail and "s2" not in detail
+    assert "revision made against main" in detail and "new plan" in detail
+    assert list(work.iterdir()) == []
 
 
 @anyio
-async def test_outside_a_repository_the_preview_still_comes_back(tmp_path: Path) -> None:
+async def test_what_a_real_run_would_refuse_fails_the_dry_run_too(
+    repo_make: Callable[..., Path], tmp_path: Path
+) -> None:
+    repo = repo_make(FILES)
+    work = tmp_path / "w"
+    with pytest.raises(Invalid, match="not a valid branch name"):
+        await DryRunBackend().open(_request(repo, work, branch="no..dots"))
+    with pytest.raises(Invalid, match="no changes to commit"):
+        await DryRunBackend().open(_request(repo, work, ""))
+    with pytest.raises(Invalid, match="does not name a commit"):
+        await DryRunBackend().open(dataclasses.replace(_request(repo, work), base_ref="nope"))
     plain = tmp_path / "not-a-repo"
     plain.mkdir()
-    result = await DryRunBackend().open(_request(plain, tmp_path / "w"))
-    assert result.diff == DIFF
-    assert any("is not a git repository" in op for op in result.operations)
+    with pytest.raises(BackendError, match="is not a git repository"):
+        await DryRunBackend().open(_request(plain, work))
+
+
+@anyio
+async def test_a_diff_made_on_an_older_commit_applies_as_the_real_run_merges_it(
+    repo_make: Callable[..., Path],
+    tmp_path: Path,
+    git_cmd: Git,
+    repo_snapshot: Callable[[Path], dict[str, str]],
+) -> None:
+    # A plain `git apply --check` refuses this diff (a line was added above its hunk at
+    # the top of the file), but `git apply --3way`, as the git and forge backends run
+    # it, merges it cleanly: the dry run must agree with them.
+    repo = repo_make(FILES)
+    (repo / "lib" / "a.py").write_text("x = 1\ny = 20\n")
+    old_diff = git_cmd(repo, "diff")
+    git_cmd(repo, "checkout", "--", "lib/a.py")
+    (repo / "lib" / "a.py").write_text("import os\nx = 1\ny = 2\n")
+    git_cmd(repo, "commit", "-qam", "an import")
+    with pytest.raises(AssertionError, match=r"patch failed: lib/a\.py:1"):
+        git_cmd(repo, "apply", "--check", "-", input=old_diff.encode())
+    objects = git_cmd(repo, "count-objects", "-v")
+    before = repo_snapshot(repo)
+    result = await DryRunBackend().open(_request(repo, tmp_path / "w", old_diff))
+    base = git_cmd(repo, "rev-parse", "main").strip()
+    assert f"# check: the diff applies cleanly to {base[:12]}" in result.operations
+    assert repo_snapshot(repo) == before
+    assert git_cmd(repo, "count-objects", "-v") == objects  # the merge wrote no object here
+
+
+@anyio
+async def test_a_base_given_as_a_commit_id_is_shown_once(
+    repo_make: Callable[..., Path], tmp_path: Path, git_cmd: Git
+) -> None:
+    repo = repo_make(FILES)
+    base = git_cmd(repo, "rev-parse", "main").strip()
+    request = dataclasses.replace(_request(repo, tmp_path / "w"), base_ref=base)
+    result = await DryRunBackend().open(request)
+    assert result.operations[0] == f"# base: {base}"
+    short = dataclasses.replace(request, base_ref=base[:10])
+    assert (await DryRunBackend().open(short)).operations[0] == f"# base: {base}"
+
+
+@anyio
+async def test_a_taken_default_branch_name_gets_a_suffix_and_says_so(
+    repo_make: Callable[..., Path], tmp_path: Path, git_cmd: Git
+) -> None:
+    repo = repo_make(FILES)
+    git_cmd(repo, "branch", "sk/one")
+    git_cmd(repo, "branch", "sk/one-2")
+    result = await DryRunBackend().open(_request(repo, tmp_path / "w"))
+    assert result.branch == "sk/one-3"
+    assert "# branch: sk/one-3 (new; sk/one and sk/one-2 already exist)" in result.operations
+    assert any(op.endswith("branch --no-track -- sk/one-3 HEAD") for op in result.operations)
+
+
+@anyio
+async def test_a_branch_name_the_caller_chose_is_used_exactly_or_refused(
+    repo_make: Callable[..., Path], tmp_path: Path, git_cmd: Git
+) -> None:
+    repo = repo_make(FILES)
+    chosen = dataclasses.replace(_request(repo, tmp_path / "w"), branch_given=True)
+    assert (await DryRunBackend().open(chosen)).branch == "sk/one"
+    git_cmd(repo, "branch", "sk/one")
+    with pytest.raises(Conflict, match=r"branch 'sk/one' already exists; choose another name"):
+        await DryRunBackend().open(chosen)

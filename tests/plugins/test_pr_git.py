@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -211,24 +212,48 @@ async def test_a_diff_that_does_not_apply_is_a_conflict_and_leaves_nothing(
     work = tmp_path / "work"
     stale = EDIT.replace("-    return os.name", "-    return os.getcwd()")
     before = repo_snapshot(repo_dirty)
-    with pytest.raises(Conflict, match=r"does not apply to main \([0-9a-f]{12}\): .*app/main.py"):
+    with pytest.raises(
+        Conflict, match=r"does not apply to main \([0-9a-f]{12}\): .*app/main.py"
+    ) as caught:
         await GitBackend().open(_request(repo_dirty, work, stale))
+    # Each suggestion applies on its own here, so the advice is about the combination.
+    assert caught.value.detail.endswith(
+        "; revise the suggestions against main, or make a new plan without some of them"
+    )
     assert repo_snapshot(repo_dirty) == before  # includes the worktree list
     assert git_cmd(repo_dirty, "branch", "--list") == "* main\n"
     assert list(work.iterdir()) == []
 
 
 @anyio
-async def test_an_existing_branch_is_refused(
+async def test_an_existing_branch_the_caller_chose_is_refused(
     repo_make: Callable[..., Path], tmp_path: Path, git_cmd: Git, repo_snapshot: Snapshot
 ) -> None:
     repo = repo_make(FILES)
     git_cmd(repo, "branch", "storykit/tidy")
     before = repo_snapshot(repo)
-    with pytest.raises(Conflict, match="already exists"):
-        await GitBackend().open(_request(repo, tmp_path / "work", EDIT))
+    request = dataclasses.replace(_request(repo, tmp_path / "work", EDIT), branch_given=True)
+    with pytest.raises(Conflict, match="already exists; choose another name"):
+        await GitBackend().open(request)
     assert repo_snapshot(repo) == before
     assert git_cmd(repo, "rev-parse", "storykit/tidy") == git_cmd(repo, "rev-parse", "main")
+
+
+@anyio
+async def test_a_taken_default_name_gets_the_first_free_suffix(
+    repo_make: Callable[..., Path], tmp_path: Path, git_cmd: Git
+) -> None:
+    repo = repo_make(FILES)
+    git_cmd(repo, "branch", "storykit/tidy")
+    git_cmd(repo, "branch", "storykit/tidy-3")  # not in the way of -2
+    git_cmd(repo, "branch", "storykit/tidy-x")
+    result = await GitBackend().open(_request(repo, tmp_path / "work", EDIT))
+    assert result.branch == "storykit/tidy-2"
+    assert result.operations[0] == "# branch storykit/tidy-2 (storykit/tidy already exists)"
+    assert result.commit == git_cmd(repo, "rev-parse", "storykit/tidy-2").strip()
+    assert git_cmd(repo, "rev-parse", "storykit/tidy") == git_cmd(repo, "rev-parse", "main")
+    again = await GitBackend().open(_request(repo, tmp_path / "work", EDIT))
+    assert again.branch == "storykit/tidy-4"
 
 
 @anyio

@@ -15,11 +15,12 @@ import pytest
 import storykit_plugins.ruff_source as ruff_source
 from storykit.backends import Draft, GenerateRequest, PreReviewer, SuggestionSource
 from storykit.diffs import parse_diff
-from storykit.errors import BackendError, Invalid
+from storykit.errors import BackendError, Conflict, Invalid
 from storykit.gitdiff import Edit, Lines, apply_edits, file_diff, header
-from storykit.models import Outcome
+from storykit.models import Outcome, Status
 from storykit.plugins import Registry, get_plugin_manager
 from storykit.settings import Settings
+from storykit.testing import AGENT, REVIEWER, open_core
 from storykit_plugins._git import TreeEntry
 from storykit_plugins.ruff_source import RuffSource
 
@@ -327,18 +328,70 @@ async def test_pre_review_of_a_new_file_and_a_syntax_error(repo_make: Callable[.
 
 
 @anyio
-async def test_pre_review_says_when_it_could_not_check(repo_make: Callable[..., Path]) -> None:
-    repo = repo_make({"a.py": "x = 1\n"})
+async def test_a_diff_that_does_not_apply_to_its_base_is_denied(
+    repo_make: Callable[..., Path], git_cmd: Callable[..., str]
+) -> None:
+    repo = repo_make({"a.py": "x = 1\n", "README.md": "the\n"})
+    head = git_cmd(repo, "rev-parse", "HEAD").strip()
     stale = "--- a/a.py\n+++ b/a.py\n@@ -1 +1 @@\n-x = 2\n+x = 3\n"
-    findings = await RuffSource().pre_review(repo, Draft(title="t", diff=stale))
-    assert [f.rule for f in findings] == ["ruff:not-applied"]
-    assert "does not apply" in findings[0].message
+    typo = "--- a/README.md\n+++ b/README.md\n@@ -1 +1 @@\n-teh\n+the\n"  # not Python
+    for diff, path in ((stale, "a.py"), (typo, "README.md")):
+        findings = await RuffSource().pre_review(repo, Draft(title="t", diff=diff))
+        assert [(f.rule, f.severity) for f in findings] == [("diff:does-not-apply", Outcome.DENY)]
+        message = findings[0].message
+        assert message.startswith(f"the diff does not apply to HEAD ({head[:12]}): ")
+        assert f"patch failed: {path}:1" in message  # git's reason
+        assert message.endswith(
+            "make it against HEAD, or set base_ref to the commit it was made on"
+        )
+    fine = "--- a/README.md\n+++ b/README.md\n@@ -1 +1 @@\n-the\n+The\n"
+    assert await RuffSource().pre_review(repo, Draft(title="t", diff=fine)) == []
+
+
+@anyio
+async def test_the_core_blocks_it_and_a_revision_that_applies_unblocks_it(
+    repo_make: Callable[..., Path], tmp_path: Path
+) -> None:
+    repo = repo_make({"README.md": "the\n"})
+    typo = "--- a/README.md\n+++ b/README.md\n@@ -1 +1 @@\n-teh\n+the\n"
+    fine = "--- a/README.md\n+++ b/README.md\n@@ -1 +1 @@\n-the\n+The\n"
+    env = {"REPO_PATH": str(repo)}
+    async with open_core(tmp_path, plugins={"ruff": ruff_source}, env=env) as core:
+        s = await core.submit(AGENT, title="Fix a typo", diff=typo)
+        assert s.status is Status.BLOCKED
+        assert [(f.rule, f.policy) for f in s.findings] == [("diff:does-not-apply", "ruff")]
+        with pytest.raises(Conflict, match="blocked by policy"):
+            await core.review(REVIEWER, s.id, action="approve")
+        await core.review(REVIEWER, s.id, action="revise", comment="make it against HEAD")
+        fixed = await core.revise(AGENT, s.id, diff=fine)
+        assert (fixed.status, fixed.findings) == (Status.PENDING, ())
+        assert (await core.review(REVIEWER, s.id, action="approve")).status is Status.APPROVED
+
+
+@anyio
+async def test_pre_review_says_when_it_could_not_check(
+    repo_make: Callable[..., Path], tmp_path: Path
+) -> None:
+    repo = repo_make({"a.py": "x = 1\n"})
+    python = "--- a/a.py\n+++ b/a.py\n@@ -1 +1 @@\n-x = 1\n+x = 3\n"
+    text = "--- a/notes.txt\n+++ b/notes.txt\n@@ -0,0 +1 @@\n+hello\n"
     unknown = await RuffSource().pre_review(
-        repo, Draft(title="t", diff=stale, base_ref="no-such-branch")
+        repo, Draft(title="t", diff=python, base_ref="no-such-branch")
     )
-    assert [f.rule for f in unknown] == ["ruff:skipped"]
-    text_only = "--- a/notes.txt\n+++ b/notes.txt\n@@ -0,0 +1 @@\n+hello\n"
-    assert await RuffSource().pre_review(repo, Draft(title="t", diff=text_only)) == []
+    assert [(f.rule, f.severity) for f in unknown] == [
+        ("diff:unchecked", Outcome.WARN),
+        ("ruff:skipped", Outcome.WARN),
+    ]
+    assert "'no-such-branch' does not name a commit" in unknown[0].message
+    plain = tmp_path / "not-a-repo"  # REPO_PATH that is no git repository
+    plain.mkdir()
+    outside = await RuffSource().pre_review(plain, Draft(title="t", diff=python))
+    assert [f.rule for f in outside] == ["diff:unchecked", "ruff:skipped"]
+    assert all("is not a git repository" in f.message for f in outside)
+    assert all(f.severity is Outcome.WARN for f in outside)
+    missing = await RuffSource().pre_review(tmp_path / "gone", Draft(title="t", diff=text))
+    assert [f.rule for f in missing] == ["diff:unchecked"]  # no Python file: ruff has no say
+    assert "is not a directory" in missing[0].message
 
 
 # -- the diff writer -----------------------------------------------------------------------

@@ -6,6 +6,7 @@ import contextlib
 import json
 import logging
 import re
+import subprocess
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ from quart import Quart
 from quart.typing import TestClientProtocol as Client
 from realserver import ADMIN_KEY, AGENT_KEY, KEYS, OTHER_KEY, REVIEWER_KEY
 
+import storykit_plugins.planner as planner
+import storykit_plugins.pr_dryrun as pr_dryrun
 from storykit.backends import PRRequest
 from storykit.hookspecs import hookimpl
 from storykit.models import Plan, PolicyDecision, PRResult, Risk, Suggestion, Variant
@@ -382,6 +385,72 @@ async def test_refine_without_a_refiner_says_how_to_configure(client: Client) ->
     r = await client.post("/suggest/llm", headers=as_(REVIEWER_KEY), json={"id": sid})
     body = await problem(r, 503)
     assert "STORYKIT_LLM_BASE_URL" in body["detail"]
+
+
+# -- PRs: real runs, branch names, diffs that do not apply ---------------------------------
+
+
+async def _approved_plan(client: Client, diff: str = DIFF) -> str:
+    r = await client.post("/suggestions", headers=as_(AGENT_KEY), json={"title": "t", "diff": diff})
+    await _approve(client, (await r.get_json())["id"])
+    r = await client.post("/plan", headers=as_(REVIEWER_KEY), json={"goal": "g"})
+    return str((await r.get_json())["id"])
+
+
+async def test_a_real_run_without_a_real_pr_backend_is_refused(client: Client) -> None:
+    plan_id = await _approved_plan(client)
+    plugins = await (await client.get("/plugins", headers=as_(AGENT_KEY))).get_json()
+    assert plugins["pr_backend"] == "dry-run"  # the dashboard offers no real run then
+    body = {"plan_id": plan_id, "variant": "all", "dry_run": False}
+    r = await client.post("/dev/pr-from-plan", headers=as_(REVIEWER_KEY), json=body)
+    detail = (await problem(r, 503))["detail"]
+    assert detail.startswith("a real run needs a real PR backend: set PR_BACKEND=git")
+    r = await client.get("/events/log?after=0", headers=as_(AGENT_KEY))
+    assert not any(e["type"].startswith("pr.") for e in (await r.get_json())["items"])
+
+
+async def test_the_branch_can_be_named_and_is_validated(client: Client) -> None:
+    plan_id = await _approved_plan(client)
+    body = {"plan_id": plan_id, "variant": "all", "branch": "fix/tidy-imports"}
+    r = await client.post("/dev/pr-from-plan", headers=as_(REVIEWER_KEY), json=body)
+    assert (await r.get_json())["branch"] == "fix/tidy-imports"
+    for bad in ("a..b", "-x", "has space", "x.lock"):
+        r = await client.post(
+            "/dev/pr-from-plan", headers=as_(REVIEWER_KEY), json=body | {"branch": bad}
+        )
+        assert "not a valid git branch name" in (await problem(r, 422))["detail"]
+    r = await client.post("/dev/pr-from-plan", headers=as_(REVIEWER_KEY), json=body | {"branch": 7})
+    assert "branch" in (await problem(r, 422))["detail"]
+
+
+def _git_repo(path: Path) -> Path:
+    path.mkdir()
+    (path / "README.md").write_text("hello\n", encoding="utf-8")
+    ident = ["-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+    for args in (["init", "-q"], ["add", "-A"], [*ident, "commit", "-qm", "init"]):
+        subprocess.run(["git", "-C", str(path), *args], check=True, capture_output=True)
+    return path
+
+
+async def test_a_dry_run_of_a_diff_that_does_not_apply_is_a_409(tmp_path: Path) -> None:
+    git_repo = _git_repo(tmp_path / "repo")
+    pm = get_plugin_manager(load_entrypoints=False)
+    pm.register(pr_dryrun, name="dry-run")
+    pm.register(planner, name="planner")
+    env = {"API_TOKENS": KEYS, "RATE_LIMIT_RPS": "1000", "REPO_PATH": str(git_repo)}
+    app = create_app(make_settings(tmp_path, env), plugin_manager=pm)
+    async with app.test_app() as test_app:
+        client = test_app.test_client()
+        typo = make_diff("README.md", "teh\n", "the\n")  # README.md says "hello"
+        plan_id = await _approved_plan(client, typo)
+        body = {"plan_id": plan_id, "variant": "all"}
+        r = await client.post("/dev/pr-from-plan", headers=as_(REVIEWER_KEY), json=body)
+        detail = (await problem(r, 409))["detail"]
+        assert "the diff of variant 'all' does not apply to HEAD" in detail
+        assert "patch failed: README.md:1" in detail  # git's reason
+        assert "ask its proposer for a revision made against HEAD" in detail
+        r = await client.get("/events/log?after=0", headers=as_(AGENT_KEY))
+        assert "pr.dry_run" not in [e["type"] for e in (await r.get_json())["items"]]
 
 
 # -- auth and roles -------------------------------------------------------------------

@@ -127,23 +127,40 @@ def select(g: Globals, plan_id: str, variant: str, as_json: bool) -> None:
     "--dry-run/--no-dry-run",
     default=True,
     show_default=True,
-    help="Only say what would be done. --no-dry-run uses the PR_BACKEND setting.",
+    help="Only say what would be done. --no-dry-run uses the PR_BACKEND setting"
+    " (git, github or gitlab; refused while it is dry-run).",
+)
+@click.option(
+    "--branch",
+    "-b",
+    metavar="NAME",
+    help="The branch to create, used exactly (refused if it exists)"
+    " [default: storykit/<plan>-<variant>, with -2, -3, … added when that is taken].",
 )
 @json_option
 @pass_globals
-def pr(g: Globals, plan_id: str, variant: str | None, dry_run: bool, as_json: bool) -> None:
+def pr(
+    g: Globals,
+    plan_id: str,
+    variant: str | None,
+    dry_run: bool,
+    branch: str | None,
+    as_json: bool,
+) -> None:
     """Turn a plan's variant into a branch or pull request (a dry run by default).
 
     A dry run prints the branch name and the exact diff it would commit, and
-    changes nothing. Your working tree is never touched either way.
+    changes nothing; it fails, as the real run would, when the diff does not
+    apply to its base. Your working tree is never touched either way.
 
     \b
     Examples:
       storykit pr plan_01J…
       storykit pr plan_01J… --variant low-risk
-      storykit pr plan_01J… --no-dry-run
+      storykit pr plan_01J… --branch fix/tidy-imports
+      PR_BACKEND=git storykit pr plan_01J… --no-dry-run
     """
     from storykit_cli import render
 
-    data = run(g, lambda c: c.open_pr(plan_id, variant=variant, dry_run=dry_run))
+    data = run(g, lambda c: c.open_pr(plan_id, variant=variant, dry_run=dry_run, branch=branch))
     output(data, as_json, render.pr_result)

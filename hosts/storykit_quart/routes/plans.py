@@ -61,5 +61,7 @@ async def select(plan_id: str, data: SelectBody) -> Reply:
 @validate_request(PRBody)
 async def pr_from_plan(data: PRBody) -> Reply:
     """Turn a variant into a branch or PR. ``dry_run`` (the default) says what it would do."""
-    result = await core().open_pr(actor(), data.plan_id, variant=data.variant, dry_run=data.dry_run)
+    result = await core().open_pr(
+        actor(), data.plan_id, variant=data.variant, dry_run=data.dry_run, branch=data.branch
+    )
     return to_dict(result)

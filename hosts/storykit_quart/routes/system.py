@@ -44,12 +44,14 @@ async def metrics() -> Response:
 @tag(["system"])
 @requires(Role.AGENT)
 async def plugins() -> dict[str, Any]:
-    """Loaded plugins, the hooks each implements, and recent plugin errors."""
+    """Loaded plugins, the hooks each implements, recent plugin errors, and the PR backend
+    a real run uses."""
     registry = core().registry
     return {
         "version": storykit.__version__,
         "plugins": core().plugins(),
         "errors": [to_dict(f) for f in reversed(registry.failures)],
+        "pr_backend": core().settings.pr_backend,
     }
 
 

@@ -127,8 +127,8 @@ export class Api {
   select(planId, variant) {
     return this.post(`/plans/${encodeURIComponent(planId)}/select`, { variant });
   }
-  openPr(planId, variant, dryRun) {
-    return this.post("/dev/pr-from-plan", { plan_id: planId, variant, dry_run: dryRun });
+  openPr(planId, variant, dryRun, branch = null) {
+    return this.post("/dev/pr-from-plan", { plan_id: planId, variant, dry_run: dryRun, branch });
   }
   policies() {
     return this.get("/policies");

@@ -12,9 +12,14 @@ export class PrPanel {
     this.mode = prefs.get("diffMode", "unified");
     this.result = null;
     this.variant = h("select", { name: "variant" });
+    this.branch = h("input", { type: "text", name: "branch", autocomplete: "off", spellcheck: false,
+      placeholder: "storykit/<plan>-<variant>" });
     this.dryRun = h("input", { type: "checkbox", name: "dry_run", checked: true });
-    this.warning = h("p", { class: "notice warn", hidden: true },
-      "This is not a dry run: the server's PR backend (PR_BACKEND) will create a branch or a pull request.");
+    this.warning = h("p", { class: "notice warn", hidden: true });
+    // Shown instead of offering a real run the server would refuse (PR_BACKEND=dry-run).
+    this.previewOnly = h("p", { class: "notice small preview-only", hidden: true },
+      "Real runs are off: this server's PR_BACKEND is dry-run, which only previews. To create branches, "
+      + "set PR_BACKEND=git (a local branch) or github/gitlab (a pull request) and restart the server.");
     this.button = h("button", { type: "submit", class: "primary" }, "Preview PR (dry run)");
     this.error = h("p", { class: "form-error", role: "alert", hidden: true });
     this.output = h("div", { class: "pr-output", "aria-live": "polite" });
@@ -23,8 +28,11 @@ export class PrPanel {
     this.variant.addEventListener("change", () => (this._touched = true));
     const form = h("form", { class: "pr-form" },
       field("Variant", this.variant)[0],
+      field("Branch (optional)", this.branch,
+        "Used exactly, and refused if it exists. Empty: storykit's name, with -2, -3, … added when it is taken.")[0],
       h("label", { class: "check" }, this.dryRun,
         h("span", {}, h("strong", {}, "Dry run"), " — show the branch, operations and diff; change nothing")),
+      this.previewOnly,
       this.warning,
       h("div", { class: "actions" }, this.button),
       this.error);
@@ -43,11 +51,25 @@ export class PrPanel {
     clear(this.variant, plan.variants.map((v) => h("option", { value: v.key, selected: v.key === current },
       `${v.title}${v.key === plan.selected ? " (selected)" : ""}`)));
     if (plan.selected && !this._touched) this.variant.value = plan.selected;
+    this.syncButton();
     this.renderHistory();
   }
 
+  /** The PR backend a real run uses (PR_BACKEND), when the server said; null if unknown. */
+  realBackend() {
+    const plugins = this.app.plugins;
+    return plugins && typeof plugins.pr_backend === "string" ? plugins.pr_backend : null;
+  }
+
   syncButton() {
+    const backend = this.realBackend();
+    const previewOnly = backend === "dry-run";
+    if (previewOnly) this.dryRun.checked = true;
+    this.dryRun.disabled = previewOnly;
+    this.previewOnly.hidden = !previewOnly;
     const dry = this.dryRun.checked;
+    this.warning.textContent = `This is not a dry run: the server's PR backend (PR_BACKEND${backend ? `=${backend}` : ""}) `
+      + "will create a branch or a pull request.";
     this.button.textContent = dry ? "Preview PR (dry run)" : "Create branch / PR";
     this.button.classList.toggle("danger", !dry);
     this.button.classList.toggle("primary", dry);
@@ -56,12 +78,17 @@ export class PrPanel {
 
   async open() {
     inlineError(this.error, null);
+    const branch = this.branch.value.trim() || null;
     try {
-      const result = await this.app.api.openPr(this.plan.id, this.variant.value, this.dryRun.checked);
+      const result = await this.app.api.openPr(this.plan.id, this.variant.value, this.dryRun.checked, branch);
       this.result = result;
       notify(result.dry_run ? "Dry run finished" : "Branch created", result.url || result.branch);
       this.renderResult();
     } catch (err) {
+      // A failed run (a diff that does not apply, a refused real run) must not leave an
+      // earlier "nothing was changed" result on screen as if it were this one's.
+      this.result = null;
+      clear(this.output);
       inlineError(this.error, err);
     }
   }

@@ -1,0 +1,120 @@
+"""The PostgreSQL schema, as an ordered list of migrations.
+
+The same shape as the SQLite schema (:mod:`._schema`), so both stores answer
+alike: ``schema_version`` holds how many steps of :data:`MIGRATIONS` the database
+has had, and :func:`migrate` applies the missing ones in one transaction (DDL is
+transactional in PostgreSQL: a failing step leaves the database as it was).
+Several replicas may start at once: each takes one advisory lock first, so they
+migrate one after the other and every one after the first finds nothing to do.
+Steps are append-only: never edit a released one, add a new one.
+
+Choices (docs/decisions/0008-postgres-ids-and-driver.md):
+
+- documents are ``text``, not ``jsonb``: what storykit wrote is what it reads
+  back, byte for byte (key order kept, ``\\u0000`` accepted, no re-encoding), and
+  no query looks inside a document; the columns beside it are copies of the
+  fields queries filter on.
+- ids are ``COLLATE "C"``: byte order, as SQLite compares, so keyset pages and
+  "newest first" are the same on both stores whatever the database's locale.
+- event ids come from ``event_counter``, a one-row table each write transaction
+  locks, never from a sequence: ids become visible in commit order, with no holes.
+"""
+
+from __future__ import annotations
+
+from storykit.errors import StorykitError
+from storykit.store._driver import Driver
+from storykit.store._pg_driver import rollback
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "migrate"]
+
+# pg_advisory_xact_lock key: "storykit" as a big-endian 64-bit integer. Advisory
+# locks are per database, so stores on other databases never wait for this one.
+LOCK_KEY = int.from_bytes(b"storykit", "big")
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    # 1: the tables. Each row keeps the full JSON document from ``to_dict``; the
+    # other columns are copies of its fields that queries filter on.
+    (
+        """CREATE TABLE suggestions (
+            id text COLLATE "C" PRIMARY KEY,
+            status text NOT NULL,
+            source text NOT NULL,
+            agent text NOT NULL,
+            risk text NOT NULL,
+            created_at timestamptz NOT NULL,
+            updated_at timestamptz NOT NULL,
+            doc text NOT NULL
+        )""",
+        """CREATE TABLE plans (
+            id text COLLATE "C" PRIMARY KEY,
+            created_at timestamptz NOT NULL,
+            updated_at timestamptz NOT NULL,
+            doc text NOT NULL
+        )""",
+        """CREATE TABLE policy_config (
+            id integer PRIMARY KEY CHECK (id = 1),
+            updated_at timestamptz NOT NULL,
+            doc text NOT NULL
+        )""",
+        # No default: the writer numbers events from event_counter.
+        """CREATE TABLE events (
+            id bigint PRIMARY KEY,
+            type text NOT NULL,
+            at timestamptz NOT NULL,
+            data text NOT NULL
+        )""",
+        # The last event id handed out. Every write transaction locks this row
+        # first (SELECT … FOR UPDATE) and holds it to COMMIT, so transactions take
+        # ids one after the other and commit in that order: a reader can never see
+        # id n+1 while n is still to come (a sequence would allow exactly that).
+        """CREATE TABLE event_counter (
+            id integer PRIMARY KEY CHECK (id = 1),
+            last_id bigint NOT NULL
+        )""",
+        "INSERT INTO event_counter (id, last_id) VALUES (1, 0)",
+    ),
+    # 2: indexes for the list filters; each ends in id for newest-first keyset pages.
+    (
+        "CREATE INDEX suggestions_status ON suggestions (status, id)",
+        "CREATE INDEX suggestions_source ON suggestions (source, id)",
+        "CREATE INDEX suggestions_agent ON suggestions (agent, id)",
+        "CREATE INDEX suggestions_risk ON suggestions (risk, id)",
+    ),
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+async def migrate(db: Driver) -> int:
+    """Bring the database to :data:`SCHEMA_VERSION`; return the version it had before."""
+    await db.execute("BEGIN")
+    try:
+        # Before anything else, held to COMMIT: a second replica waits here, then
+        # finds the tables made and the version current.
+        await db.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+        await db.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version ("
+            " id integer PRIMARY KEY CHECK (id = 1), version integer NOT NULL)"
+        )
+        rows = await db.execute("SELECT version FROM schema_version WHERE id = 1")
+        found = int(rows[0][0]) if rows else 0
+        if found > SCHEMA_VERSION:
+            raise StorykitError(
+                f"the database has schema version {found}, newer than this storykit "
+                f"understands ({SCHEMA_VERSION}); upgrade storykit"
+            )
+        for step in MIGRATIONS[found:]:
+            for statement in step:
+                await db.execute(statement)
+        if found != SCHEMA_VERSION:
+            await db.execute(
+                "INSERT INTO schema_version (id, version) VALUES (1, %s)"
+                " ON CONFLICT (id) DO UPDATE SET version = excluded.version",
+                (SCHEMA_VERSION,),
+            )
+        await db.execute("COMMIT")
+    except BaseException:
+        await rollback(db)
+        raise
+    return found

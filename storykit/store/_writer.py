@@ -1,0 +1,124 @@
+"""The queue of pending writes and the one task that group-commits them.
+
+Every :meth:`~storykit.store.Store.write` is queued here; one writer task takes
+everything queued (up to ``max_batch``), hands it to ``commit`` as one batch, and
+wakes each caller with its event or its error. Under load many writes share one
+transaction, which is what makes appending events cheap.
+
+This is the write loop :class:`~storykit.store.sqlite.SqliteStore` has inline,
+lifted out so that the PostgreSQL store runs the very same one, with two
+additions: an ``idle`` hook (the PostgreSQL writer gives its connection back to
+the pool when writes stop) and the ``queued``/``in_flight`` counts. The SQLite
+store can switch to it without any change in behaviour.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Awaitable, Callable, Sequence
+
+import anyio
+import anyio.lowlevel
+
+from storykit.models import Event
+from storykit.store._batch import PendingWrite
+
+__all__ = ["GroupWriter"]
+
+Commit = Callable[[Sequence[PendingWrite]], Awaitable[bool]]
+"""Runs a batch in one transaction, sets each write's ``event`` or ``error``, never
+raises, and returns whether a transaction was committed."""
+Idle = Callable[[], Awaitable[None]]
+"""Called (shielded, never raising) each time the queue runs dry."""
+
+
+class GroupWriter:
+    """Callers :meth:`submit`; :meth:`run` (one task) commits what they queued."""
+
+    def __init__(self, commit: Commit, *, max_batch: int, idle: Idle | None = None) -> None:
+        self._commit = commit
+        self._idle = idle
+        self.max_batch = max_batch
+        self._queue: collections.deque[PendingWrite] = collections.deque()
+        self._wakeup: anyio.Event | None = None
+        self.closing = False
+        self.transactions = 0
+        self.writes = 0
+        self.in_flight = 0
+        """Writes in the batch being committed now."""
+
+    @property
+    def queued(self) -> int:
+        """Writes waiting for the next batch (withdrawn ones included, until skipped)."""
+        return len(self._queue)
+
+    async def submit(self, pending: PendingWrite) -> Event:
+        """Queue a write and wait for its outcome.
+
+        If the caller is cancelled before the writer took its write, the write is
+        withdrawn; after that it commits (or fails) without the caller.
+        """
+        self._queue.append(pending)
+        if self._wakeup is not None:
+            self._wakeup.set()
+        try:
+            await pending.done.wait()
+        except BaseException:
+            if not pending.taken:
+                pending.cancelled = True
+            raise
+        if pending.error is not None:
+            raise pending.error
+        assert pending.event is not None
+        return pending.event
+
+    def close(self) -> None:
+        """Let :meth:`run` return once the queue is drained."""
+        self.closing = True
+        if self._wakeup is not None:
+            self._wakeup.set()
+
+    async def run(self) -> None:
+        try:
+            while True:
+                if not self._queue and self._idle is not None:
+                    # One turn for the callers just woken to queue their next writes:
+                    # under load the queue is empty only for that moment.
+                    await anyio.lowlevel.checkpoint()
+                    if not self._queue:
+                        with anyio.CancelScope(shield=True):
+                            await self._idle()
+                while not self._queue:
+                    if self.closing:
+                        return
+                    self._wakeup = anyio.Event()
+                    await self._wakeup.wait()
+                batch = self._take_batch()
+                if not batch:
+                    continue
+                # Shielded: a batch is short, and abandoning it halfway would leave the
+                # connection inside a transaction and its callers waiting forever.
+                self.in_flight = len(batch)
+                with anyio.CancelScope(shield=True):
+                    if await self._commit(batch):
+                        self.transactions += 1
+                        self.writes += sum(1 for w in batch if w.event is not None)
+                self.in_flight = 0
+                for w in batch:  # in id order, so callers tend to publish in id order
+                    w.done.set()
+        finally:
+            # Cancelled while idle (the host shut down under us): nobody will run
+            # what is still queued, so tell its callers instead of leaving them hanging.
+            while self._queue:
+                w = self._queue.popleft()
+                w.error = RuntimeError("the store closed before this write ran")
+                w.done.set()
+
+    def _take_batch(self) -> list[PendingWrite]:
+        batch: list[PendingWrite] = []
+        while self._queue and len(batch) < self.max_batch:
+            w = self._queue.popleft()
+            if not w.cancelled:
+                w.taken = True
+                batch.append(w)
+        return batch

@@ -1,0 +1,288 @@
+"""The shared store: PostgreSQL, for several replicas, on asyncio and on trio.
+
+Chosen by ``DATABASE_URL`` (see :func:`storykit.store.open_store`); it answers
+exactly as :class:`~storykit.store.sqlite.SqliteStore` does, and the same test
+suite runs on both. Use it as an async context manager (or call :meth:`open` and
+:meth:`aclose` from the same task)::
+
+    async with PostgresStore("postgresql://storykit@db/storykit") as store:
+        event = await store.write("suggest.submitted", {...}, suggestions=[s])
+
+- :meth:`open` migrates the schema (one advisory lock, so replicas starting at
+  once migrate it once, see :mod:`._pg_schema`), then opens a connection pool.
+- **Writes** are group-committed as on SQLite: every :meth:`write` is queued to
+  one writer task (:mod:`._writer`), which commits everything queued in one
+  transaction on a pooled connection (:mod:`._pg_batch`). Event ids come from a counter row that
+  each transaction locks, so across every replica they are handed out, and
+  become visible, in commit order with no holes.
+- **Reads** run on any pooled connection, each its own statement, and see the
+  last committed state.
+
+How the store drives psycopg on asyncio and on trio is in :mod:`._pg_driver`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any
+
+import anyio
+import psycopg
+from anyio.abc import TaskGroup
+
+from storykit.errors import BackendError, Invalid, NotFound
+from storykit.models import Event, Plan, Risk, Status, Suggestion
+from storykit.store import _pg_schema
+from storykit.store._batch import PendingWrite, prepare
+from storykit.store._driver import Row
+from storykit.store._pg_batch import commit_batch, fail
+from storykit.store._pg_driver import Connection, Pool, connect, open_pool
+from storykit.store._writer import GroupWriter
+
+__all__ = ["PostgresStore"]
+
+
+class PostgresStore:
+    """The :class:`~storykit.store.Store` on one PostgreSQL database."""
+
+    def __init__(self, conninfo: str, *, max_batch: int = 1000, pool_size: int = 10) -> None:
+        """``conninfo``: a ``postgresql://`` URL or a libpq ``key=value`` string.
+
+        ``pool_size`` connections at most: one for the writer while it commits a
+        batch, the rest for reads.
+        """
+        if not conninfo:
+            raise ValueError("PostgresStore needs a connection string (postgresql://…)")
+        if pool_size < 2:
+            raise ValueError("pool_size must be at least 2: one writer, one reader")
+        self.conninfo = conninfo
+        self.max_batch = max_batch
+        self.pool_size = pool_size
+        self.migrated_from: int | None = None
+        """The schema version :meth:`open` found (0: a fresh database), None before."""
+        self._pool: Pool | None = None
+        self._db: Connection | None = None  # the writer's, while writes keep coming
+        self._task_group: TaskGroup | None = None
+        self._writer = self._new_writer()
+
+    def _new_writer(self) -> GroupWriter:
+        return GroupWriter(self._commit, max_batch=self.max_batch, idle=self._release)
+
+    @property
+    def transactions(self) -> int:
+        """Write transactions committed so far (fewer than :attr:`writes` under load)."""
+        return self._writer.transactions
+
+    @property
+    def writes(self) -> int:
+        """Writes that committed (each appended one event)."""
+        return self._writer.writes
+
+    # -- lifecycle -------------------------------------------------------------
+    async def open(self) -> None:
+        if self._task_group is not None:
+            raise RuntimeError("the store is already open")
+        try:
+            self.migrated_from = await _migrate(self.conninfo)
+            self._pool = await open_pool(self.conninfo, max_size=self.pool_size)
+            task_group = anyio.create_task_group()
+            await task_group.__aenter__()
+        except psycopg.Error as exc:
+            await self._close_pool()
+            raise BackendError(
+                f"cannot open the PostgreSQL database: {exc}; check DATABASE_URL "
+                "and that the server is up"
+            ) from exc
+        except BaseException:
+            await self._close_pool()
+            raise
+        self._writer = self._new_writer()
+        self._task_group = task_group
+        task_group.start_soon(self._writer.run)
+
+    async def aclose(self) -> None:
+        task_group, self._task_group = self._task_group, None
+        if task_group is None:
+            return
+        self._writer.close()  # the writer drains the queue, then returns
+        try:
+            await task_group.__aexit__(None, None, None)
+        finally:
+            await self._close_pool()
+
+    async def __aenter__(self) -> PostgresStore:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def _close_pool(self) -> None:
+        await self._release()
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.aclose()  # shielded: a leaked pool keeps threads and connections
+
+    async def ping(self) -> bool:
+        try:
+            return await self._read("SELECT 1") == [(1,)]
+        except (BackendError, RuntimeError):
+            return False
+
+    # -- reads -------------------------------------------------------------------
+    async def _read(self, sql: str, params: Sequence[object] = ()) -> list[Row]:
+        if self._pool is None:
+            raise RuntimeError("the store is not open")
+        try:
+            return await self._pool.fetch(sql, params)
+        except psycopg.Error as exc:
+            raise BackendError(f"database read failed: {exc}") from exc
+
+    async def get_suggestion(self, suggestion_id: str) -> Suggestion:
+        rows = await self._read("SELECT doc FROM suggestions WHERE id = %s", (suggestion_id,))
+        if not rows:
+            raise NotFound(f"no suggestion {suggestion_id!r}")
+        return Suggestion.from_dict(json.loads(rows[0][0]))
+
+    async def list_suggestions(
+        self,
+        *,
+        status: Status | None = None,
+        source: str | None = None,
+        agent: str | None = None,
+        risk: Risk | None = None,
+        after: str | None = None,
+        limit: int = 50,
+    ) -> list[Suggestion]:
+        # Column names come from this fixed mapping, never from the caller.
+        filters = {"status": status, "source": source, "agent": agent, "risk": risk}
+        where = [f"{column} = %s" for column, value in filters.items() if value is not None]
+        params: list[object] = [str(value) for value in filters.values() if value is not None]
+        if after is not None:
+            where.append("id < %s")
+            params.append(after)
+        sql = "SELECT doc FROM suggestions"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        rows = await self._read(f"{sql} ORDER BY id DESC LIMIT %s", [*params, _limit(limit)])
+        return [Suggestion.from_dict(json.loads(doc)) for (doc,) in rows]
+
+    async def count_suggestions_by_status(self) -> dict[Status, int]:
+        counts = dict.fromkeys(Status, 0)
+        for status, count in await self._read(
+            "SELECT status, COUNT(*) FROM suggestions GROUP BY status"
+        ):
+            counts[Status(status)] = int(count)
+        return counts
+
+    async def get_plan(self, plan_id: str) -> Plan:
+        rows = await self._read("SELECT doc FROM plans WHERE id = %s", (plan_id,))
+        if not rows:
+            raise NotFound(f"no plan {plan_id!r}")
+        return Plan.from_dict(json.loads(rows[0][0]))
+
+    async def list_plans(self, *, after: str | None = None, limit: int = 50) -> list[Plan]:
+        if after is None:
+            rows = await self._read(
+                "SELECT doc FROM plans ORDER BY id DESC LIMIT %s", (_limit(limit),)
+            )
+        else:
+            rows = await self._read(
+                "SELECT doc FROM plans WHERE id < %s ORDER BY id DESC LIMIT %s",
+                (after, _limit(limit)),
+            )
+        return [Plan.from_dict(json.loads(doc)) for (doc,) in rows]
+
+    async def get_policy_config(self) -> Mapping[str, Any] | None:
+        rows = await self._read("SELECT doc FROM policy_config WHERE id = 1")
+        return dict(json.loads(rows[0][0])) if rows else None
+
+    async def read_events(self, *, after: int = 0, limit: int = 100) -> list[Event]:
+        rows = await self._read(
+            "SELECT id, type, at, data FROM events WHERE id > %s ORDER BY id LIMIT %s",
+            (int(after), _limit(limit)),
+        )
+        return [
+            Event(id=int(i), type=str(t), at=at.astimezone(UTC), data=json.loads(data))
+            for i, t, at, data in rows
+        ]
+
+    async def last_event_id(self) -> int:
+        [(last,)] = await self._read("SELECT COALESCE(MAX(id), 0) FROM events")
+        return int(last)
+
+    # -- writes ------------------------------------------------------------------
+    async def write(
+        self,
+        event_type: str,
+        data: Mapping[str, Any],
+        *,
+        suggestions: Sequence[Suggestion] = (),
+        plans: Sequence[Plan] = (),
+        policy_config: Mapping[str, Any] | None = None,
+        expect: Mapping[str, datetime] | None = None,
+    ) -> Event:
+        """See :meth:`storykit.store.Store.write`.
+
+        If the caller is cancelled before the writer took its write, the write is
+        withdrawn; after that it commits (or fails) without the caller: its event
+        still reaches subscribers through the event bus's catch-up from the log.
+        """
+        if self._task_group is None or self._writer.closing:
+            raise RuntimeError("the store is not open")
+        pending = prepare(
+            event_type,
+            data,
+            suggestions=suggestions,
+            plans=plans,
+            policy_config=policy_config,
+            expect=expect,
+        )
+        return await self._writer.submit(pending)
+
+    async def _commit(self, batch: Sequence[PendingWrite]) -> bool:
+        # The writer keeps its connection from batch to batch while writes keep
+        # coming, and gives it back when the queue runs dry (or a batch fails: the
+        # connection may be dead). So under load a batch costs no trip to the pool,
+        # and a connection that sat idle is checked by the pool before it is used.
+        assert self._pool is not None
+        if self._db is None:
+            try:
+                self._db = await self._pool.acquire()
+            except Exception as exc:  # no connection to be had: the server is down, say
+                fail(batch, exc)
+                return False
+        committed = await commit_batch(self._db, batch)
+        if not committed:
+            await self._release()
+        return committed
+
+    async def _release(self) -> None:
+        db, self._db = self._db, None
+        if db is not None and self._pool is not None:
+            await self._pool.release(db)
+
+
+async def _migrate(conninfo: str) -> int:
+    # A connection of its own, outside the pool: it has no lock_timeout, so a
+    # replica waits for another one's migration however long that takes.
+    db = await connect(conninfo)
+    try:
+        return await _pg_schema.migrate(db)
+    finally:
+        with anyio.CancelScope(shield=True):
+            await db.aclose()
+
+
+def _limit(limit: int) -> int:
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+        raise Invalid(f"limit must be a positive integer, not {limit!r}")
+    return limit

@@ -1,0 +1,47 @@
+"""PostgreSQL for the store tests: a throwaway database per test, dropped afterwards.
+
+The server is ``STORYKIT_TEST_POSTGRES`` (default: the local one, as user postgres).
+Unreachable, the PostgreSQL tests are skipped, except under CI (``CI`` set), where
+they fail: a CI run must never pass without them.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+ADMIN_URL = os.environ.get(
+    "STORYKIT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+@pytest.fixture(scope="session")
+def pg_admin() -> str:
+    """The server's admin connection string, once it is known to answer."""
+    try:
+        psycopg.connect(ADMIN_URL, connect_timeout=5).close()
+    except psycopg.Error as exc:
+        message = f"PostgreSQL is unreachable at {ADMIN_URL} ({exc}); set STORYKIT_TEST_POSTGRES"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return ADMIN_URL
+
+
+@pytest.fixture
+def pg_url(pg_admin: str) -> Iterator[str]:
+    """A fresh, empty database of its own; dropped (connections and all) afterwards."""
+    name = f"storykit_test_{secrets.token_hex(6)}"
+    with psycopg.connect(pg_admin, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield make_conninfo(pg_admin, dbname=name)
+    finally:
+        with psycopg.connect(pg_admin, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
