@@ -112,3 +112,21 @@ def test_the_branch_can_be_named(open_page, server) -> None:
     dry_run(page)
     expect(panel.locator(".pr-result .pr-branch")).to_have_text("fix/hello-x")
     expect(panel.locator(".form-error")).to_be_hidden()
+
+
+def test_a_multi_line_commit_message_keeps_its_lines(open_page, server) -> None:
+    plan_id = plan_with_one(server, "hello.py", "x = 1", "x = 3", 2)
+    page = open_page(f"#/plans/{plan_id}")
+    panel = page.locator(".pr-panel")
+    dry_run(page)
+    commit_step = panel.locator(".operations li code", has_text=re.compile(r"^git .*commit"))
+    expect(commit_step.first).to_be_visible()
+    text = commit_step.first.inner_text()
+    assert "Storykit-Suggestion" in text or "\n" in text, text
+    # Rendered on several lines, as the message is: taller than one line of its font.
+    box = commit_step.first.bounding_box()
+    line_height = page.evaluate(
+        "(el) => parseFloat(getComputedStyle(el).lineHeight) || 16",
+        commit_step.first.element_handle(),
+    )
+    assert box is not None and box["height"] > 2 * line_height, (box, line_height, text)
