@@ -130,3 +130,20 @@ def sample_diff(n: int = 1) -> str:
     return (
         f"diff --git a/{name} b/{name}\n--- a/{name}\n+++ b/{name}\n@@ -1 +1 @@\n-a = 1\n+a = {n}\n"
     )
+
+
+def serve_command(
+    repo: Path, data_dir: Path, port: int, *, log: Path, env: Mapping[str, str] | None = None
+) -> subprocess.Popen[str]:
+    """``storykit serve`` as a person starts it (no API_TOKENS unless ``env`` has them), its
+    output captured: for tests of start-up itself."""
+    full = {k: v for k, v in os.environ.items() if k not in ("API_TOKENS", "REPO_PATH")}
+    full |= {"REPO_PATH": str(repo), "STORYKIT_LOAD_PLUGINS": "", "LOG_FILE": str(log)}
+    command = ["serve", "--port", str(port), "--data-dir", str(data_dir)]
+    return subprocess.Popen(
+        [sys.executable, "-m", "storykit_cli", *command],
+        env=full | dict(env or {}),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )

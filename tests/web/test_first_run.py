@@ -4,45 +4,19 @@ repository, API_TOKENS hiding the generated keys)."""
 
 from __future__ import annotations
 
-import os
 import re
 import socket
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx
-from realserver import free_port, sample_diff, wait_healthy
+from realserver import free_port, sample_diff, serve_command, wait_healthy
 
 
-def serve(
-    repo: Path, data: Path, port: int, *, tokens: str | None = None, **env: str
-) -> subprocess.Popen[str]:
-    full = {k: v for k, v in os.environ.items() if k not in ("API_TOKENS", "REPO_PATH")}
-    full |= {
-        "REPO_PATH": str(repo),
-        "STORYKIT_LOAD_PLUGINS": "",
-        "LOG_FILE": str(data.parent / "log"),
-    }
-    if tokens is not None:
-        full["API_TOKENS"] = tokens
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "storykit_cli",
-            "serve",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(data),
-        ],
-        env=full | env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+def serve(repo: Path, data: Path, port: int, *, tokens: str | None = None) -> subprocess.Popen[str]:
+    env = {} if tokens is None else {"API_TOKENS": tokens}
+    return serve_command(repo, data, port, log=data.parent / "log", env=env)
 
 
 def git_repo(path: Path) -> Path:

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
 import stat
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ from realserver import (
     Server,
     free_port,
     running_server,
+    serve_command,
     wait_healthy,
 )
 from test_api import NOT_JSON_TEXT
@@ -31,28 +30,7 @@ from test_api import NOT_JSON_TEXT
 def serve(tmp_path: Path, port: int, **env: str) -> subprocess.Popen[str]:
     if not (tmp_path / ".git").exists():
         subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)  # serve checks REPO_PATH
-    full = {k: v for k, v in os.environ.items() if k != "API_TOKENS"}
-    full |= {
-        "REPO_PATH": str(tmp_path),
-        "STORYKIT_LOAD_PLUGINS": "",
-        "LOG_FILE": str(tmp_path / "log"),
-    }
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "storykit_cli",
-            "serve",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(tmp_path / "d"),
-        ],
-        env=full | env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return serve_command(tmp_path, tmp_path / "d", port, log=tmp_path / "log", env=env)
 
 
 def test_a_taken_port_is_named_with_a_free_one(tmp_path: Path) -> None:
