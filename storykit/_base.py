@@ -8,6 +8,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from storykit._unicode import require_utf8
 from storykit.artifacts import ArtifactWriter
 from storykit.backends import Draft, PolicySubject, PreReviewer
 from storykit.diffs import diff_hash, parse_diff
@@ -201,7 +202,7 @@ def _text(value: object, name: str, limit: int, *, required: bool = False) -> st
         raise Invalid(f"{name} is too long ({len(value)} characters; the limit is {limit})")
     if "\x00" in value:
         raise Invalid(f"{name} contains a NUL character")
-    return value
+    return require_utf8(value, name)
 
 
 def _ref(value: object) -> str:

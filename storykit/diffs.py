@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from unidiff.errors import UnidiffParseError
 from unidiff.patch import PatchSet
 
+from storykit._unicode import require_utf8
 from storykit.errors import Invalid
 
 __all__ = ["AddedLine", "ParsedDiff", "diff_hash", "parse_diff", "safe_repo_path"]
@@ -54,6 +55,7 @@ def safe_repo_path(path: str) -> str:
     """``path`` if it is a plain relative path inside a repository, else raise :class:`Invalid`."""
     if not path or "\x00" in path:
         raise Invalid(f"bad path {path!r}")
+    require_utf8(path, f"path {path!r}")
     parts = path.replace("\\", "/").split("/")
     if path.startswith(("/", "\\")) or ".." in parts or (len(parts[0]) == 2 and parts[0][1] == ":"):
         raise Invalid(f"path {path!r} leaves the repository")

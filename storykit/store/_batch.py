@@ -35,6 +35,7 @@ from typing import Any
 
 import anyio
 
+from storykit._unicode import require_utf8
 from storykit.errors import BackendError, Conflict, Invalid
 from storykit.models import Event, Plan, Risk, Status, Suggestion, to_dict, utcnow
 from storykit.store._driver import Driver, rollback
@@ -112,6 +113,7 @@ def prepare(
     """Validate and serialise in the caller's task, so bad input fails there, queueing nothing."""
     if not isinstance(event_type, str) or not event_type:
         raise Invalid(f"event type must be a non-empty string, not {event_type!r}")
+    require_utf8(event_type, "event type")
     data_json = _json(data, "event data")
     versions: dict[str, datetime] = {}
     suggestion_rows = [_suggestion_row(s, versions) for s in suggestions]
@@ -138,9 +140,12 @@ def _json(value: object, what: str) -> str:
     if not isinstance(value, Mapping):
         raise Invalid(f"{what} must be a mapping, not {type(value).__name__}")
     try:
-        return dumps(value)
+        text = dumps(value)
     except (TypeError, ValueError) as exc:
         raise Invalid(f"{what} is not JSON-serialisable: {exc}") from exc
+    # Every text column is JSON or a value inside it (ids, source, agent), so this one
+    # check keeps text SQLite cannot encode out of the batch, where it would fail the rest.
+    return require_utf8(text, what)
 
 
 def _stamps(value: Suggestion | Plan) -> tuple[str, str]:

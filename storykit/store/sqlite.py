@@ -35,6 +35,7 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup
 
+from storykit._unicode import MAX_INT64
 from storykit.errors import BackendError, Invalid, NotFound
 from storykit.models import Event, Plan, Risk, Status, Suggestion
 from storykit.store import _schema
@@ -198,7 +199,7 @@ class SqliteStore:
     async def read_events(self, *, after: int = 0, limit: int = 100) -> list[Event]:
         rows = await self._read(
             "SELECT id, type, at, data FROM events WHERE id > ? ORDER BY id LIMIT ?",
-            (int(after), _limit(limit)),
+            (_event_id(after), _limit(limit)),
         )
         return [
             Event(id=int(i), type=str(t), at=datetime.fromisoformat(at), data=json.loads(data))
@@ -301,6 +302,13 @@ async def _connect(path: Path) -> Driver:
 
 
 def _limit(limit: int) -> int:
-    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
-        raise Invalid(f"limit must be a positive integer, not {limit!r}")
+    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_INT64:
+        raise Invalid(f"limit must be a whole number from 1 to {MAX_INT64}, not {limit!r}")
     return limit
+
+
+def _event_id(after: int) -> int:
+    # A larger Python int would raise OverflowError inside sqlite3, not a database error.
+    if not isinstance(after, int) or isinstance(after, bool) or not 0 <= after <= MAX_INT64:
+        raise Invalid(f"after must be an event id from 0 to {MAX_INT64}, not {after!r}")
+    return after

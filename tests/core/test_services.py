@@ -550,3 +550,36 @@ async def test_a_backend_may_ask_for_more_time_than_the_hook_timeout(
                 await core.refine(REVIEWER, s.id)
         else:
             assert (await core.refine(REVIEWER, s.id)).revision == 2
+
+
+# -- hostile values --------------------------------------------------------------------
+
+BAD = "\ud800"  # an unpaired surrogate: JSON can carry it, UTF-8 (and so SQLite) cannot
+
+
+async def test_text_utf8_cannot_hold_and_ids_beyond_64_bits_are_invalid(tmp_path: Path) -> None:
+    async with open_core(tmp_path, plugins={"deny": PolicyPlugin(), "r": RefinerPlugin()}) as core:
+        s = await core.submit(AGENT, title="t", diff=DIFF)
+        before = (await core.read_events(), await core.list_suggestions())
+        bad_diff = make_diff("pkg/mod.py", "a = 1\n", f"a = '{BAD}'\n")
+        calls = [
+            lambda: core.submit(AGENT, title=BAD, diff=DIFF),
+            lambda: core.submit(AGENT, title="t", diff=bad_diff),
+            lambda: core.submit(AGENT, title="t", diff=DIFF, rationale=BAD),
+            lambda: core.revise(AGENT, s.id, diff=DIFF, title=BAD),
+            lambda: core.review(REVIEWER, s.id, action="revise", comment=BAD),
+            lambda: core.refine(REVIEWER, s.id, instructions=BAD),
+            lambda: core.plan(REVIEWER, goal=BAD),
+            lambda: core.generate(REVIEWER, paths=[BAD]),
+            lambda: core.set_policies(ADMIN, {"deny-word": {"word": BAD}}),
+            lambda: core.check_diff(diff=bad_diff),
+            lambda: core.check_diff(diff=DIFF, rationale=BAD),
+            lambda: core.list_suggestions(source=BAD),
+            lambda: core.list_suggestions(agent=BAD),
+            lambda: core.read_events(after=2**64),
+        ]
+        for call in calls:
+            with pytest.raises(Invalid):
+                await call()
+        assert (await core.read_events(), await core.list_suggestions()) == before
+        assert await core.read_events(after=2**63 - 1) == []

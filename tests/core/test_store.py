@@ -226,6 +226,17 @@ async def test_bad_limit_is_invalid(store: SqliteStore) -> None:
         await store.list_suggestions(limit=0)
     with pytest.raises(Invalid):
         await store.read_events(limit=-1)
+    # Beyond 64 bits sqlite3 raises OverflowError, not a database error: refused before.
+    for call in (
+        partial(store.read_events, after=2**63),
+        partial(store.read_events, after=-1),
+        partial(store.read_events, limit=2**64),
+        partial(store.list_suggestions, limit=2**64),
+        partial(store.list_plans, limit=2**64),
+    ):
+        with pytest.raises(Invalid):
+            await call()
+    assert await store.read_events(after=2**63 - 1, limit=2**63 - 1) == []
 
 
 async def test_read_events_from_any_id(store: SqliteStore) -> None:
@@ -332,6 +343,18 @@ async def test_bad_input_is_invalid_and_writes_nothing(store: SqliteStore) -> No
         await store.write("x", {}, suggestions=[good, bad_status])
     with pytest.raises(Invalid):
         await store.write("x", {}, expect={good.id: "yesterday"})  # type: ignore[dict-item]
+    # Text no UTF-8 can hold (an unpaired surrogate, as JSON can carry) anywhere it is stored.
+    for kwargs in (
+        {"event_type": "x\ud800", "data": {}},
+        {"event_type": "x", "data": {"t": "\udfff"}},
+        {"event_type": "x", "data": {"\ud800": 1}},
+        {"event_type": "x", "data": {}, "suggestions": [make_suggestion(title="\ud800")]},
+        {"event_type": "x", "data": {}, "suggestions": [make_suggestion(agent="\ud800")]},
+        {"event_type": "x", "data": {}, "plans": [make_plan(goal="\ud800")]},
+        {"event_type": "x", "data": {}, "policy_config": {"p": {"deny": ["\ud800"]}}},
+    ):
+        with pytest.raises(Invalid, match="unpaired surrogate"):
+            await store.write(**kwargs)
     assert await store.last_event_id() == 0
     with pytest.raises(NotFound):
         await store.get_suggestion(good.id)
