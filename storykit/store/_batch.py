@@ -15,12 +15,15 @@ batch is applied set-wise, not write by write:
    submission order.
 4. ``COMMIT``.
 
-If SQLite rejects the data (a constraint, a trigger) the transaction is rolled
-back and the batch retried with a SAVEPOINT per write, checking ``expect`` per
-write in SQL: the bad write is rolled back alone and its caller gets
-:class:`~storykit.errors.Invalid`; the others commit. Any other database error
-(disk full, locked past ``busy_timeout``) fails the whole batch, and every caller
-gets a :class:`~storykit.errors.BackendError`. Either way nothing is half-written.
+:func:`prepare` refuses what SQLite would not take (text UTF-8 cannot hold, say)
+in the caller's task, before anything is queued. If a batch still fails for a
+reason tied to one write's values (a constraint or trigger, a value sqlite3
+cannot bind) the transaction is rolled back and the batch retried with a
+SAVEPOINT per write: the bad write is rolled back alone and its caller gets
+:class:`~storykit.errors.Invalid`; the others commit, each with its own outcome.
+Any other database error (disk full, locked past ``busy_timeout``) fails the
+whole batch, and every caller gets a :class:`~storykit.errors.BackendError`.
+Either way nothing is half-written.
 """
 
 from __future__ import annotations
@@ -42,8 +45,20 @@ from storykit.store._driver import Driver, rollback
 
 __all__ = ["PendingWrite", "commit_batch", "dumps", "prepare"]
 
-# Errors caused by the rows themselves, which retrying write by write can isolate.
-_DATA_ERRORS = (sqlite3.IntegrityError, sqlite3.DataError)
+# Errors caused by the values of one write, which retrying write by write isolates:
+# SQLite refusing them (a constraint, a trigger, too big) or sqlite3 failing to bind
+# them (text UTF-8 cannot hold is a ValueError, an integer beyond 64 bits an
+# OverflowError, an unsupported type a ProgrammingError). The database's own
+# failures (OperationalError: disk full, locked) are not among them.
+_DATA_ERRORS = (
+    sqlite3.IntegrityError,
+    sqlite3.DataError,
+    sqlite3.InterfaceError,
+    sqlite3.ProgrammingError,
+    ValueError,
+    OverflowError,
+    TypeError,
+)
 
 _UPSERT_SUGGESTION = """
     INSERT INTO suggestions (id, status, source, agent, risk, created_at, updated_at, doc)

@@ -34,6 +34,7 @@ from storykit.models import (
     utcnow,
 )
 from storykit.store import Store
+from storykit.store._batch import PendingWrite
 from storykit.store._schema import MIGRATIONS, SCHEMA_VERSION
 from storykit.store.sqlite import SqliteStore
 
@@ -404,6 +405,62 @@ async def test_write_failing_midway_leaves_nothing(store: SqliteStore, db_path: 
         await store.write("boom", {}, suggestions=[doomed])
     with pytest.raises(NotFound):
         await store.get_suggestion(doomed.id)
+
+
+def _unencodable_text(w: PendingWrite) -> None:
+    w.data_json = '{"t":"\ud800"}'
+
+
+def _int_beyond_64_bits(w: PendingWrite) -> None:
+    row = w.suggestion_rows[0]
+    w.suggestion_rows[0] = (*row[:5], 2**64, *row[6:])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("spoil", [_unencodable_text, _int_beyond_64_bits])
+async def test_one_bad_write_in_a_batch_fails_alone(
+    store: SqliteStore,
+    db_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    spoil: Callable[[PendingWrite], None],
+) -> None:
+    # A value that validation missed and sqlite3 cannot bind fails only its own write:
+    # the batch is retried write by write, and every other caller's write commits.
+    import storykit.store.sqlite as module
+
+    def prepare(event_type: str, data: Any, **kwargs: Any) -> Any:
+        pending = real_prepare(event_type, data, **kwargs)
+        if event_type == "bad":
+            spoil(pending)  # past validation, as a bug in it would let through
+        return pending
+
+    real_prepare = module.prepare
+    monkeypatch.setattr(module, "prepare", prepare)
+    doomed = make_suggestion()
+    fine = [make_suggestion() for _ in range(6)]
+    outcomes: dict[str, object] = {}
+
+    async def write(event_type: str, s: Suggestion) -> None:
+        try:
+            outcomes[s.id] = await store.write(event_type, {"id": s.id}, suggestions=[s])
+        except StorykitError as exc:
+            outcomes[s.id] = exc
+
+    async with anyio.create_task_group() as tg:
+        with write_lock_held(db_path):  # one batch: ok, ok, ok, bad, ok, ok, ok
+            await queue_in_order(
+                tg,
+                partial(store.write, "first", {}),
+                *[partial(write, "ok", s) for s in fine[:3]],
+                partial(write, "bad", doomed),
+                *[partial(write, "ok", s) for s in fine[3:]],
+            )
+    assert isinstance(outcomes[doomed.id], Invalid)
+    assert all(getattr(outcomes[s.id], "type", None) == "ok" for s in fine), outcomes
+    with pytest.raises(NotFound):
+        await store.get_suggestion(doomed.id)
+    for s in fine:
+        assert await store.get_suggestion(s.id) == s
+    assert [e.type for e in await store.read_events()] == ["first"] + ["ok"] * 6
 
 
 async def test_many_concurrent_writers_group_commit(store: SqliteStore) -> None:

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 import structlog
 from pydantic import TypeAdapter
@@ -582,3 +583,25 @@ async def hostile_requests(client: Client) -> None:
     assert (await r.get_json())["items"] == []
     r = await client.put("/policies", headers=admin, json={"any-config": {"n": 2**64}})
     assert (await r.get_json())["policies"]["any-config"] == {"n": 2**64}  # JSON text holds it
+
+
+async def test_one_agents_bad_text_never_fails_other_submissions(client: Client) -> None:
+    # Submitted at the same moment, the writes share group commits: the bad ones must be
+    # refused on their own, before they reach a batch, and every good one stored.
+    statuses: dict[str, list[int]] = {"good": [], "bad": []}
+
+    async def submit(kind: str, n: int) -> None:
+        title = f"t{n}" if kind == "good" else f"t{n}{BAD}"
+        diff = make_diff(f"pkg/m{n}.py", "a\n", "b\n")
+        r = await client.post(
+            "/suggestions", headers=as_(AGENT_KEY), json={"title": title, "diff": diff}
+        )
+        statuses[kind].append(r.status_code)
+
+    async with anyio.create_task_group() as tg:
+        for n in range(40):
+            tg.start_soon(submit, "good", n)
+            tg.start_soon(submit, "bad", n)
+    assert statuses == {"good": [201] * 40, "bad": [422] * 40}
+    r = await client.get("/suggestions?limit=200", headers=as_(AGENT_KEY))
+    assert len((await r.get_json())["items"]) == 40
