@@ -20,8 +20,6 @@ import hashlib
 import re
 from collections.abc import Iterator
 
-import anyio
-import anyio.to_thread
 from unidiff.constants import (
     RE_DIFF_GIT_HEADER,
     RE_DIFF_GIT_HEADER_NO_PREFIX,
@@ -34,11 +32,11 @@ from unidiff.constants import (
 from unidiff.errors import UnidiffParseError
 from unidiff.patch import PatchSet
 
+from storykit._offload import off_loop
 from storykit._unicode import require_utf8
 from storykit.errors import Invalid
 
 __all__ = [
-    "OFFLOAD_CHARS",
     "AddedLine",
     "FileChange",
     "ParsedDiff",
@@ -48,11 +46,6 @@ __all__ = [
     "parse_diff_async",
     "safe_repo_path",
 ]
-
-OFFLOAD_CHARS = 64 * 1024
-"""Diffs longer than this are parsed in a worker thread by :func:`parse_diff_async`.
-
-Below it a parse takes well under a millisecond, less than the hop to a thread."""
 
 _DEV_NULL = "/dev/null"
 # git's C-style quoting: these escapes, and three octal digits for any other byte.
@@ -231,9 +224,7 @@ def parse_diff(diff: str) -> ParsedDiff:
 
 async def parse_diff_async(diff: str) -> ParsedDiff:
     """:func:`parse_diff`, in a worker thread when the diff is big enough to stall the loop."""
-    if len(diff) <= OFFLOAD_CHARS:
-        return parse_diff(diff)
-    return await anyio.to_thread.run_sync(parse_diff, diff)
+    return await off_loop(len(diff), lambda: parse_diff(diff))
 
 
 def _check_headers(diff: str) -> None:

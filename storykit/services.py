@@ -18,14 +18,13 @@ from typing import Any
 import anyio
 import pluggy
 
-from storykit._base import MAX_TEXT, MAX_TITLE, _enum, _limit, _text
+from storykit._base import MAX_TEXT, MAX_TITLE, _enum, _limit, _read_diff, _text
 from storykit._plans import PlanCases
 from storykit._suggestions import GenerateResult, SuggestionCases
 from storykit._unicode import MAX_INT64
 from storykit.artifacts import ArtifactWriter
 from storykit.auth import Principal, Role
 from storykit.backends import PolicySubject
-from storykit.diffs import parse_diff
 from storykit.errors import Invalid
 from storykit.events import EventBus
 from storykit.ids import check_id
@@ -173,10 +172,9 @@ class Storykit(SuggestionCases, PlanCases):
         self, *, diff: str, title: str = "", rationale: str = "", agent: str = ""
     ) -> PolicyDecision:
         """Evaluate a diff against the current policies without storing anything."""
-        diff = _text(diff, "diff", self.settings.max_body_bytes)
         title = _text(title, "title", MAX_TITLE)
         rationale = _text(rationale, "rationale", MAX_TEXT)
-        parsed = parse_diff(diff)
+        diff, parsed, _ = await _read_diff(diff, self.settings.max_body_bytes, required=False)
         subject = PolicySubject(
             diff=diff, title=title, rationale=rationale, files=parsed.files, agent=agent
         )

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from storykit.backends import PRBackend, PRRequest
-from storykit.diffs import parse_diff
+from storykit.diffs import parse_diff_async
 from storykit.errors import Invalid, StorykitError
 from storykit.hookspecs import hookimpl
 from storykit.models import PRResult
@@ -82,7 +82,7 @@ async def preview(
     ops.append(f"# push: {request.branch} to {remote}" if remote else "# push: none (no remote)")
     ops.extend(checks)
     if detail in ("diff", "full"):
-        ops.extend(_file_lines(diff))
+        ops.extend(await _file_lines(diff))
     if detail == "full":
         commands = PRCommands(
             repo=repo or request.repo_path,
@@ -137,11 +137,11 @@ async def _checks(request: PRRequest) -> tuple[list[str], Path | None, str | Non
     return out, repo, base
 
 
-def _file_lines(diff: str) -> list[str]:
+async def _file_lines(diff: str) -> list[str]:
     if not diff.strip():
         return []
     try:
-        parsed = parse_diff(diff)
+        parsed = await parse_diff_async(diff)
     except Invalid as exc:
         return [f"# check failed: {exc.detail}"]
     out = []

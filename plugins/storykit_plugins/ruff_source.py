@@ -33,7 +33,7 @@ import anyio.from_thread
 import anyio.to_thread
 
 from storykit.backends import Draft, GenerateRequest, Progress, SuggestionSource
-from storykit.diffs import parse_diff, safe_repo_path
+from storykit.diffs import parse_diff_async, safe_repo_path
 from storykit.errors import BackendError, Invalid
 from storykit.hookspecs import hookimpl
 from storykit.models import Finding, Outcome
@@ -135,7 +135,7 @@ class RuffSource:
     # -- pre-review ------------------------------------------------------------
     async def pre_review(self, repo_path: Path, draft: Draft) -> list[Finding]:
         try:
-            parsed = parse_diff(draft.diff)
+            parsed = await parse_diff_async(draft.diff)
         except Invalid:
             return []  # storykit itself refuses diffs that do not parse
         targets = [

@@ -35,6 +35,7 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup
 
+from storykit._offload import off_loop
 from storykit._unicode import MAX_INT64
 from storykit.errors import BackendError, Invalid, NotFound
 from storykit.models import Event, Plan, Risk, Status, Suggestion
@@ -229,14 +230,19 @@ class SqliteStore:
         """
         if self._task_group is None or self._closing:
             raise RuntimeError("the store is not open")
-        pending = prepare(
-            event_type,
-            data,
-            suggestions=suggestions,
-            plans=plans,
-            policy_config=policy_config,
-            expect=expect,
+        pending = await off_loop(  # serialising a 5 MB diff is no work for the event loop
+            _size(suggestions, plans),
+            lambda: prepare(
+                event_type,
+                data,
+                suggestions=suggestions,
+                plans=plans,
+                policy_config=policy_config,
+                expect=expect,
+            ),
         )
+        if self._task_group is None or self._closing:  # closed while that ran
+            raise RuntimeError("the store is not open")
         self._queue.append(pending)
         if self._wakeup is not None:
             self._wakeup.set()
@@ -299,6 +305,13 @@ async def _connect(path: Path) -> Driver:
             await db.aclose()
         raise
     return db
+
+
+def _size(suggestions: Sequence[Suggestion], plans: Sequence[Plan]) -> int:
+    """About how much text a write serialises: its diffs (all else in it is small)."""
+    diffs = [getattr(s, "diff", "") for s in suggestions]
+    diffs += [getattr(v, "diff", "") for p in plans for v in getattr(p, "variants", ())]
+    return sum(len(d) for d in diffs if isinstance(d, str))
 
 
 def _limit(limit: int) -> int:
