@@ -47,7 +47,7 @@ __all__ = ["PendingWrite", "commit_batch", "dumps", "prepare"]
 
 # Errors caused by the values of one write, which retrying write by write isolates:
 # SQLite refusing them (a constraint, a trigger, too big) or sqlite3 failing to bind
-# them (text UTF-8 cannot hold is a ValueError, an integer beyond 64 bits an
+# them (text UTF-8 cannot hold is a UnicodeEncodeError, an integer beyond 64 bits an
 # OverflowError, an unsupported type a ProgrammingError). The database's own
 # failures (OperationalError: disk full, locked) are not among them.
 _DATA_ERRORS = (
@@ -55,9 +55,8 @@ _DATA_ERRORS = (
     sqlite3.DataError,
     sqlite3.InterfaceError,
     sqlite3.ProgrammingError,
-    ValueError,
+    UnicodeError,
     OverflowError,
-    TypeError,
 )
 
 _UPSERT_SUGGESTION = """
