@@ -8,9 +8,11 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from storykit._offload import off_loop
+from storykit._unicode import require_utf8
 from storykit.artifacts import ArtifactWriter
 from storykit.backends import Draft, PolicySubject, PreReviewer
-from storykit.diffs import diff_hash, parse_diff
+from storykit.diffs import ParsedDiff, diff_hash, parse_diff
 from storykit.errors import Invalid, StorykitError
 from storykit.events import EventBus
 from storykit.ids import check_id, new_id
@@ -111,9 +113,8 @@ class CoreBase:
         """Validate a draft, pre-review it (for outside proposals) and screen it."""
         title = _text(draft.title, "title", MAX_TITLE, required=True)
         rationale = _text(draft.rationale, "rationale", MAX_TEXT)
-        diff = _text(draft.diff, "diff", self.settings.max_body_bytes, required=True)
         base_ref = _ref(draft.base_ref)
-        parsed = parse_diff(diff)
+        diff, parsed, digest = await _read_diff(draft.diff, self.settings.max_body_bytes)
         extra = list(draft.findings)
         if pre_review:
             extra.extend(await self._pre_review(draft))
@@ -134,7 +135,7 @@ class CoreBase:
             title=title,
             rationale=rationale,
             diff=diff,
-            diff_hash=diff_hash(diff),
+            diff_hash=digest,
             files=parsed.files,
             base_ref=base_ref,
             risk=decision.risk,
@@ -226,7 +227,20 @@ def _text(value: object, name: str, limit: int, *, required: bool = False) -> st
         raise Invalid(f"{name} is too long ({len(value)} characters; the limit is {limit})")
     if "\x00" in value:
         raise Invalid(f"{name} contains a NUL character")
-    return value
+    return require_utf8(value, name)
+
+
+async def _read_diff(
+    value: object, limit: int, *, required: bool = True
+) -> tuple[str, ParsedDiff, str]:
+    """Check, parse and hash a diff: in a worker thread when it is big (a 5 MB diff takes
+    about a second, which on the event loop every other request would wait out)."""
+
+    def read() -> tuple[str, ParsedDiff, str]:
+        diff = _text(value, "diff", limit, required=required)
+        return diff, parse_diff(diff), diff_hash(diff)
+
+    return await off_loop(len(value) if isinstance(value, str) else 0, read)
 
 
 def _ref(value: object) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 from storykit._base import MAX_TEXT, CoreBase, _backend_timeout, _enum, _summary, _text
 from storykit.auth import Principal, Role
 from storykit.backends import Draft, GenerateRequest
-from storykit.diffs import parse_diff, safe_repo_path
+from storykit.diffs import safe_repo_path
 from storykit.errors import Conflict, Forbidden, Invalid, NotConfigured, StorykitError
 from storykit.models import Action, Review, Status, Suggestion, utcnow
 
@@ -188,9 +188,7 @@ class SuggestionCases(CoreBase):
             lambda: reg.backend.refine(current, instructions),
             seconds=_backend_timeout(reg.backend, self.settings.hook_timeout),
         )
-        if result.diff is not None:
-            parse_diff(result.diff)
-        return await self._new_revision(
+        return await self._new_revision(  # which checks and parses a new diff
             current,
             "suggest.refined",
             actor,

@@ -14,6 +14,7 @@ from typing import Any
 
 import anyio
 
+from storykit._unicode import require_utf8_json
 from storykit.backends import PolicySubject
 from storykit.errors import Invalid, PluginError, StorykitError
 from storykit.ids import new_id
@@ -44,6 +45,7 @@ class PolicyEngine:
         """Check a whole document before it is saved; :class:`Invalid` says what is wrong."""
         if not isinstance(document, Mapping):
             raise Invalid("the policy document must be a JSON object of policy name → settings")
+        require_utf8_json(document, "policies")  # before any policy reads it
         known = self.registry.policies
         unknown = sorted(set(document) - set(known))
         if unknown:

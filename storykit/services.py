@@ -18,13 +18,13 @@ from typing import Any
 import anyio
 import pluggy
 
-from storykit._base import _enum, _limit, _text
+from storykit._base import MAX_TEXT, MAX_TITLE, _enum, _limit, _read_diff, _text
 from storykit._plans import PlanCases
 from storykit._suggestions import GenerateResult, SuggestionCases
+from storykit._unicode import MAX_INT64
 from storykit.artifacts import ArtifactWriter
 from storykit.auth import Principal, Role
 from storykit.backends import PolicySubject
-from storykit.diffs import parse_diff
 from storykit.errors import Invalid
 from storykit.events import EventBus
 from storykit.ids import check_id
@@ -126,8 +126,8 @@ class Storykit(SuggestionCases, PlanCases):
     ) -> list[Suggestion]:
         return await self.store.list_suggestions(
             status=_enum(Status, status, "status"),
-            source=source or None,
-            agent=agent or None,
+            source=_text(source, "source", MAX_TITLE) or None,
+            agent=_text(agent, "agent", MAX_TITLE) or None,
             risk=_enum(Risk, risk, "risk"),
             after=check_id(after, "sug", what="after") if after else None,
             limit=_limit(limit),
@@ -139,8 +139,8 @@ class Storykit(SuggestionCases, PlanCases):
         )
 
     async def read_events(self, *, after: int = 0, limit: int = 100) -> list[Event]:
-        if after < 0:
-            raise Invalid("after must be 0 or more")
+        if not isinstance(after, int) or isinstance(after, bool) or not 0 <= after <= MAX_INT64:
+            raise Invalid(f"after must be an event id: a whole number from 0 to {MAX_INT64}")
         return await self.store.read_events(after=after, limit=_limit(limit, 1000))
 
     async def refresh_gauges(self) -> None:
@@ -170,7 +170,9 @@ class Storykit(SuggestionCases, PlanCases):
         self, *, diff: str, title: str = "", rationale: str = "", agent: str = ""
     ) -> PolicyDecision:
         """Evaluate a diff against the current policies without storing anything."""
-        parsed = parse_diff(_text(diff, "diff", self.settings.max_body_bytes))
+        title = _text(title, "title", MAX_TITLE)
+        rationale = _text(rationale, "rationale", MAX_TEXT)
+        diff, parsed, _ = await _read_diff(diff, self.settings.max_body_bytes, required=False)
         subject = PolicySubject(
             diff=diff, title=title, rationale=rationale, files=parsed.files, agent=agent
         )

@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from storykit.backends import PRBackend, PRRequest
-from storykit.diffs import parse_diff
+from storykit.diffs import parse_diff_async
 from storykit.errors import Invalid
 from storykit.hookspecs import hookimpl
 from storykit.models import PRResult
@@ -92,7 +92,7 @@ async def preview(
     ops.append(f"# push: {target.branch} to {remote}" if remote else "# push: none (no remote)")
     ops.append(f"# check: the diff applies cleanly to {target.base[:12]}")
     if detail in ("diff", "full"):
-        ops.extend(_file_lines(diff))
+        ops.extend(await _file_lines(diff))
     if detail == "full":
         commands = PRCommands(
             repo=target.repo,
@@ -121,11 +121,11 @@ def _base_line(ref: str, commit: str) -> str:
     return commit if is_id and commit.startswith(ref.lower()) else f"{ref} ({commit})"
 
 
-def _file_lines(diff: str) -> list[str]:
+async def _file_lines(diff: str) -> list[str]:
     if not diff.strip():
         return []
     try:
-        parsed = parse_diff(diff)
+        parsed = await parse_diff_async(diff)
     except Invalid as exc:
         return [f"# check failed: {exc.detail}"]
     out = []

@@ -38,7 +38,7 @@ import anyio.from_thread
 import anyio.to_thread
 
 from storykit.backends import Draft, GenerateRequest, Progress, SuggestionSource
-from storykit.diffs import parse_diff, safe_repo_path
+from storykit.diffs import parse_diff_async, safe_repo_path
 from storykit.errors import BackendError, Invalid
 from storykit.gitdiff import (
     Edit,
@@ -143,7 +143,7 @@ class RuffSource:
         """First whether the diff applies to its base at all (any file, Python or not:
         a diff that cannot apply can never ship), then ruff on the Python files it changes."""
         try:
-            parsed = parse_diff(draft.diff)
+            parsed = await parse_diff_async(draft.diff)
         except Invalid:
             return []  # storykit itself refuses diffs that do not parse
         targets = [

@@ -15,12 +15,15 @@ batch is applied set-wise, not write by write:
    submission order.
 4. ``COMMIT``.
 
-If SQLite rejects the data (a constraint, a trigger) the transaction is rolled
-back and the batch retried with a SAVEPOINT per write, checking ``expect`` per
-write in SQL: the bad write is rolled back alone and its caller gets
-:class:`~storykit.errors.Invalid`; the others commit. Any other database error
-(disk full, locked past ``busy_timeout``) fails the whole batch, and every caller
-gets a :class:`~storykit.errors.BackendError`. Either way nothing is half-written.
+:func:`prepare` refuses what SQLite would not take (text UTF-8 cannot hold, say)
+in the caller's task, before anything is queued. If a batch still fails for a
+reason tied to one write's values (a constraint or trigger, a value sqlite3
+cannot bind) the transaction is rolled back and the batch retried with a
+SAVEPOINT per write: the bad write is rolled back alone and its caller gets
+:class:`~storykit.errors.Invalid`; the others commit, each with its own outcome.
+Any other database error (disk full, locked past ``busy_timeout``) fails the
+whole batch, and every caller gets a :class:`~storykit.errors.BackendError`.
+Either way nothing is half-written.
 """
 
 from __future__ import annotations
@@ -35,14 +38,26 @@ from typing import Any
 
 import anyio
 
+from storykit._unicode import require_utf8
 from storykit.errors import BackendError, Conflict, Invalid
 from storykit.models import Event, Plan, Risk, Status, Suggestion, to_dict, utcnow
 from storykit.store._driver import Driver, rollback
 
 __all__ = ["PendingWrite", "commit_batch", "dumps", "prepare"]
 
-# Errors caused by the rows themselves, which retrying write by write can isolate.
-_DATA_ERRORS = (sqlite3.IntegrityError, sqlite3.DataError)
+# Errors caused by the values of one write, which retrying write by write isolates:
+# SQLite refusing them (a constraint, a trigger, too big) or sqlite3 failing to bind
+# them (text UTF-8 cannot hold is a UnicodeEncodeError, an integer beyond 64 bits an
+# OverflowError, an unsupported type a ProgrammingError). The database's own
+# failures (OperationalError: disk full, locked) are not among them.
+_DATA_ERRORS = (
+    sqlite3.IntegrityError,
+    sqlite3.DataError,
+    sqlite3.InterfaceError,
+    sqlite3.ProgrammingError,
+    UnicodeError,
+    OverflowError,
+)
 
 _UPSERT_SUGGESTION = """
     INSERT INTO suggestions (id, status, source, agent, risk, created_at, updated_at, doc)
@@ -112,6 +127,7 @@ def prepare(
     """Validate and serialise in the caller's task, so bad input fails there, queueing nothing."""
     if not isinstance(event_type, str) or not event_type:
         raise Invalid(f"event type must be a non-empty string, not {event_type!r}")
+    require_utf8(event_type, "event type")
     data_json = _json(data, "event data")
     versions: dict[str, datetime] = {}
     suggestion_rows = [_suggestion_row(s, versions) for s in suggestions]
@@ -138,9 +154,12 @@ def _json(value: object, what: str) -> str:
     if not isinstance(value, Mapping):
         raise Invalid(f"{what} must be a mapping, not {type(value).__name__}")
     try:
-        return dumps(value)
+        text = dumps(value)
     except (TypeError, ValueError) as exc:
         raise Invalid(f"{what} is not JSON-serialisable: {exc}") from exc
+    # Every text column is JSON or a value inside it (ids, source, agent), so this one
+    # check keeps text SQLite cannot encode out of the batch, where it would fail the rest.
+    return require_utf8(text, what)
 
 
 def _stamps(value: Suggestion | Plan) -> tuple[str, str]:

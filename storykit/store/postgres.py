@@ -33,13 +33,15 @@ import anyio
 import psycopg
 from anyio.abc import TaskGroup
 
-from storykit.errors import BackendError, Invalid, NotFound
+from storykit.errors import BackendError, NotFound
 from storykit.models import Event, Plan, Risk, Status, Suggestion
 from storykit.store import _pg_schema
 from storykit.store._batch import PendingWrite, prepare
 from storykit.store._driver import Row
 from storykit.store._pg_batch import commit_batch, fail
 from storykit.store._pg_driver import Connection, Pool, connect, open_pool
+from storykit.store._values import event_id as _event_id
+from storykit.store._values import limit as _limit
 from storykit.store._writer import GroupWriter
 
 __all__ = ["PostgresStore"]
@@ -208,7 +210,7 @@ class PostgresStore:
     async def read_events(self, *, after: int = 0, limit: int = 100) -> list[Event]:
         rows = await self._read(
             "SELECT id, type, at, data FROM events WHERE id > %s ORDER BY id LIMIT %s",
-            (int(after), _limit(limit)),
+            (_event_id(after), _limit(limit)),
         )
         return [
             Event(id=int(i), type=str(t), at=at.astimezone(UTC), data=json.loads(data))
@@ -280,9 +282,3 @@ async def _migrate(conninfo: str) -> int:
     finally:
         with anyio.CancelScope(shield=True):
             await db.aclose()
-
-
-def _limit(limit: int) -> int:
-    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
-        raise Invalid(f"limit must be a positive integer, not {limit!r}")
-    return limit

@@ -35,11 +35,14 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup
 
-from storykit.errors import BackendError, Invalid, NotFound
+from storykit._offload import off_loop
+from storykit.errors import BackendError, NotFound
 from storykit.models import Event, Plan, Risk, Status, Suggestion
 from storykit.store import _schema
 from storykit.store._batch import PendingWrite, commit_batch, prepare
 from storykit.store._driver import Driver, Row, connect
+from storykit.store._values import event_id as _event_id
+from storykit.store._values import limit as _limit
 
 __all__ = ["SqliteStore"]
 
@@ -198,7 +201,7 @@ class SqliteStore:
     async def read_events(self, *, after: int = 0, limit: int = 100) -> list[Event]:
         rows = await self._read(
             "SELECT id, type, at, data FROM events WHERE id > ? ORDER BY id LIMIT ?",
-            (int(after), _limit(limit)),
+            (_event_id(after), _limit(limit)),
         )
         return [
             Event(id=int(i), type=str(t), at=datetime.fromisoformat(at), data=json.loads(data))
@@ -228,14 +231,19 @@ class SqliteStore:
         """
         if self._task_group is None or self._closing:
             raise RuntimeError("the store is not open")
-        pending = prepare(
-            event_type,
-            data,
-            suggestions=suggestions,
-            plans=plans,
-            policy_config=policy_config,
-            expect=expect,
+        pending = await off_loop(  # serialising a 5 MB diff is no work for the event loop
+            _size(suggestions, plans),
+            lambda: prepare(
+                event_type,
+                data,
+                suggestions=suggestions,
+                plans=plans,
+                policy_config=policy_config,
+                expect=expect,
+            ),
         )
+        if self._task_group is None or self._closing:  # closed while that ran
+            raise RuntimeError("the store is not open")
         self._queue.append(pending)
         if self._wakeup is not None:
             self._wakeup.set()
@@ -300,7 +308,8 @@ async def _connect(path: Path) -> Driver:
     return db
 
 
-def _limit(limit: int) -> int:
-    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
-        raise Invalid(f"limit must be a positive integer, not {limit!r}")
-    return limit
+def _size(suggestions: Sequence[Suggestion], plans: Sequence[Plan]) -> int:
+    """About how much text a write serialises: its diffs (all else in it is small)."""
+    diffs = [getattr(s, "diff", "") for s in suggestions]
+    diffs += [getattr(v, "diff", "") for p in plans for v in getattr(p, "variants", ())]
+    return sum(len(d) for d in diffs if isinstance(d, str))

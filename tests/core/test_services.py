@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import subprocess
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -653,3 +654,98 @@ async def test_a_backend_may_ask_for_more_time_than_the_hook_timeout(
                 await core.refine(REVIEWER, s.id)
         else:
             assert (await core.refine(REVIEWER, s.id)).revision == 2
+
+
+# -- hostile values --------------------------------------------------------------------
+
+BAD = "\ud800"  # an unpaired surrogate: JSON can carry it, UTF-8 (and so SQLite) cannot
+
+
+async def test_text_utf8_cannot_hold_and_ids_beyond_64_bits_are_invalid(tmp_path: Path) -> None:
+    async with open_core(tmp_path, plugins={"deny": PolicyPlugin(), "r": RefinerPlugin()}) as core:
+        s = await core.submit(AGENT, title="t", diff=DIFF)
+        before = (await core.read_events(), await core.list_suggestions())
+        bad_diff = make_diff("pkg/mod.py", "a = 1\n", f"a = '{BAD}'\n")
+        calls = [
+            lambda: core.submit(AGENT, title=BAD, diff=DIFF),
+            lambda: core.submit(AGENT, title="t", diff=bad_diff),
+            lambda: core.submit(AGENT, title="t", diff=DIFF, rationale=BAD),
+            lambda: core.revise(AGENT, s.id, diff=DIFF, title=BAD),
+            lambda: core.review(REVIEWER, s.id, action="revise", comment=BAD),
+            lambda: core.refine(REVIEWER, s.id, instructions=BAD),
+            lambda: core.plan(REVIEWER, goal=BAD),
+            lambda: core.generate(REVIEWER, paths=[BAD]),
+            lambda: core.set_policies(ADMIN, {"deny-word": {"word": BAD}}),
+            lambda: core.check_diff(diff=bad_diff),
+            lambda: core.check_diff(diff=DIFF, rationale=BAD),
+            lambda: core.list_suggestions(source=BAD),
+            lambda: core.list_suggestions(agent=BAD),
+            lambda: core.read_events(after=2**64),
+        ]
+        for call in calls:
+            with pytest.raises(Invalid):
+                await call()
+        assert (await core.read_events(), await core.list_suggestions()) == before
+        assert await core.read_events(after=2**63 - 1) == []
+
+
+# -- CPU-heavy work off the event loop ----------------------------------------------------
+
+BIG_DIFF = make_diff("pkg/big.py", "", "x = 1\n" * 20_000)  # well past OFFLOAD_CHARS
+
+
+async def test_a_big_diff_is_parsed_while_the_event_loop_serves_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The parse waits until another task on the event loop has answered a read. Were it
+    # parsing on the loop, that task could never run (the wait would time out and fail).
+    import storykit.diffs
+
+    parsing, served = threading.Event(), threading.Event()
+    real_patch_set = storykit.diffs.PatchSet
+
+    def patch_set(diff: str) -> Any:
+        if len(diff) > 100_000:
+            parsing.set()
+            assert served.wait(timeout=30), "the event loop was blocked during the parse"
+        return real_patch_set(diff)
+
+    monkeypatch.setattr(storykit.diffs, "PatchSet", patch_set)
+    async with open_core(tmp_path, plugins={"deny": PolicyPlugin()}) as core:
+
+        async def another_request() -> None:
+            assert await anyio.to_thread.run_sync(parsing.wait, 30), "no parse started"
+            assert await core.list_suggestions() == []  # answered while the parse is held
+            served.set()
+
+        for use_case in (
+            lambda: core.check_diff(diff=BIG_DIFF),
+            lambda: core.submit(AGENT, title="big", diff=BIG_DIFF),
+        ):
+            parsing.clear()
+            served.clear()
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(another_request)
+                await use_case()
+        [s] = await core.list_suggestions()
+        assert s.files == ("pkg/big.py",) and s.diff == BIG_DIFF
+
+
+async def test_a_big_write_is_serialised_off_the_event_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import storykit.store.sqlite
+
+    on_loop: list[bool] = []
+    real_prepare = storykit.store.sqlite.prepare
+
+    def prepare(*args: Any, **kwargs: Any) -> Any:
+        on_loop.append(threading.get_ident() == loop_thread)
+        return real_prepare(*args, **kwargs)
+
+    monkeypatch.setattr(storykit.store.sqlite, "prepare", prepare)
+    loop_thread = threading.get_ident()
+    async with open_core(tmp_path) as core:
+        await core.submit(AGENT, title="small", diff=DIFF)
+        await core.submit(AGENT, title="big", diff=BIG_DIFF)
+    assert on_loop == [True, False]

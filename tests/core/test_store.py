@@ -42,6 +42,7 @@ from storykit.models import (
     utcnow,
 )
 from storykit.store import Store
+from storykit.store._batch import PendingWrite
 from storykit.store._schema import MIGRATIONS, SCHEMA_VERSION
 from storykit.store.postgres import PostgresStore
 from storykit.store.sqlite import SqliteStore
@@ -341,6 +342,17 @@ async def test_bad_limit_is_invalid(store: AnyStore) -> None:
         await store.list_suggestions(limit=0)
     with pytest.raises(Invalid):
         await store.read_events(limit=-1)
+    # Beyond 64 bits sqlite3 raises OverflowError, not a database error: refused before.
+    for call in (
+        partial(store.read_events, after=2**63),
+        partial(store.read_events, after=-1),
+        partial(store.read_events, limit=2**64),
+        partial(store.list_suggestions, limit=2**64),
+        partial(store.list_plans, limit=2**64),
+    ):
+        with pytest.raises(Invalid):
+            await call()
+    assert await store.read_events(after=2**63 - 1, limit=2**63 - 1) == []
 
 
 async def test_read_events_from_any_id(store: AnyStore) -> None:
@@ -448,6 +460,18 @@ async def test_bad_input_is_invalid_and_writes_nothing(store: AnyStore) -> None:
         await store.write("x", {}, suggestions=[good, bad_status])
     with pytest.raises(Invalid):
         await store.write("x", {}, expect={good.id: "yesterday"})  # type: ignore[dict-item]
+    # Text no UTF-8 can hold (an unpaired surrogate, as JSON can carry) anywhere it is stored.
+    for kwargs in (
+        {"event_type": "x\ud800", "data": {}},
+        {"event_type": "x", "data": {"t": "\udfff"}},
+        {"event_type": "x", "data": {"\ud800": 1}},
+        {"event_type": "x", "data": {}, "suggestions": [make_suggestion(title="\ud800")]},
+        {"event_type": "x", "data": {}, "suggestions": [make_suggestion(agent="\ud800")]},
+        {"event_type": "x", "data": {}, "plans": [make_plan(goal="\ud800")]},
+        {"event_type": "x", "data": {}, "policy_config": {"p": {"deny": ["\ud800"]}}},
+    ):
+        with pytest.raises(Invalid, match="unpaired surrogate"):
+            await store.write(**kwargs)
     assert await store.last_event_id() == 0
     with pytest.raises(NotFound):
         await store.get_suggestion(good.id)
@@ -493,6 +517,72 @@ async def test_write_failing_midway_leaves_nothing(store: AnyStore, backend: Bac
         await store.write("boom", {}, suggestions=[doomed])
     with pytest.raises(NotFound):
         await store.get_suggestion(doomed.id)
+
+
+@pytest.fixture
+async def sqlite_only(db_path: Path) -> AsyncIterator[SqliteStore]:
+    """For tests of the SQLite batch itself (the PostgreSQL one has its own)."""
+    async with SqliteStore(db_path) as store:
+        yield store
+
+
+def _unencodable_text(w: PendingWrite) -> None:
+    w.data_json = '{"t":"\ud800"}'
+
+
+def _int_beyond_64_bits(w: PendingWrite) -> None:
+    row = w.suggestion_rows[0]
+    w.suggestion_rows[0] = (*row[:5], 2**64, *row[6:])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("spoil", [_unencodable_text, _int_beyond_64_bits])
+async def test_one_bad_write_in_a_batch_fails_alone(
+    sqlite_only: SqliteStore,
+    db_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    spoil: Callable[[PendingWrite], None],
+) -> None:
+    # A value that validation missed and sqlite3 cannot bind fails only its own write:
+    # the batch is retried write by write, and every other caller's write commits.
+    import storykit.store.sqlite as module
+
+    store = sqlite_only
+
+    def prepare(event_type: str, data: Any, **kwargs: Any) -> Any:
+        pending = real_prepare(event_type, data, **kwargs)
+        if event_type == "bad":
+            spoil(pending)  # past validation, as a bug in it would let through
+        return pending
+
+    real_prepare = module.prepare
+    monkeypatch.setattr(module, "prepare", prepare)
+    doomed = make_suggestion()
+    fine = [make_suggestion() for _ in range(6)]
+    outcomes: dict[str, object] = {}
+
+    async def write(event_type: str, s: Suggestion) -> None:
+        try:
+            outcomes[s.id] = await store.write(event_type, {"id": s.id}, suggestions=[s])
+        except StorykitError as exc:
+            outcomes[s.id] = exc
+
+    async with anyio.create_task_group() as tg:
+        with SqliteBackend(db_path).write_lock_held():  # one batch: ok, ok, ok, bad, ok, ok, ok
+            await queue_in_order(
+                tg,
+                store,
+                partial(store.write, "first", {}),
+                *[partial(write, "ok", s) for s in fine[:3]],
+                partial(write, "bad", doomed),
+                *[partial(write, "ok", s) for s in fine[3:]],
+            )
+    assert isinstance(outcomes[doomed.id], Invalid)
+    assert all(getattr(outcomes[s.id], "type", None) == "ok" for s in fine), outcomes
+    with pytest.raises(NotFound):
+        await store.get_suggestion(doomed.id)
+    for s in fine:
+        assert await store.get_suggestion(s.id) == s
+    assert [e.type for e in await store.read_events()] == ["first"] + ["ok"] * 6
 
 
 async def test_many_concurrent_writers_group_commit(store: AnyStore) -> None:

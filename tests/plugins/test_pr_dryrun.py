@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+import storykit.diffs
 import storykit_plugins.pr_dryrun as pr_dryrun_module
 from storykit.backends import PRRequest
 from storykit.errors import BackendError, Conflict, Invalid
 from storykit.models import Suggestion, Variant
 from storykit.plugins import Registry, get_plugin_manager
 from storykit.settings import Settings
+from storykit.testing import make_diff
 from storykit_plugins.pr_dryrun import DryRunBackend
 
 anyio = pytest.mark.anyio
@@ -238,3 +242,21 @@ async def test_a_branch_name_the_caller_chose_is_used_exactly_or_refused(
     git_cmd(repo, "branch", "sk/one")
     with pytest.raises(Conflict, match=r"branch 'sk/one' already exists; choose another name"):
         await DryRunBackend().open(chosen)
+
+
+@anyio
+async def test_a_big_variant_diff_is_read_off_the_event_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, repo_make: Callable[..., Path]
+) -> None:
+    on_loop: list[bool] = []
+    real_patch_set = storykit.diffs.PatchSet
+
+    def patch_set(diff: str) -> Any:
+        on_loop.append(threading.current_thread() is threading.main_thread())
+        return real_patch_set(diff)
+
+    monkeypatch.setattr(storykit.diffs, "PatchSet", patch_set)
+    big = make_diff("big.py", "", "x = 1\n" * 20_000)
+    result = await DryRunBackend().open(_request(repo_make(FILES), tmp_path / "w", big))
+    assert "# A big.py (+20000 -0)" in result.operations
+    assert on_loop == [False]

@@ -6,12 +6,14 @@ import os
 import random
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import storykit.diffs
 import storykit_plugins.ruff_source as ruff_source
 from storykit.backends import Draft, GenerateRequest, PreReviewer, SuggestionSource
 from storykit.diffs import parse_diff
@@ -20,7 +22,7 @@ from storykit.gitdiff import Edit, Lines, apply_edits, file_diff, header
 from storykit.models import Outcome, Status
 from storykit.plugins import Registry, get_plugin_manager
 from storykit.settings import Settings
-from storykit.testing import AGENT, REVIEWER, open_core
+from storykit.testing import AGENT, REVIEWER, make_diff, open_core
 from storykit_plugins._git import TreeEntry
 from storykit_plugins.ruff_source import RuffSource
 
@@ -447,3 +449,21 @@ def test_hunks_far_apart_stay_separate_and_near_ones_merge() -> None:
 def test_apply_edits_refuses_overlaps() -> None:
     with pytest.raises(ValueError, match="overlap"):
         apply_edits("abcdef", [Edit(0, 3, "x"), Edit(2, 4, "y")])
+
+
+@anyio
+async def test_pre_review_reads_a_big_diff_off_the_event_loop(
+    repo_make: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    on_loop: list[bool] = []
+    real_patch_set = storykit.diffs.PatchSet
+
+    def patch_set(diff: str) -> Any:
+        on_loop.append(threading.current_thread() is threading.main_thread())
+        return real_patch_set(diff)
+
+    monkeypatch.setattr(storykit.diffs, "PatchSet", patch_set)
+    repo = repo_make({"README.md": "hi\n"})
+    big = make_diff("big.py", "", "x = 1\n" * 20_000)
+    assert await RuffSource().pre_review(repo, Draft(title="t", diff=big)) == []
+    assert on_loop == [False]

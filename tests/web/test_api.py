@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import anyio
 import pytest
 import structlog
 from pydantic import TypeAdapter
@@ -84,9 +85,11 @@ class Plugin:
         register(DryRun())
 
 
-def build(tmp_path: Path, **env: str) -> Quart:
+def build(tmp_path: Path, *, plugins: Sequence[object] = (), **env: str) -> Quart:
     pm = get_plugin_manager(load_entrypoints=False)
     pm.register(Plugin(), name="test-plugin")
+    for n, plugin in enumerate(plugins):
+        pm.register(plugin, name=f"extra-{n}")
     settings = make_settings(
         tmp_path, {"API_TOKENS": KEYS, "RATE_LIMIT_RPS": "1000", "RATE_LIMIT_BURST": "1000"} | env
     )
@@ -841,3 +844,111 @@ async def test_lists_page_with_next_after(client: Client) -> None:
     rest = await (await client.get(after, headers=as_(AGENT_KEY))).get_json()
     assert [s["id"] for s in rest["items"]] == [ids[0]]
     assert rest["next_after"] is None
+
+
+# -- hostile values: each gets a 4xx problem and leaves what is stored intact ---------------
+
+BAD = "\ud800"  # an unpaired surrogate: valid JSON (an escape), but no UTF-8 can hold it
+
+
+async def stored_state(client: Client) -> Any:
+    """Everything the API lets one read back: suggestions, plans, policies, the log."""
+    h = as_(AGENT_KEY)
+    return [
+        await (await client.get(path, headers=h)).get_json()
+        for path in ("/suggestions?limit=200", "/plans?limit=200", "/policies", "/events/log")
+    ]
+
+
+class AnyConfigPolicy:
+    """A policy that takes any section, so the policy document reaches the store as sent."""
+
+    name = "any-config"
+
+    def default_config(self) -> dict[str, Any]:
+        return {}
+
+    def validate_config(self, config: Any) -> None:
+        pass
+
+    async def check(self, subject: Any, config: Any) -> list[Any]:
+        return []
+
+
+class AnyConfigPlugin:
+    @hookimpl
+    def storykit_register_policies(self, register: Any) -> None:
+        register(AnyConfigPolicy())
+
+
+async def test_hostile_text_and_numbers_get_4xx_and_store_nothing(tmp_path: Path) -> None:
+    async with build(tmp_path, plugins=[AnyConfigPlugin()]).test_app() as app:
+        await hostile_requests(app.test_client())
+
+
+async def hostile_requests(client: Client) -> None:
+    r = await client.post("/suggestions", headers=as_(AGENT_KEY), json={"title": "t", "diff": DIFF})
+    sid = (await r.get_json())["id"]
+    before = await stored_state(client)
+    bad_line = make_diff("pkg/a.py", "a = 1\n", f"a = '{BAD}'\n")
+    agent, reviewer, admin = as_(AGENT_KEY), as_(REVIEWER_KEY), as_(ADMIN_KEY)
+    requests: list[tuple[str, str, dict[str, str], Any]] = [
+        ("POST", "/suggestions", agent, {"title": f"t{BAD}", "diff": DIFF}),
+        ("POST", "/suggestions", agent, {"title": "t", "diff": bad_line}),
+        ("POST", "/suggestions", agent, {"title": "t", "diff": DIFF, "rationale": BAD}),
+        ("POST", "/suggestions", agent, {"title": "t", "diff": DIFF, "base_ref": f"main{BAD}"}),
+        ("POST", f"/suggestions/{sid}/revisions", agent, {"diff": bad_line}),
+        ("POST", f"/suggestions/{sid}/revisions", agent, {"diff": DIFF, "title": BAD}),
+        ("POST", f"/suggestions/{sid}/revisions", agent, {"diff": DIFF, "rationale": BAD}),
+        ("POST", "/suggest/review", reviewer, {"id": sid, "action": "revise", "comment": BAD}),
+        ("POST", "/suggest/review", reviewer, {"id": f"{sid}{BAD}", "action": "reject"}),
+        ("POST", "/plan", reviewer, {"goal": f"ship {BAD}"}),
+        ("POST", "/plan", reviewer, {"goal": "ship", "suggestion_ids": [BAD]}),
+        ("POST", f"/plans/{PID}%ED%A0%80/select", reviewer, {"variant": "all"}),
+        ("GET", f"/suggestions/{SID}%ED%A0%80", agent, None),
+        ("POST", "/dev/pr-from-plan", reviewer, {"plan_id": f"{PID}{BAD}"}),
+        ("POST", "/suggest/generate", reviewer, {"paths": [f"pkg/{BAD}.py"]}),
+        ("PUT", "/policies", admin, {"any-config": {"deny": [f"secret/{BAD}"]}}),
+        ("PUT", "/policies", admin, {"any-config": {BAD: 1}}),
+        ("POST", "/policies/check", agent, {"diff": bad_line}),
+        ("POST", "/policies/check", agent, {"diff": DIFF, "title": BAD}),
+        ("GET", f"/events/log?after={2**64}", agent, None),
+        ("GET", f"/events/log?after={2**63}", agent, None),
+        ("GET", f"/events/log?limit={2**64}", agent, None),
+        ("GET", f"/suggestions?limit={2**64}", agent, None),
+        ("GET", f"/plans?limit={2**64}", agent, None),
+        ("GET", f"/suggestions?after={SID}%ED%A0%80", agent, None),
+    ]
+    wrong = []
+    for method, path, headers, body in requests:
+        r = await client.open(path, method=method, headers=headers, json=body)
+        if not 400 <= r.status_code < 500 or r.content_type != "application/problem+json":
+            wrong.append((method, path, body, r.status_code, await r.get_data()))
+    assert wrong == [], "\n".join(f"{w[0]} {w[1]} {w[3]} {w[4][-120:]!r}" for w in wrong)
+    assert await stored_state(client) == before
+    r = await client.get(f"/events/log?after={2**63 - 1}", headers=agent)  # the largest id
+    assert (await r.get_json())["items"] == []
+    r = await client.put("/policies", headers=admin, json={"any-config": {"n": 2**64}})
+    assert (await r.get_json())["policies"]["any-config"] == {"n": 2**64}  # JSON text holds it
+
+
+async def test_one_agents_bad_text_never_fails_other_submissions(client: Client) -> None:
+    # Submitted at the same moment, the writes share group commits: the bad ones must be
+    # refused on their own, before they reach a batch, and every good one stored.
+    statuses: dict[str, list[int]] = {"good": [], "bad": []}
+
+    async def submit(kind: str, n: int) -> None:
+        title = f"t{n}" if kind == "good" else f"t{n}{BAD}"
+        diff = make_diff(f"pkg/m{n}.py", "a\n", "b\n")
+        r = await client.post(
+            "/suggestions", headers=as_(AGENT_KEY), json={"title": title, "diff": diff}
+        )
+        statuses[kind].append(r.status_code)
+
+    async with anyio.create_task_group() as tg:
+        for n in range(40):
+            tg.start_soon(submit, "good", n)
+            tg.start_soon(submit, "bad", n)
+    assert statuses == {"good": [201] * 40, "bad": [422] * 40}
+    r = await client.get("/suggestions?limit=200", headers=as_(AGENT_KEY))
+    assert len((await r.get_json())["items"]) == 40

@@ -20,7 +20,7 @@ import copy
 import dataclasses
 import functools
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from storykit.backends import Policy, PolicySubject
@@ -59,7 +59,7 @@ class PathRules:
 
     def findings(self, parsed: ParsedDiff) -> list[Finding]:
         out: list[Finding] = []
-        for path in _touched_paths(parsed):
+        for path in parsed.touched:  # unquoted, both names of a rename
             denied = self.deny.first_match(path)
             if denied is not None:
                 out.append(_deny("denied-path", f"{path} matches the denied glob {denied!r}", path))
@@ -103,19 +103,6 @@ class PathRules:
 
 def _deny(rule: str, message: str, path: str) -> Finding:
     return Finding(policy=NAME, rule=rule, severity=Outcome.DENY, message=message, file=path)
-
-
-def _touched_paths(parsed: ParsedDiff) -> Iterator[str]:
-    """Both names of every changed file, as ``parse_diff`` reads them, each once."""
-    seen: set[str] = set()
-    for patched in parsed.patch:
-        for name in (patched.source_file, patched.target_file):
-            if not name or name == "/dev/null":
-                continue
-            path = name[2:] if name[:2] in ("a/", "b/") else name
-            if path not in seen:
-                seen.add(path)
-                yield path
 
 
 def compile_paths(config: Mapping[str, Any]) -> PathRules:

@@ -246,8 +246,10 @@ class RiskRegexPolicy:
         rules = compile_rules(config)
         if rules.empty:
             return []
-        data = subject.diff.encode("utf-8", "surrogatepass")
-        return await _common.offload(len(data), lambda: rules.findings(data))
+        return await _common.offload(  # encoding a big diff is CPU work too
+            len(subject.diff),
+            lambda: rules.findings(subject.diff.encode("utf-8", "surrogatepass")),
+        )
 
 
 @hookimpl
