@@ -146,7 +146,7 @@ class Registry:
                 into[name] = Registered(plugin=_plugin, backend=backend)
 
             try:
-                with self._timed(plugin, hook_name):
+                with self._timed(plugin, hook_name, "hook registration"):
                     hook(register=register, settings=self.settings)
             except Exception as exc:  # a broken plugin must not take storykit down
                 self.record_failure(plugin, hook_name, exc)
@@ -188,8 +188,12 @@ class Registry:
             raise PluginError(f"{type(exc).__name__}: {exc}", plugin=plugin, hook=hook) from exc
 
     @contextlib.contextmanager
-    def _timed(self, plugin: str, hook: str) -> Iterator[None]:
-        """With ``STORYKIT_TRACE_HOOKS``, log the call's duration (``hook call``) when it ends."""
+    def _timed(self, plugin: str, hook: str, what: str = "hook call") -> Iterator[None]:
+        """With ``STORYKIT_TRACE_HOOKS``, log ``<what> <plugin> <hook> <ms> ms`` when it ends.
+
+        ``hook call`` is a backend method or an observer; ``hook registration`` a
+        registration hook, once per plugin at set-up.
+        """
         if not self.settings.trace_hooks:
             yield
             return
@@ -198,7 +202,15 @@ class Registry:
             yield
         finally:
             ms = (time.perf_counter() - started) * 1e3
-            log.info("hook call", extra={"plugin": plugin, "hook": hook, "ms": ms})
+            # The fields in the message too: a plain handler (the CLI's) prints only it.
+            log.info(
+                "%s %s %s %.1f ms",
+                what,
+                plugin,
+                hook,
+                ms,
+                extra={"plugin": plugin, "hook": hook, "ms": ms},
+            )
 
     async def notify(self, event: Any) -> None:
         """Run every ``storykit_on_event`` implementation; failures are recorded, not raised."""
