@@ -5,6 +5,13 @@ return nothing. The real work happens in the backends' ``async`` methods (see
 :mod:`storykit.backends`), because pluggy itself is synchronous. No hook here is
 ``firstresult`` or a wrapper, so an implementation may be written either way.
 
+Implementations run in pluggy's order: ``@hookimpl(tryfirst=True)`` ones first,
+``@hookimpl(trylast=True)`` ones last, the others the plugin registered last first.
+storykit calls each plugin's implementation through pluggy on its own, so pluggy's
+tracing sees every call and one that raises is recorded as that plugin's error
+while the others still run. A plugin implementing a hook not listed here (a
+misspelt name) stops start-up with an error naming the plugin and the hook.
+
 This module's docstrings are the hook reference: ``docs/plugins.md`` is
 generated from them (``python -m storykit.docgen``).
 """

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import difflib
 import importlib.metadata
 import inspect
 import logging
 import time
+import weakref
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
@@ -33,6 +35,7 @@ __all__ = [
     "PluginFailure",
     "Registered",
     "Registry",
+    "check_hooks",
     "get_plugin_manager",
 ]
 
@@ -50,6 +53,10 @@ REGISTRATION_HOOKS: dict[str, tuple[str, type]] = {
     "storykit_register_policies": ("policies", Policy),
     "storykit_register_pr_backends": ("pr_backends", PRBackend),
 }
+#: A pluggy trace line is cut here: an event's data can hold whole diffs.
+_TRACE_MAX = 500
+# The managers already tracing into our logger, so a second Registry does not double each line.
+_tracing: weakref.WeakSet[pluggy.PluginManager] = weakref.WeakSet()
 
 
 def get_plugin_manager(
@@ -119,14 +126,14 @@ class Registry:
         self.pr_backends: dict[str, Registered[PRBackend]] = {}
         self.failures: deque[PluginFailure] = deque(maxlen=50)
         self.on_failure: Callable[[PluginFailure], None] | None = None
+        check_hooks(pm)  # also a manager the caller built: a misspelt hook fails here
+        if settings.trace_hooks:
+            _trace_into_log(pm)
         for hook_name, (attr, protocol) in REGISTRATION_HOOKS.items():
             self._collect(hook_name, getattr(self, attr), protocol)
 
     def _collect(self, hook_name: str, into: dict[str, Registered[Any]], protocol: type) -> None:
-        hook = getattr(self.pm.hook, hook_name)
-        # In registration order (pluggy lists them so), so earlier plugins come first.
-        for impl in hook.get_hookimpls():
-            plugin = impl.plugin_name
+        for plugin, hook in _each_plugin(self.pm, hook_name):
 
             def register(backend: Any, _plugin: str = plugin) -> None:
                 name = getattr(backend, "name", None)
@@ -138,9 +145,9 @@ class Registry:
                     raise ValueError(f"{name!r} is already registered by {into[name].plugin!r}")
                 into[name] = Registered(plugin=_plugin, backend=backend)
 
-            kwargs = {"register": register, "settings": self.settings}
             try:
-                impl.function(**{arg: kwargs[arg] for arg in impl.argnames})
+                with self._timed(plugin, hook_name, "hook registration"):
+                    hook(register=register, settings=self.settings)
             except Exception as exc:  # a broken plugin must not take storykit down
                 self.record_failure(plugin, hook_name, exc)
 
@@ -164,9 +171,8 @@ class Registry:
     ) -> R:
         """Await ``fn()`` with a timeout; a raise or a timeout becomes :class:`PluginError`."""
         limit = self.settings.hook_timeout if seconds is None else seconds
-        started = time.perf_counter()
         try:
-            with anyio.fail_after(limit):
+            with self._timed(plugin, hook), anyio.fail_after(limit):
                 return await fn()
         except TimeoutError:
             self.record_failure(plugin, hook, f"timed out after {limit:g}s")
@@ -180,27 +186,40 @@ class Registry:
         except Exception as exc:
             self.record_failure(plugin, hook, exc)
             raise PluginError(f"{type(exc).__name__}: {exc}", plugin=plugin, hook=hook) from exc
+
+    @contextlib.contextmanager
+    def _timed(self, plugin: str, hook: str, what: str = "hook call") -> Iterator[None]:
+        """With ``STORYKIT_TRACE_HOOKS``, log ``<what> <plugin> <hook> <ms> ms`` when it ends.
+
+        ``hook call`` is a backend method or an observer; ``hook registration`` a
+        registration hook, once per plugin at set-up.
+        """
+        if not self.settings.trace_hooks:
+            yield
+            return
+        started = time.perf_counter()
+        try:
+            yield
         finally:
-            if self.settings.trace_hooks:
-                ms = (time.perf_counter() - started) * 1e3
-                # The fields in the message too: a plain handler (the CLI's) prints only it.
-                log.info(
-                    "hook call %s %s %.1f ms",
-                    plugin,
-                    hook,
-                    ms,
-                    extra={"plugin": plugin, "hook": hook, "ms": ms},
-                )
+            ms = (time.perf_counter() - started) * 1e3
+            # The fields in the message too: a plain handler (the CLI's) prints only it.
+            log.info(
+                "%s %s %s %.1f ms",
+                what,
+                plugin,
+                hook,
+                ms,
+                extra={"plugin": plugin, "hook": hook, "ms": ms},
+            )
 
     async def notify(self, event: Any) -> None:
         """Run every ``storykit_on_event`` implementation; failures are recorded, not raised."""
-        for impl in self.pm.hook.storykit_on_event.get_hookimpls():
-            plugin = impl.plugin_name
+        for plugin, hook in _each_plugin(self.pm, "storykit_on_event"):
 
-            async def run(_fn: Callable[..., Any] = impl.function) -> None:
-                result = _fn(event=event)
-                if inspect.isawaitable(result):
-                    await result
+            async def run(_hook: pluggy.HookCaller = hook) -> None:
+                for result in _hook(event=event):
+                    if inspect.isawaitable(result):
+                        await result
 
             with contextlib.suppress(PluginError):  # call() recorded it
                 await self.call(plugin, "storykit_on_event", run)
@@ -228,3 +247,60 @@ class Registry:
                 }
             )
         return out
+
+
+# -- calling hooks through pluggy ------------------------------------------------------
+def _each_plugin(
+    pm: pluggy.PluginManager, hook_name: str
+) -> Iterator[tuple[str, pluggy.HookCaller]]:
+    """Each plugin implementing ``hook_name``, in pluggy's order, with a caller for it alone.
+
+    pluggy calls implementations last-registered first, ``tryfirst`` ones before and
+    ``trylast`` ones after the rest (it walks ``get_hookimpls()`` from the end). Calling
+    each plugin through its own subset of the hook keeps that order, goes through
+    pluggy (so its tracing and hook-call monitoring see every call, wrappers still
+    wrap) and lets one plugin fail without the others being skipped.
+    """
+    impls = [
+        impl
+        for impl in reversed(getattr(pm.hook, hook_name).get_hookimpls())
+        if not (impl.wrapper or impl.hookwrapper)
+    ]
+    for name in dict.fromkeys(impl.plugin_name for impl in impls):
+        others = [impl.plugin for impl in impls if impl.plugin_name != name]
+        yield name, pm.subset_hook_caller(hook_name, remove_plugins=others)
+
+
+def check_hooks(pm: pluggy.PluginManager) -> None:
+    """``pm.check_pending()``, with an unknown hook reported as a :class:`PluginError`."""
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        name = pm.get_name(exc.plugin) or repr(exc.plugin)
+        unknown = [h.name for h in pm.get_hookcallers(exc.plugin) or () if not h.has_spec()]
+        hook = unknown[0] if unknown else "check_pending"
+        known = [n for n, h in vars(pm.hook).items() if not n.startswith("_") and h.has_spec()]
+        close = difflib.get_close_matches(hook, known, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise PluginError(
+            f"{hook} is not a storykit hook{hint}; fix its name, mark it"
+            " @hookimpl(optionalhook=True), or leave the plugin out with STORYKIT_LOAD_PLUGINS",
+            plugin=name,
+            hook=hook,
+        ) from exc
+
+
+def _trace_into_log(pm: pluggy.PluginManager) -> None:
+    """pluggy's own hook tracing, one ``hook trace`` line per message in our logger."""
+    if pm in _tracing:
+        return
+    _tracing.add(pm)
+
+    def write(text: str) -> None:
+        line = " ".join(text.split())
+        if len(line) > _TRACE_MAX:
+            line = line[: _TRACE_MAX - 1] + "…"
+        log.info("hook trace %s", line)
+
+    pm.trace.root.setwriter(write)
+    pm.enable_tracing()

@@ -14,8 +14,10 @@ nobody reviewed.
 **The HTTP side** is :class:`ForgeHTTP`: absolute URLs under the configured API
 base, the forge's auth headers, a log of every call (the result's
 ``operations``), rate-limit retries with an injectable ``sleep``, and transport
-failures turned into :class:`BackendError`. Tokens live only in the headers: they
-are never logged, never part of an operation line or an error message.
+failures turned into :class:`BackendError` (by
+:func:`~storykit_plugins._http.map_httpx_errors`). Tokens live only in the
+headers: they are never logged, never part of an operation line or an error message.
+What the two backends do alike around it is :mod:`storykit_plugins._forge_base`.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from storykit_plugins._git import (
     summarize,
 )
 from storykit_plugins._git_pr import approvers, commit_message, variant_suggestions
+from storykit_plugins._http import map_httpx_errors
 
 __all__ = [
     "FileChange",
@@ -457,19 +460,16 @@ class ForgeHTTP:
     ) -> httpx.Response:
         pairs = params.items() if isinstance(params, Mapping) else params or ()
         query: list[tuple[str, str | int | float | bool | None]] = list(pairs)
-        try:
+        host = _host(self.api)
+        with map_httpx_errors(
+            timeout=f"{self.forge} did not answer in time while {what} ({host})",
+            unreachable=lambda error: (
+                f"could not reach {self.forge} at {host} while {what}: {error}"
+            ),
+        ):
             return await self._client.request(
                 method, self.api + path, json=json, params=query, headers=self._headers
             )
-        except httpx.TimeoutException:
-            raise BackendError(
-                f"{self.forge} did not answer in time while {what} ({_host(self.api)})"
-            ) from None
-        except httpx.RequestError as exc:
-            raise BackendError(
-                f"could not reach {self.forge} at {_host(self.api)} while {what}:"
-                f" {type(exc).__name__}: {exc}"
-            ) from None
 
 
 def _host(url: str) -> str:

@@ -30,39 +30,20 @@ what to fix, and the token never appears in one.
 from __future__ import annotations
 
 import base64
-import dataclasses
 import re
-import time
-from collections.abc import Callable, Mapping
-from typing import Any, NoReturn
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import quote
 
-import anyio
-import httpx
-
-from storykit.backends import PRBackend, PRRequest
-from storykit.errors import BackendError, Conflict, Invalid, NotConfigured, StorykitError
+from storykit.backends import PRBackend
+from storykit.errors import BackendError, Conflict, Invalid, StorykitError
 from storykit.hookspecs import hookimpl
 from storykit.models import PRResult
 from storykit.settings import Settings
-from storykit_plugins._forge import (
-    FileChange,
-    ForgeHTTP,
-    LocalCommit,
-    Sleep,
-    api_base,
-    build_local_commit,
-    flag,
-    forge_client,
-    forge_message,
-    json_object,
-    pr_body,
-    pr_title,
-    split_csv,
-)
-from storykit_plugins.pr_dryrun import preview
+from storykit_plugins._forge import FileChange, forge_message, pr_body, pr_title
+from storykit_plugins._forge_base import ForgeBackend, ForgeConfig, ForgeRun
 
-__all__ = ["DEFAULT_API", "GitHubBackend", "GitHubConfig", "storykit_register_pr_backends"]
+__all__ = ["DEFAULT_API", "GitHubBackend", "storykit_register_pr_backends"]
 
 DEFAULT_API = "https://api.github.com"
 _REPO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*/[A-Za-z0-9._-]+$")
@@ -72,114 +53,27 @@ _HOW = (
 )
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
-class GitHubConfig:
-    token: str = dataclasses.field(repr=False)
-    repo: str
-    api: str = DEFAULT_API
-    base: str | None = None
-    draft: bool = False
-    labels: tuple[str, ...] = ()
-
-    @classmethod
-    def read(cls, get: Callable[[str], str | None]) -> GitHubConfig:
-        """From the environment; :class:`NotConfigured` says what to set."""
-        token = (get("GITHUB_TOKEN") or "").strip()
-        repo = (get("STORYKIT_GITHUB_REPO") or "").strip()
-        missing = [n for n, v in (("GITHUB_TOKEN", token), ("STORYKIT_GITHUB_REPO", repo)) if not v]
-        if missing:
-            raise NotConfigured(f"the github PR backend needs {' and '.join(missing)}: {_HOW}")
-        if not _REPO.match(repo) or repo.endswith(".git"):
-            raise Invalid(f"STORYKIT_GITHUB_REPO={repo!r}: expected owner/name, like octo/hello")
-        return cls(
-            token=token,
-            repo=repo,
-            api=api_base(get("STORYKIT_GITHUB_API"), DEFAULT_API, "STORYKIT_GITHUB_API"),
-            base=(get("STORYKIT_GITHUB_BASE") or "").strip() or None,
-            draft=flag(get("STORYKIT_GITHUB_DRAFT"), "STORYKIT_GITHUB_DRAFT"),
-            labels=split_csv(get("STORYKIT_GITHUB_LABELS")),
-        )
-
-
-class GitHubBackend:
-    name = "github"
-    capabilities: frozenset[str] = frozenset({"push", "pull_request", "draft", "labels"})
-
-    def __init__(
-        self,
-        environ: Mapping[str, str] | None = None,
-        *,
-        client: httpx.AsyncClient | None = None,
-        sleep: Sleep = anyio.sleep,
-        clock: Callable[[], float] = time.time,
-        max_retries: int = 3,
-        max_wait: float = 20.0,
-    ) -> None:
-        """``environ`` holds the settings (read at each run, so a missing token is
-        reported when a PR is opened); ``client``, ``sleep`` and ``clock`` are for tests."""
-        self._environ = dict(environ or {})
-        self._client = client
-        self._sleep = sleep
-        self._clock = clock
-        self._max_retries = max_retries
-        self._max_wait = max_wait
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> GitHubBackend:
-        return cls(settings.environ)
-
-    async def open(self, request: PRRequest) -> PRResult:
-        if request.dry_run:
-            repo = (self._environ.get("STORYKIT_GITHUB_REPO") or "").strip()
-            remote = f"GitHub {repo}" if repo else None
-            return await preview(request, detail="diff", remote=remote, backend=self.name)
-        config = GitHubConfig.read(self._environ.get)
-        local = await build_local_commit(request)  # a diff that does not apply fails offline
-        async with forge_client(self._client) as client:
-            http = ForgeHTTP(
-                forge="GitHub",
-                api=config.api,
-                headers={
-                    "Authorization": f"Bearer {config.token}",
-                    "Accept": "application/vnd.github+json",
-                    "X-GitHub-Api-Version": "2022-11-28",
-                    "User-Agent": "storykit",
-                },
-                client=client,
-                sleep=self._sleep,
-                clock=self._clock,
-                max_retries=self._max_retries,
-                max_wait=self._max_wait,
-            )
-            return await _Run(http, config, request, local).open()
-
-
-class _Run:
+class _Run(ForgeRun):
     """One PR: the calls in order, and what each failure means."""
 
-    def __init__(
-        self, http: ForgeHTTP, config: GitHubConfig, request: PRRequest, local: LocalCommit
-    ) -> None:
-        self.http = http
-        self.config = config
-        self.request = request
-        self.local = local
-        self.repo = f"/repos/{config.repo}"
-        self.ref_path = f"{self.repo}/git/refs/heads/{quote(local.branch, safe='/')}"
+    home_what = "reading the repository"
+    deleted = frozenset({204, 404, 422})
+
+    @property
+    def home(self) -> str:
+        return f"/repos/{self.config.target}"
+
+    @property
+    def branch_path(self) -> str:
+        return f"{self.home}/git/refs/heads/{quote(self.local.branch, safe='/')}"
 
     async def open(self) -> PRResult:
         local = self.local
-        repo = await self._json("GET", self.repo, what="reading the repository")
-        base_branch = self.config.base or str(repo.get("default_branch") or "")
-        if not base_branch:
-            raise BackendError(f"GitHub did not say which branch of {self.config.repo} is default")
-        head = await self._branch_head(base_branch)
-        if head != local.base:
-            await self._check_ancestor(head, base_branch)
+        base_branch = await self._target_branch()
         entries = [await self._tree_entry(change) for change in local.changes]
         tree = await self._json(
             "POST",
-            f"{self.repo}/git/trees",
+            f"{self.home}/git/trees",
             what="creating the tree",
             json={"base_tree": local.base_tree, "tree": entries},
         )
@@ -190,42 +84,25 @@ class _Run:
             )
         commit = await self._json(
             "POST",
-            f"{self.repo}/git/commits",
+            f"{self.home}/git/commits",
             what="creating the commit",
             json={"message": local.message, "tree": local.tree, "parents": [local.base]},
         )
         sha = str(commit.get("sha") or "")
         await self._create_branch(sha)
-        try:
-            pull = await self._create_pull(base_branch)
-        except StorykitError as exc:
-            note = await self._delete_branch()
-            raise type(exc)(exc.detail + note) from exc
-        except BaseException:
-            await self._delete_branch()
-            raise
+        pull = await self._on_new_branch(lambda: self._create_pull(base_branch))
         if self.config.labels:
             await self._add_labels(int(pull["number"]))
-        return PRResult(
-            backend="github",
-            branch=local.branch,
-            diff=self.request.variant.diff,
-            dry_run=False,
-            operations=tuple(self.http.operations),
-            commit=sha,
-            url=str(pull.get("html_url") or "") or None,
-            plan_id=self.request.plan_id,
-            variant=self.request.variant.key,
-        )
+        return self._result(sha, str(pull.get("html_url") or ""))
 
     # -- steps -----------------------------------------------------------------------
     async def _branch_head(self, branch: str) -> str:
-        path = f"{self.repo}/git/ref/heads/{quote(branch, safe='/')}"
+        path = f"{self.home}/git/ref/heads/{quote(branch, safe='/')}"
         what = f"reading branch {branch!r}"
         response = await self.http.call("GET", path, what=what)
         if response.status_code == 404:
             raise Invalid(
-                f"{self.config.repo} has no branch {branch!r} to open the pull request against"
+                f"{self.config.target} has no branch {branch!r} to open the pull request against"
                 " (STORYKIT_GITHUB_BASE)"
             )
         ref = self._ok(response, what)
@@ -234,10 +111,10 @@ class _Run:
     async def _check_ancestor(self, head: str, branch: str) -> None:
         base = self.local.base
         what = "comparing the reviewed base with the target branch"
-        response = await self.http.call("GET", f"{self.repo}/compare/{head}...{base}", what=what)
+        response = await self.http.call("GET", f"{self.home}/compare/{head}...{base}", what=what)
         if response.status_code in (404, 422):
             raise Conflict(
-                f"the reviewed base commit {base[:12]} is not on GitHub ({self.config.repo});"
+                f"the reviewed base commit {base[:12]} is not on GitHub ({self.config.target});"
                 " push it first (for example, push your branch), then open the PR again"
             )
         status = self._ok(response, what).get("status")
@@ -261,7 +138,7 @@ class _Run:
             return entry
         blob = await self._json(
             "POST",
-            f"{self.repo}/git/blobs",
+            f"{self.home}/git/blobs",
             what=f"uploading {change.path}",
             json={"content": base64.b64encode(change.content).decode(), "encoding": "base64"},
         )
@@ -276,14 +153,14 @@ class _Run:
         what = f"creating branch {self.local.branch!r}"
         response = await self.http.call(
             "POST",
-            f"{self.repo}/git/refs",
+            f"{self.home}/git/refs",
             what=what,
             json={"ref": f"refs/heads/{self.local.branch}", "sha": sha},
         )
         if response.status_code == 422 and "already exists" in forge_message(response):
             existing = await self._existing_pull()
             raise Conflict(
-                f"branch {self.local.branch!r} already exists on GitHub ({self.config.repo})"
+                f"branch {self.local.branch!r} already exists on GitHub ({self.config.target})"
                 f"{existing}; choose another name or delete it"
             )
         self._ok(response, what)
@@ -292,7 +169,7 @@ class _Run:
         what = "creating the pull request"
         response = await self.http.call(
             "POST",
-            f"{self.repo}/pulls",
+            f"{self.home}/pulls",
             what=what,
             json={
                 "title": pr_title(self.request),
@@ -304,7 +181,7 @@ class _Run:
         )
         said = forge_message(response)
         if response.status_code == 422 and "pull request already exists" in said.lower():
-            owner = self.config.repo.split("/")[0]
+            owner = self.config.target.split("/")[0]
             existing = await self._existing_pull()
             raise Conflict(
                 f"a pull request already exists for {owner}:{self.local.branch}{existing}"
@@ -316,7 +193,7 @@ class _Run:
         try:
             response = await self.http.call(
                 "POST",
-                f"{self.repo}/issues/{number}/labels",
+                f"{self.home}/issues/{number}/labels",
                 what=what,
                 json={"labels": list(self.config.labels)},
             )
@@ -327,11 +204,11 @@ class _Run:
 
     async def _existing_pull(self) -> str:
         """`` (pull request #12: <url>)`` for the open PR from the branch, if GitHub finds one."""
-        owner = self.config.repo.split("/")[0]
+        owner = self.config.target.split("/")[0]
         try:
             response = await self.http.call(
                 "GET",
-                f"{self.repo}/pulls",
+                f"{self.home}/pulls",
                 what="looking for the existing pull request",
                 params={"head": f"{owner}:{self.local.branch}", "state": "open"},
             )
@@ -342,51 +219,47 @@ class _Run:
             return f" (pull request #{pulls[0].get('number')}: {pulls[0].get('html_url')})"
         return ""
 
-    async def _delete_branch(self) -> str:
-        """Remove the branch this run made; a note for the error message."""
-        branch = self.local.branch
-        with anyio.CancelScope(shield=True):
-            try:
-                response = await self.http.call(
-                    "DELETE", self.ref_path, what=f"deleting branch {branch!r} again"
-                )
-            except StorykitError:
-                response = None
-        if response is not None and response.status_code in (204, 404, 422):
-            return f"; branch {branch!r} was deleted again"
-        return f"; branch {branch!r} was left on GitHub: delete it before trying again"
-
     # -- responses -------------------------------------------------------------------
-    async def _json(self, method: str, path: str, *, what: str, json: Any = None) -> dict[str, Any]:
-        return self._ok(await self.http.call(method, path, what=what, json=json), what)
-
-    def _ok(self, response: httpx.Response, what: str) -> dict[str, Any]:
-        if response.is_success:
-            return json_object(response, what, "GitHub")
-        self._fail(response, what)
-
-    def _fail(self, response: httpx.Response, what: str) -> NoReturn:
-        status = response.status_code
-        said = forge_message(response)
-        repo = self.config.repo
+    def _explain(self, status: int, said: str, what: str) -> str | None:
+        repo = self.config.target
         if status == 401:
-            raise BackendError(
+            return (
                 f"GitHub rejected the token: set GITHUB_TOKEN with repo scope (GitHub said: {said})"
             )
         if status == 404:
-            raise BackendError(
+            return (
                 f"GitHub answered 404 Not Found while {what}: the repository {repo} does not"
                 " exist or the token cannot see it; check STORYKIT_GITHUB_REPO and the token's"
                 " access"
             )
         if status == 403:
-            raise BackendError(
+            return (
                 f"GitHub refused {what} ({said}): the token needs write access to the contents"
                 f" and pull requests of {repo}"
             )
-        if status == 409:
-            raise Conflict(f"GitHub refused {what}: {said}")
-        raise BackendError(f"GitHub failed {what}: HTTP {status}: {said}")
+        return None
+
+
+class GitHubBackend(ForgeBackend):
+    name = "github"
+    forge = "GitHub"
+    auth_setting = "GITHUB_TOKEN"
+    target_setting = "STORYKIT_GITHUB_REPO"
+    default_api = DEFAULT_API
+    how = _HOW
+    run_class = _Run
+
+    def _check_target(self, target: str) -> None:
+        if not _REPO.match(target) or target.endswith(".git"):
+            raise Invalid(f"STORYKIT_GITHUB_REPO={target!r}: expected owner/name, like octo/hello")
+
+    def _headers(self, config: ForgeConfig) -> dict[str, str]:
+        return {
+            "Authorization": f"Bearer {config.token}",
+            "Accept": "application/vnd.github+json",
+            "X-GitHub-Api-Version": "2022-11-28",
+            "User-Agent": "storykit",
+        }
 
 
 @hookimpl

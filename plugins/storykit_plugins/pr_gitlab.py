@@ -26,39 +26,20 @@ or ``RateLimit-Reset``) are waited out a bounded number of times.
 from __future__ import annotations
 
 import base64
-import dataclasses
 import re
-import time
-from collections.abc import Callable, Mapping
-from typing import Any, NoReturn
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import quote
 
-import anyio
-import httpx
-
-from storykit.backends import PRBackend, PRRequest
-from storykit.errors import BackendError, Conflict, Invalid, NotConfigured, StorykitError
+from storykit.backends import PRBackend
+from storykit.errors import Conflict, Invalid, StorykitError
 from storykit.hookspecs import hookimpl
 from storykit.models import PRResult
 from storykit.settings import Settings
-from storykit_plugins._forge import (
-    FileChange,
-    ForgeHTTP,
-    LocalCommit,
-    Sleep,
-    api_base,
-    build_local_commit,
-    flag,
-    forge_client,
-    forge_message,
-    json_object,
-    pr_body,
-    pr_title,
-    split_csv,
-)
-from storykit_plugins.pr_dryrun import preview
+from storykit_plugins._forge import FileChange, forge_message, pr_body, pr_title
+from storykit_plugins._forge_base import ForgeBackend, ForgeConfig, ForgeRun
 
-__all__ = ["DEFAULT_API", "GitLabBackend", "GitLabConfig", "storykit_register_pr_backends"]
+__all__ = ["DEFAULT_API", "GitLabBackend", "storykit_register_pr_backends"]
 
 DEFAULT_API = "https://gitlab.com/api/v4"
 _PROJECT = re.compile(r"^(?:\d+|[A-Za-z0-9_.][A-Za-z0-9_.-]*(?:/[A-Za-z0-9_.][A-Za-z0-9_.-]*)+)$")
@@ -67,87 +48,6 @@ _HOW = (
     " STORYKIT_GITLAB_PROJECT to the project's path (group/name) or numeric id"
 )
 _EXISTING_MR = re.compile(r"!(\d+)")
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
-class GitLabConfig:
-    token: str = dataclasses.field(repr=False)
-    project: str
-    api: str = DEFAULT_API
-    base: str | None = None
-    draft: bool = False
-    labels: tuple[str, ...] = ()
-
-    @classmethod
-    def read(cls, get: Callable[[str], str | None]) -> GitLabConfig:
-        """From the environment; :class:`NotConfigured` says what to set."""
-        token = (get("GITLAB_TOKEN") or "").strip()
-        project = (get("STORYKIT_GITLAB_PROJECT") or "").strip().strip("/")
-        wanted = (("GITLAB_TOKEN", token), ("STORYKIT_GITLAB_PROJECT", project))
-        missing = [name for name, value in wanted if not value]
-        if missing:
-            raise NotConfigured(f"the gitlab PR backend needs {' and '.join(missing)}: {_HOW}")
-        if not _PROJECT.match(project) or project.endswith(".git"):
-            raise Invalid(
-                f"STORYKIT_GITLAB_PROJECT={project!r}: expected a path like group/name"
-                " or a numeric project id"
-            )
-        return cls(
-            token=token,
-            project=project,
-            api=api_base(get("STORYKIT_GITLAB_API"), DEFAULT_API, "STORYKIT_GITLAB_API"),
-            base=(get("STORYKIT_GITLAB_BASE") or "").strip() or None,
-            draft=flag(get("STORYKIT_GITLAB_DRAFT"), "STORYKIT_GITLAB_DRAFT"),
-            labels=split_csv(get("STORYKIT_GITLAB_LABELS")),
-        )
-
-
-class GitLabBackend:
-    name = "gitlab"
-    capabilities: frozenset[str] = frozenset({"push", "pull_request", "draft", "labels"})
-
-    def __init__(
-        self,
-        environ: Mapping[str, str] | None = None,
-        *,
-        client: httpx.AsyncClient | None = None,
-        sleep: Sleep = anyio.sleep,
-        clock: Callable[[], float] = time.time,
-        max_retries: int = 3,
-        max_wait: float = 20.0,
-    ) -> None:
-        """``environ`` holds the settings (read at each run); the rest is for tests."""
-        self._environ = dict(environ or {})
-        self._client = client
-        self._sleep = sleep
-        self._clock = clock
-        self._max_retries = max_retries
-        self._max_wait = max_wait
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> GitLabBackend:
-        return cls(settings.environ)
-
-    async def open(self, request: PRRequest) -> PRResult:
-        if request.dry_run:
-            project = (self._environ.get("STORYKIT_GITLAB_PROJECT") or "").strip()
-            remote = f"GitLab {project}" if project else None
-            return await preview(request, detail="diff", remote=remote, backend=self.name)
-        config = GitLabConfig.read(self._environ.get)
-        local = await build_local_commit(request)
-        actions = [action for change in local.changes for action in _actions(change)]
-        async with forge_client(self._client) as client:
-            http = ForgeHTTP(
-                forge="GitLab",
-                api=config.api,
-                headers={"PRIVATE-TOKEN": config.token, "User-Agent": "storykit"},
-                client=client,
-                sleep=self._sleep,
-                clock=self._clock,
-                max_retries=self._max_retries,
-                max_wait=self._max_wait,
-            )
-            return await _Run(http, config, request, local).open(actions)
 
 
 def _actions(change: FileChange) -> list[dict[str, Any]]:
@@ -178,59 +78,37 @@ def _actions(change: FileChange) -> list[dict[str, Any]]:
     return out
 
 
-class _Run:
+class _Run(ForgeRun):
     """One merge request: the calls in order, and what each failure means."""
 
-    def __init__(
-        self, http: ForgeHTTP, config: GitLabConfig, request: PRRequest, local: LocalCommit
-    ) -> None:
-        self.http = http
-        self.config = config
-        self.request = request
-        self.local = local
-        self.project = f"/projects/{quote(config.project, safe='')}"
+    home_what = "reading the project"
 
-    async def open(self, actions: list[dict[str, Any]]) -> PRResult:
-        local = self.local
-        project = await self._json("GET", self.project, what="reading the project")
-        target = self.config.base or str(project.get("default_branch") or "")
-        if not target:
-            raise BackendError(
-                f"GitLab did not say which branch of {self.config.project} is default"
-            )
-        head = await self._branch_head(target)
-        if head != local.base:
-            await self._check_ancestor(head, target)
+    @property
+    def home(self) -> str:
+        return f"/projects/{quote(self.config.target, safe='')}"
+
+    @property
+    def branch_path(self) -> str:
+        return self._branch_path(self.local.branch)
+
+    def _branch_path(self, branch: str) -> str:
+        return f"{self.home}/repository/branches/{quote(branch, safe='')}"
+
+    async def open(self) -> PRResult:
+        # Before any request: a change GitLab's commits API cannot write is refused offline.
+        actions = [action for change in self.local.changes for action in _actions(change)]
+        target = await self._target_branch()
         commit = await self._create_commit(actions)
-        sha = str(commit.get("id") or "")
-        try:
-            mr = await self._create_merge_request(target)
-        except StorykitError as exc:
-            note = await self._delete_branch()
-            raise type(exc)(exc.detail + note) from exc
-        except BaseException:
-            await self._delete_branch()
-            raise
-        return PRResult(
-            backend="gitlab",
-            branch=local.branch,
-            diff=self.request.variant.diff,
-            dry_run=False,
-            operations=tuple(self.http.operations),
-            commit=sha,
-            url=str(mr.get("web_url") or "") or None,
-            plan_id=self.request.plan_id,
-            variant=self.request.variant.key,
-        )
+        mr = await self._on_new_branch(lambda: self._create_merge_request(target))
+        return self._result(str(commit.get("id") or ""), str(mr.get("web_url") or ""))
 
     # -- steps -----------------------------------------------------------------------
     async def _branch_head(self, branch: str) -> str:
         what = f"reading branch {branch!r}"
-        path = f"{self.project}/repository/branches/{quote(branch, safe='')}"
-        response = await self.http.call("GET", path, what=what)
+        response = await self.http.call("GET", self._branch_path(branch), what=what)
         if response.status_code == 404 and "branch" in forge_message(response).lower():
             raise Invalid(
-                f"{self.config.project} has no branch {branch!r} to open the merge request"
+                f"{self.config.target} has no branch {branch!r} to open the merge request"
                 " against (STORYKIT_GITLAB_BASE)"
             )
         found = self._ok(response, what)
@@ -241,14 +119,14 @@ class _Run:
         what = "comparing the reviewed base with the target branch"
         response = await self.http.call(
             "GET",
-            f"{self.project}/repository/merge_base",
+            f"{self.home}/repository/merge_base",
             what=what,
             params=[("refs[]", head), ("refs[]", base)],
         )
         if response.status_code in (400, 404):
             raise Conflict(
                 f"the reviewed base commit {base[:12]} is not on GitLab"
-                f" ({self.config.project}); push it first, then open the merge request again"
+                f" ({self.config.target}); push it first, then open the merge request again"
             )
         if self._ok(response, what).get("id") != base:
             raise Conflict(
@@ -262,7 +140,7 @@ class _Run:
         what = f"creating branch {branch!r} and its commit"
         response = await self.http.call(
             "POST",
-            f"{self.project}/repository/commits",
+            f"{self.home}/repository/commits",
             what=what,
             json={
                 "branch": branch,
@@ -273,7 +151,7 @@ class _Run:
         )
         if response.status_code == 400 and "already exists" in forge_message(response):
             raise Conflict(
-                f"branch {branch!r} already exists on GitLab ({self.config.project});"
+                f"branch {branch!r} already exists on GitLab ({self.config.target});"
                 " choose another name or delete it"
             )
         return self._ok(response, what)
@@ -289,9 +167,7 @@ class _Run:
         }
         if self.config.labels:
             body["labels"] = ",".join(self.config.labels)
-        response = await self.http.call(
-            "POST", f"{self.project}/merge_requests", what=what, json=body
-        )
+        response = await self.http.call("POST", f"{self.home}/merge_requests", what=what, json=body)
         if response.status_code == 409:
             said = forge_message(response)
             number = _EXISTING_MR.search(said)
@@ -306,7 +182,7 @@ class _Run:
         try:
             response = await self.http.call(
                 "GET",
-                f"{self.project}/merge_requests",
+                f"{self.home}/merge_requests",
                 what="looking for the existing merge request",
                 params={"source_branch": self.local.branch, "state": "opened"},
             )
@@ -317,53 +193,46 @@ class _Run:
             return f" (!{found[0].get('iid')}: {found[0].get('web_url')})"
         return f" (!{iid})" if iid else ""
 
-    async def _delete_branch(self) -> str:
-        """Remove the branch this run made; a note for the error message."""
-        branch = self.local.branch
-        path = f"{self.project}/repository/branches/{quote(branch, safe='')}"
-        with anyio.CancelScope(shield=True):
-            try:
-                response = await self.http.call(
-                    "DELETE", path, what=f"deleting branch {branch!r} again"
-                )
-            except StorykitError:
-                response = None
-        if response is not None and response.status_code in (204, 404):
-            return f"; branch {branch!r} was deleted again"
-        return f"; branch {branch!r} was left on GitLab: delete it before trying again"
-
     # -- responses -------------------------------------------------------------------
-    async def _json(self, method: str, path: str, *, what: str) -> dict[str, Any]:
-        return self._ok(await self.http.call(method, path, what=what), what)
-
-    def _ok(self, response: httpx.Response, what: str) -> dict[str, Any]:
-        if response.is_success:
-            return json_object(response, what, "GitLab")
-        self._fail(response, what)
-
-    def _fail(self, response: httpx.Response, what: str) -> NoReturn:
-        status = response.status_code
-        said = forge_message(response)
-        project = self.config.project
+    def _explain(self, status: int, said: str, what: str) -> str | None:
+        project = self.config.target
         if status == 401:
-            raise BackendError(
+            return (
                 "GitLab rejected the token: set GITLAB_TOKEN to a token with api scope"
                 f" (GitLab said: {said})"
             )
         if status == 404:
-            raise BackendError(
+            return (
                 f"GitLab answered 404 while {what} ({said}): the project {project} does not"
                 " exist or the token cannot see it; check STORYKIT_GITLAB_PROJECT and the"
                 " token's access"
             )
         if status == 403:
-            raise BackendError(
+            return (
                 f"GitLab refused {what} ({said}): the token needs api scope and at least"
                 f" the Developer role in {project}"
             )
-        if status == 409:
-            raise Conflict(f"GitLab refused {what}: {said}")
-        raise BackendError(f"GitLab failed {what}: HTTP {status}: {said}")
+        return None
+
+
+class GitLabBackend(ForgeBackend):
+    name = "gitlab"
+    forge = "GitLab"
+    auth_setting = "GITLAB_TOKEN"
+    target_setting = "STORYKIT_GITLAB_PROJECT"
+    default_api = DEFAULT_API
+    how = _HOW
+    run_class = _Run
+
+    def _check_target(self, target: str) -> None:
+        if not _PROJECT.match(target) or target.endswith(".git"):
+            raise Invalid(
+                f"STORYKIT_GITLAB_PROJECT={target!r}: expected a path like group/name"
+                " or a numeric project id"
+            )
+
+    def _headers(self, config: ForgeConfig) -> dict[str, str]:
+        return {"PRIVATE-TOKEN": config.token, "User-Agent": "storykit"}
 
 
 @hookimpl

@@ -37,6 +37,7 @@ from storykit.models import Suggestion
 from storykit.settings import Settings
 from storykit_plugins._git import read_blobs, repo_root, resolve_commit
 from storykit_plugins._git_pr import check_applies
+from storykit_plugins._http import map_httpx_errors
 from storykit_plugins._llm import build_messages, parse_reply
 
 __all__ = ["OpenAICompatibleRefiner", "storykit_register_refiners"]
@@ -185,21 +186,18 @@ class OpenAICompatibleRefiner:
         headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
         url = f"{self.base_url}/chat/completions"
         timeout = httpx.Timeout(self.timeout, connect=min(self.timeout, 10.0))
-        try:
+        with map_httpx_errors(
+            timeout=f"the model at {self._where} did not answer within {self.timeout:g}s"
+            " (STORYKIT_LLM_TIMEOUT)",
+            unreachable=lambda error: (
+                f"cannot reach the model at {self._where} ({error});"
+                " is the server running, and is STORYKIT_LLM_BASE_URL right?"
+            ),
+        ):
             if self._client is not None:
                 return await self._client.post(url, json=body, headers=headers, timeout=timeout)
             async with httpx.AsyncClient() as client:
                 return await client.post(url, json=body, headers=headers, timeout=timeout)
-        except httpx.TimeoutException:
-            raise BackendError(
-                f"the model at {self._where} did not answer within {self.timeout:g}s"
-                " (STORYKIT_LLM_TIMEOUT)"
-            ) from None
-        except httpx.RequestError as exc:
-            raise BackendError(
-                f"cannot reach the model at {self._where} ({type(exc).__name__}: {exc});"
-                " is the server running, and is STORYKIT_LLM_BASE_URL right?"
-            ) from None
 
     def _http_error(self, response: httpx.Response) -> str:
         status = response.status_code

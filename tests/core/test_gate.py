@@ -300,12 +300,13 @@ async def test_reapproval_after_a_same_diff_revision_takes_effect(tmp_path: Path
 
 
 async def test_a_variant_key_clash_names_the_plugin_that_returned_it(tmp_path: Path) -> None:
+    # pluggy calls the plugin registered last first, so "second" returns 'all' first.
     plugins = {"first": PlannerPlugin(name="one"), "second": PlannerPlugin(name="two")}
     async with open_core(tmp_path, plugins=plugins) as core:
         await _approved(core)
-        with pytest.raises(PluginError, match="'all', which plugin 'first' already") as caught:
+        with pytest.raises(PluginError, match="'all', which plugin 'second' already") as caught:
             await core.plan(REVIEWER, goal="ship")
-        assert caught.value.plugin == "second"
+        assert caught.value.plugin == "first"
 
     def twice(goal: str, suggestions: Sequence[Suggestion]) -> Sequence[Variant]:
         return [*_all(goal, suggestions), *_all(goal, suggestions)]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -16,6 +18,7 @@ import pytest
 from storykit import hookspecs
 from storykit.errors import PluginError
 from storykit.hookspecs import hookimpl
+from storykit.models import Event
 from storykit.plugins import ENTRY_POINT_GROUP, Registry, get_plugin_manager
 from storykit.testing import make_settings
 
@@ -109,8 +112,178 @@ def test_two_backends_with_one_name_is_reported(tmp_path: Path) -> None:
     pm.register(P(), name="one")
     pm.register(P(), name="two")
     registry = Registry(pm, make_settings(tmp_path))
-    assert list(registry.sources) == ["same"]
-    assert "already registered by 'one'" in registry.failures[0].message
+    # pluggy calls the plugin registered last first: its source keeps the name.
+    assert [(name, reg.plugin) for name, reg in registry.sources.items()] == [("same", "two")]
+    [failure] = registry.failures
+    assert failure.plugin == "one"
+    assert "already registered by 'two'" in failure.message
+
+
+class _Named:
+    """A source that records nothing: only its name matters here."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    async def generate(self, request: Any) -> list[Any]:
+        return []
+
+
+def _ordered_plugins(seen: list[str]) -> tuple[object, object]:
+    class Early:
+        @hookimpl(tryfirst=True)
+        def storykit_register_sources(self, register: Any) -> None:
+            seen.append("early")
+            register(_Named("from-early"))
+
+        @hookimpl(tryfirst=True)
+        def storykit_on_event(self, event: Event) -> None:
+            seen.append("early")
+
+    class Late:
+        @hookimpl(trylast=True)
+        def storykit_register_sources(self, register: Any) -> None:
+            seen.append("late")
+            register(_Named("from-late"))
+
+        @hookimpl(trylast=True)
+        async def storykit_on_event(self, event: Event) -> None:
+            seen.append("late")
+
+    return Early(), Late()
+
+
+@pytest.mark.anyio
+async def test_hooks_run_in_pluggys_order_tryfirst_first_and_trylast_last(
+    tmp_path: Path,
+) -> None:
+    seen: list[str] = []
+    early, late = _ordered_plugins(seen)
+    pm = get_plugin_manager(load_entrypoints=False)
+    # Registered first, so plain LIFO alone would call it last: tryfirst must win.
+    pm.register(early, name="early")
+    pm.register(late, name="late")
+    pm.hook.storykit_register_sources(register=lambda backend: None, settings=None)
+    pluggys_order = list(seen)
+    seen.clear()
+
+    registry = Registry(pm, make_settings(tmp_path))
+    assert seen == pluggys_order == ["early", "late"]
+    assert list(registry.sources) == ["from-early", "from-late"]  # the first is the default
+    assert [r.plugin for r in registry.sources.values()] == ["early", "late"]
+
+    seen.clear()
+    await registry.notify(Event(id=1, type="test.event", data={}))
+    assert seen == ["early", "late"]
+
+
+def test_a_failing_implementation_is_recorded_and_the_others_still_run(tmp_path: Path) -> None:
+    class Broken:
+        @hookimpl(tryfirst=True)
+        def storykit_register_sources(self, register: Any) -> None:
+            raise RuntimeError("boom")
+
+    class Good:
+        @hookimpl
+        def storykit_register_sources(self, register: Any) -> None:
+            register(_Named("good"))
+
+    pm = get_plugin_manager(load_entrypoints=False)
+    pm.register(Good(), name="good")
+    pm.register(Broken(), name="broken")
+    registry = Registry(pm, make_settings(tmp_path))
+    assert list(registry.sources) == ["good"]
+    [failure] = registry.failures
+    assert (failure.plugin, failure.hook) == ("broken", "storykit_register_sources")
+    assert failure.message == "RuntimeError: boom"
+
+
+def test_a_misspelt_hook_in_a_handed_in_manager_is_a_plugin_error(tmp_path: Path) -> None:
+    pm = pluggy.PluginManager(hookspecs.PROJECT)  # built by the caller, never checked
+    pm.add_hookspecs(hookspecs)
+
+    class Typo:
+        @hookimpl
+        def storykit_register_polices(self, register: Any) -> None: ...
+
+    pm.register(Typo(), name="typo")
+    with pytest.raises(PluginError) as caught:
+        Registry(pm, make_settings(tmp_path))
+    assert caught.value.plugin == "typo"
+    assert caught.value.hook == "storykit_register_polices"
+    assert "did you mean storykit_register_policies?" in caught.value.detail
+
+
+@pytest.mark.anyio
+async def test_pluggys_own_tracing_sees_every_hook_call(tmp_path: Path) -> None:
+    seen: list[str] = []
+    early, late = _ordered_plugins(seen)
+    pm = get_plugin_manager(load_entrypoints=False)
+    pm.register(early, name="early")
+    pm.register(late, name="late")
+    lines: list[str] = []
+    pm.trace.root.setwriter(lines.append)
+    pm.enable_tracing()
+    registry = Registry(pm, make_settings(tmp_path))
+    await registry.notify(Event(id=1, type="test.event", data={}))
+    calls = [text.split()[0] for text in lines]  # "<hook> [hook]", "finish <hook> --> …"
+    # One call per plugin (each runs on its own, so one that raises cannot stop the others).
+    assert calls.count("storykit_register_sources") == 2
+    assert calls.count("storykit_on_event") == 2
+
+
+@pytest.mark.anyio
+async def test_trace_hooks_logs_pluggys_trace_and_each_calls_duration(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="storykit.plugins")
+
+    class Observer:
+        @hookimpl
+        def storykit_register_sources(self, register: Any) -> None:
+            register(_Named("s"))
+
+        @hookimpl
+        def storykit_on_event(self, event: Event) -> None: ...
+
+    pm = get_plugin_manager(load_entrypoints=False)
+    pm.register(Observer(), name="observer")
+    settings = make_settings(tmp_path, trace_hooks=True)
+    Registry(pm, settings)
+    registry = Registry(pm, settings)  # a second registry on the manager traces once, not twice
+    caplog.clear()
+    await registry.notify(Event(id=1, type="test.event", data={}))
+
+    records = [r for r in caplog.records if r.name == "storykit.plugins"]
+    traced = [r.getMessage() for r in records if r.getMessage().startswith("hook trace")]
+    [call] = [m for m in traced if m.startswith("hook trace storykit_on_event [hook]")]
+    assert "event: Event(id=1, type='test.event'" in call
+    assert any(m.startswith("hook trace finish storykit_on_event") for m in traced)
+    [timed] = [r for r in records if r.getMessage().startswith("hook call ")]
+    assert re.fullmatch(r"hook call observer storykit_on_event \d+\.\d ms", timed.getMessage())
+    assert (timed.plugin, timed.hook) == ("observer", "storykit_on_event")  # type: ignore[attr-defined]
+    assert isinstance(timed.ms, float)  # type: ignore[attr-defined]
+
+
+def test_trace_hooks_times_the_registration_calls(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="storykit.plugins")
+
+    class P:
+        @hookimpl
+        def storykit_register_sources(self, register: Any) -> None:
+            register(_Named("s"))
+
+    pm = get_plugin_manager(load_entrypoints=False)
+    pm.register(P(), name="p")
+    Registry(pm, make_settings(tmp_path, trace_hooks=True))
+    messages = [r.getMessage() for r in caplog.records if r.name == "storykit.plugins"]
+    assert any(m.startswith("hook trace storykit_register_sources [hook]") for m in messages)
+    timed = [r for r in caplog.records if r.getMessage().startswith("hook registration ")]
+    assert [(r.plugin, r.hook) for r in timed] == [("p", "storykit_register_sources")]  # type: ignore[attr-defined]
+    # "hook call" lines are the backends' and observers' calls (the CLI prints those).
+    assert not [r for r in caplog.records if r.getMessage().startswith("hook call")]
 
 
 @pytest.mark.slow

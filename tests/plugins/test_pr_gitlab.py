@@ -342,10 +342,25 @@ async def test_rate_limits_are_waited_out(
     assert result.operations[1] == "# rate limited (HTTP 429); waited 2s"
 
 
-async def test_a_timeout(repo: Path, tmp_path: Path, forge_replay: MakeReplay) -> None:
-    replay = forge_replay("gitlab", [("GET", P, httpx.ReadTimeout("slow"))])
-    with pytest.raises(BackendError, match="GitLab did not answer in time while reading"):
+@pytest.mark.parametrize(
+    ("error", "message"),
+    [
+        (httpx.ReadTimeout("slow"), "GitLab did not answer in time while reading the project"),
+        (
+            httpx.ConnectError("refused"),
+            "could not reach GitLab at https://gitlab.com while reading the project:"
+            " ConnectError: refused",
+        ),
+    ],
+)
+async def test_network_failures_are_backend_errors(
+    repo: Path, tmp_path: Path, forge_replay: MakeReplay, error: Exception, message: str
+) -> None:
+    replay = forge_replay("gitlab", [("GET", P, error)])
+    with pytest.raises(BackendError, match=message) as caught:
         await _backend(replay).open(_request(repo, tmp_path / "work"))
+    assert TOKEN not in str(caught.value)
+    assert caught.value.__cause__ is None  # the httpx error, whose request holds the token
 
 
 async def test_symbolic_links_are_refused_before_any_request(

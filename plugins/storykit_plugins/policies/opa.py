@@ -48,6 +48,7 @@ from storykit.errors import BackendError, Invalid
 from storykit.hookspecs import hookimpl
 from storykit.models import Finding, Outcome
 from storykit.settings import Settings
+from storykit_plugins._http import map_httpx_errors
 from storykit_plugins.policies import _common, _regorus
 
 __all__ = ["NAME", "OpaPolicy", "build_input", "findings_from_result"]
@@ -226,13 +227,12 @@ class OpaPolicy:
             if not token:
                 raise BackendError(f"the environment variable {token_env} (token_env) is not set")
             headers["Authorization"] = f"Bearer {token}"
-        try:
+        with map_httpx_errors(
+            timeout=f"OPA at {url} did not answer within {timeout:g}s",
+            unreachable=lambda error: f"cannot reach OPA at {url}: {error}",
+        ):
             async with httpx.AsyncClient(transport=self.transport, timeout=timeout) as client:
                 response = await client.post(url, json={"input": input_doc}, headers=headers)
-        except httpx.TimeoutException:
-            raise BackendError(f"OPA at {url} did not answer within {timeout:g}s") from None
-        except httpx.HTTPError as exc:
-            raise BackendError(f"cannot reach OPA at {url}: {type(exc).__name__}: {exc}") from None
         body = _json(response, url)
         if not response.is_success:
             code = body.get("code", "") if isinstance(body, dict) else ""
