@@ -9,6 +9,7 @@
 // and what e2e/install-code-server.sh needs the first time.
 
 import * as assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -127,6 +128,8 @@ test("the extension in code-server: start, dashboard, live events, stop", async 
       const entry = await installCodeServer();
       fs.mkdirSync(workspace, { recursive: true });
       fs.writeFileSync(path.join(workspace, "hello.py"), 'print("hello")\n');
+      // storykit serves a git repository (it refuses to start on a plain folder).
+      execFileSync("git", ["init", "-q", workspace]);
       fs.mkdirSync(path.join(box.userData, "User"), { recursive: true });
       fs.writeFileSync(
         path.join(box.userData, "User", "settings.json"),
