@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-stamp
 HOST   ?= 127.0.0.1
 PORT   ?= 8001
 
-.PHONY: setup serve test lint typecheck unit docs check-docs bench clean system-deps
+.PHONY: setup serve test lint typecheck unit docs check-docs bench clean system-deps services
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,10 +23,14 @@ serve: setup
 	$(BIN)/storykit serve --host $(HOST) --port $(PORT)
 
 ## Everything CI checks: lint, types, the import contract, docs in sync, the whole test suite.
-test: setup system-deps lint typecheck check-docs unit
+test: setup system-deps services lint typecheck check-docs unit
 
 system-deps:
 	@bash scripts/system-deps.sh
+
+## PostgreSQL and Redis for the team (multi-replica) tests: started if down, else make test stops.
+services:
+	@bash scripts/services.sh
 
 lint: setup
 	$(BIN)/ruff check .
