@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.metadata
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TypeVar
 
@@ -12,7 +13,9 @@ from storykit.auth import ApiKey, parse_api_tokens
 from storykit.errors import Invalid
 from storykit.paths import resolve_data_dir
 
-__all__ = ["Settings", "SettingsError"]
+__all__ = ["ENTRY_POINT_GROUP", "Settings", "SettingsError", "installed_plugins", "select_plugins"]
+
+ENTRY_POINT_GROUP = "storykit"
 
 T = TypeVar("T")
 _TRUE = {"1", "true", "yes", "on"}
@@ -46,7 +49,8 @@ class Settings:
     test_mode: bool = False
     hook_timeout: float = 30.0
     load_plugins: tuple[str, ...] | None = None
-    """Names of the installed plugins to load; None loads all (``STORYKIT_LOAD_PLUGINS``)."""
+    """Names of the installed plugins to load; None loads all (``STORYKIT_LOAD_PLUGINS``,
+    where ``-name`` entries leave a plugin out)."""
     trace_hooks: bool = False
     environ: Mapping[str, str] = dataclasses.field(default_factory=dict, repr=False)
     """The environment the settings were read from, for plugins' own options."""
@@ -70,8 +74,13 @@ class Settings:
         data_dir = resolve_data_dir(_str(overrides.pop("data_dir", None)), environ=env)
         repo_path = Path(env.get("REPO_PATH") or os.getcwd()).expanduser().resolve()
         load = env.get("STORYKIT_LOAD_PLUGINS")
+        load_plugins = (
+            None
+            if load is None
+            else tuple(sorted(select_plugins(load.split(","), installed_plugins())))
+        )
         values: dict[str, object] = {
-            "api_keys": _get(env, "API_TOKENS", parse_api_tokens, ""),
+            "api_keys": _get(env, "API_TOKENS", parse_api_tokens, "", secret=True),
             "data_dir": data_dir,
             "repo_path": repo_path,
             "db_path": Path(env["DB_PATH"]).expanduser()
@@ -89,7 +98,7 @@ class Settings:
             "metrics_public": _get(env, "METRICS_PUBLIC", _bool, "true"),
             "test_mode": _get(env, "STORYKIT_TEST_MODE", _bool, "false"),
             "hook_timeout": _get(env, "STORYKIT_HOOK_TIMEOUT", _positive_float, "30"),
-            "load_plugins": None if load is None else _csv(load),
+            "load_plugins": load_plugins,
             "trace_hooks": _get(env, "STORYKIT_TRACE_HOOKS", _bool, "false"),
             "environ": env,
         }
@@ -102,17 +111,61 @@ class Settings:
             path.mkdir(parents=True, exist_ok=True)
 
 
+def installed_plugins() -> list[str]:
+    """The names of the installed plugins (the ``storykit`` entry point group)."""
+    return sorted({ep.name for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)})
+
+
+def select_plugins(entries: Iterable[str], installed: Iterable[str]) -> set[str]:
+    """Which of ``installed`` to load for ``STORYKIT_LOAD_PLUGINS`` entries.
+
+    ``name`` entries load those plugins only; ``-name`` entries leave a plugin out
+    (of the named ones, or of all when no entry names one to load). An entry that
+    no installed plugin has is refused, never ignored: a misspelt policy plugin
+    that silently did not load would let everything through.
+    """
+    known = sorted(set(installed))
+    wanted: set[str] = set()
+    dropped: set[str] = set()
+    for entry in (e.strip() for e in entries):
+        if entry == "-":
+            raise SettingsError(
+                "STORYKIT_LOAD_PLUGINS: an entry is '-' with no name; write -NAME to leave"
+                " the plugin NAME out"
+            )
+        if entry:
+            (dropped if entry.startswith("-") else wanted).add(entry.removeprefix("-"))
+    unknown = sorted((wanted | dropped) - set(known))
+    if unknown:
+        raise SettingsError(
+            f"STORYKIT_LOAD_PLUGINS: no installed plugin is called"
+            f" {', '.join(map(repr, unknown))}; installed: {', '.join(known) or 'none'}"
+            " (name the plugins to load, or -NAME to leave one out)"
+        )
+    if wanted:
+        return wanted - dropped
+    return set(known) - dropped if dropped else set()
+
+
 def _str(value: object) -> str | None:
     return None if value is None else str(value)
 
 
-def _get(env: Mapping[str, str], name: str, parse: Callable[[str], T], default: str) -> T:
+def _get(
+    env: Mapping[str, str],
+    name: str,
+    parse: Callable[[str], T],
+    default: str,
+    *,
+    secret: bool = False,
+) -> T:
+    """``parse`` the variable; a ``secret`` one's value is never shown in the error."""
     raw = env.get(name)
     raw = default if raw is None or raw.strip() == "" else raw.strip()
     try:
         return parse(raw)
     except ValueError as exc:
-        raise SettingsError(f"{name}={raw!r}: {exc}") from None
+        raise SettingsError(f"{name}: {exc}" if secret else f"{name}={raw!r}: {exc}") from None
 
 
 def _positive_int(raw: str) -> int:

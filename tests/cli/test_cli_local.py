@@ -333,6 +333,16 @@ def test_plugins_lists_what_is_loaded() -> None:
     assert "cli-fakes" in text and "sources:fake" in text and "register_planners" in text
 
 
+def test_a_plugin_name_nothing_installed_has_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STORYKIT_LOAD_PLUGINS", "cli-fakes,no-pint")
+    line = one_error_line(storykit("plugins"), 1)
+    assert line.startswith("error: STORYKIT_LOAD_PLUGINS: no installed plugin is called 'no-pint'")
+    assert "installed: " in line and "cli-fakes" in line
+    monkeypatch.setenv("STORYKIT_LOAD_PLUGINS", "-opa")
+    names = {p["name"] for p in ok_json("plugins")["plugins"]}
+    assert "cli-fakes" in names and "opa" not in names and "dry-run" in names
+
+
 def test_events_prints_the_log_and_pages_with_after() -> None:
     suggestion_id = generate()[0]
     ok_json("suggest", "review", suggestion_id, "--approve")
