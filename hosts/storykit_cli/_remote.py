@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -34,6 +35,7 @@ RECONNECT_FIRST = 0.2
 RECONNECT_MOST = 5.0
 _PROGRESS_GRACE = 2.0
 _LONG = httpx.Timeout(None, connect=CONNECT_TIMEOUT)  # generate, refine, plan, PR
+_HEADER_SAFE = re.compile(r"[!-~]+")  # printable ASCII, no spaces: what API_TOKENS accepts
 
 
 class RemoteError(StorykitError):
@@ -102,6 +104,13 @@ class RemoteClient:
                 "no API key for --url",
                 hint="pass --key or set STORYKIT_API_KEY (a server started without API_TOKENS"
                 " keeps its admin key in <data dir>/api-key)",
+            )
+        key = key.strip()
+        if not _HEADER_SAFE.fullmatch(key):
+            # Never echo it: httpx's own error for this would quote the key.
+            raise Failure(
+                "the API key has a space or a control character in it",
+                hint="check --key or STORYKIT_API_KEY: paste the key alone",
             )
         headers = {"X-API-Key": key, "User-Agent": f"storykit-cli/{storykit.__version__}"}
         timeout = httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT)
