@@ -5,12 +5,14 @@ from __future__ import annotations
 import dataclasses
 import importlib.metadata
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 from storykit.auth import ApiKey, parse_api_tokens
-from storykit.errors import Invalid
+from storykit.errors import Invalid, NotConfigured
 from storykit.paths import resolve_data_dir
 
 __all__ = ["ENTRY_POINT_GROUP", "Settings", "SettingsError", "installed_plugins", "select_plugins"]
@@ -52,6 +54,13 @@ class Settings:
     """Names of the installed plugins to load; None loads all (``STORYKIT_LOAD_PLUGINS``,
     where ``-name`` entries leave a plugin out)."""
     trace_hooks: bool = False
+    policy_urls: tuple[str, ...] = ()
+    """The servers a policy document may make a plugin call, as URL prefixes
+    (``STORYKIT_POLICY_URLS``). The document, which any admin can edit, only picks
+    among them."""
+    policy_secrets: tuple[str, ...] = ()
+    """The environment variables whose values a policy document may have a plugin
+    send, as credentials to those servers (``STORYKIT_POLICY_SECRETS``)."""
     environ: Mapping[str, str] = dataclasses.field(default_factory=dict, repr=False)
     """The environment the settings were read from, for plugins' own options."""
 
@@ -66,6 +75,44 @@ class Settings:
     def get(self, name: str, default: str | None = None) -> str | None:
         """A plugin's own option from the environment the settings were read from."""
         return self.environ.get(name, default)
+
+    def check_policy_url(self, url: str, *, field: str = "url") -> None:
+        """Refuse a URL from a policy document unless ``STORYKIT_POLICY_URLS`` allows it.
+
+        Plugins call this when the document is saved and again before each call (a
+        document saved earlier may no longer be allowed); :class:`Invalid` names the
+        setting the operator would change.
+        """
+        target = _url_parts(url)
+        if target is not None:
+            for prefix in self.policy_urls:
+                allowed = _url_parts(prefix)
+                if allowed is not None and _under(target, allowed):
+                    return
+        raise Invalid(
+            f'"{field}" {url} is not a server the operator lets a policy call; allowed:'
+            f" {', '.join(self.policy_urls) or 'none'} (STORYKIT_POLICY_URLS; the operator"
+            " adds a URL there and restarts storykit)"
+        )
+
+    def check_policy_secret(self, name: str, *, field: str = "token_env") -> None:
+        """Refuse a variable named in a policy document unless ``STORYKIT_POLICY_SECRETS``
+        lists it, so editing the document can never make a plugin send, say, ``API_TOKENS``."""
+        if name not in self.policy_secrets:
+            raise Invalid(
+                f'"{field}" {name} is not a variable the operator lets a policy read; allowed:'
+                f" {', '.join(self.policy_secrets) or 'none'} (STORYKIT_POLICY_SECRETS; the"
+                " operator adds a name there and restarts storykit)"
+            )
+
+    def policy_secret(self, name: str, *, field: str = "token_env") -> str:
+        """The value of a variable a policy document named, once :meth:`check_policy_secret`
+        allows it; :class:`NotConfigured` if it is not set."""
+        self.check_policy_secret(name, field=field)
+        value = self.environ.get(name, "").strip()
+        if not value:
+            raise NotConfigured(f"the environment variable {name} ({field}) is not set")
+        return value
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -100,6 +147,8 @@ class Settings:
             "hook_timeout": _get(env, "STORYKIT_HOOK_TIMEOUT", _positive_float, "30"),
             "load_plugins": load_plugins,
             "trace_hooks": _get(env, "STORYKIT_TRACE_HOOKS", _bool, "false"),
+            "policy_urls": _get(env, "STORYKIT_POLICY_URLS", _url_prefixes, ""),
+            "policy_secrets": _get(env, "STORYKIT_POLICY_SECRETS", _secret_names, ""),
             "environ": env,
         }
         values.update(overrides)
@@ -206,3 +255,61 @@ def _log_level(raw: str) -> str:
     if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
         raise ValueError("expected DEBUG, INFO, WARNING, ERROR or CRITICAL")
     return level
+
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Variables that hold storykit's own secrets: no policy may ever send them anywhere.
+_NEVER_SECRETS = frozenset({"API_TOKENS"})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_Url = tuple[str, str, int, str]
+
+
+def _url_parts(url: str) -> _Url | None:
+    """(scheme, host, port, path) of a plain http(s) URL; None for anything else
+    (credentials, a query or a fragment in it, no host, another scheme)."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if (
+        scheme not in _DEFAULT_PORTS
+        or not parts.hostname
+        or "@" in parts.netloc
+        or parts.query
+        or parts.fragment
+        or any(c.isspace() for c in url.strip())
+    ):
+        return None
+    return scheme, parts.hostname.lower(), port or _DEFAULT_PORTS[scheme], parts.path.rstrip("/")
+
+
+def _under(target: _Url, allowed: _Url) -> bool:
+    path, prefix = target[3], allowed[3]
+    segments = path.split("/")
+    if ".." in segments or "." in segments:
+        return False
+    within = not prefix or path == prefix or path.startswith(prefix + "/")
+    return target[:3] == allowed[:3] and within
+
+
+def _url_prefixes(raw: str) -> tuple[str, ...]:
+    prefixes = _csv(raw)
+    for prefix in prefixes:
+        if _url_parts(prefix) is None:
+            raise ValueError(
+                f"{prefix!r} is not an http(s) URL like http://127.0.0.1:8181 (no credentials,"
+                " query or fragment)"
+            )
+    return prefixes
+
+
+def _secret_names(raw: str) -> tuple[str, ...]:
+    names = _csv(raw)
+    for name in names:
+        if not _ENV_NAME.fullmatch(name):
+            raise ValueError(f"{name!r} is not the name of an environment variable")
+        if name in _NEVER_SECRETS:
+            raise ValueError(f"{name} holds storykit's own keys; no policy may send it anywhere")
+    return names
