@@ -79,8 +79,9 @@ class PRBody(_Body):
     dry_run: StrictBool = True
 
 
-class PoliciesBody(RootModel[dict[str, dict[str, Any]]]):
-    """The policy document: policy name → that policy's settings."""
+class PoliciesBody(RootModel[dict[str, Any]]):
+    """The policy document: policy name → that policy's settings, or what ``GET
+    /policies`` returned (``{"version", "policies"}``), edited."""
 
 
 class CheckBody(_Body):
