@@ -125,14 +125,23 @@ class RemoteClient:
         body: object = None,
         params: Mapping[str, Any] | None = None,
         long: bool = False,
+        key: str | None = None,
     ) -> JSON:
+        """``key``: an ``Idempotency-Key``, so that a retry returns the first answer."""
         query = {k: v for k, v in (params or {}).items() if v is not None}
+        if key is not None and not _HEADER_SAFE.fullmatch(key):
+            raise Failure(
+                "--idempotency-key must be printable ASCII without spaces",
+                hint="use a UUID, say",
+                exit_code=USAGE,
+            )
         try:
             response = await self._http.request(
                 method,
                 path,
                 json=body,
                 params=query,
+                headers=None if key is None else {"Idempotency-Key": key},
                 timeout=_LONG if long else httpx.USE_CLIENT_DEFAULT,
             )
         except httpx.TransportError as exc:
@@ -222,15 +231,30 @@ class RemoteClient:
     async def get_suggestion(self, suggestion_id: str) -> JSON:
         return await self._call("GET", f"/suggestions/{_seg(suggestion_id)}")
 
-    async def submit(self, *, title: str, diff: str, rationale: str, base_ref: str) -> JSON:
+    async def submit(
+        self,
+        *,
+        title: str,
+        diff: str,
+        rationale: str,
+        base_ref: str,
+        idempotency_key: str | None = None,
+    ) -> JSON:
         body = {"title": title, "diff": diff, "rationale": rationale, "base_ref": base_ref}
-        return await self._call("POST", "/suggestions", body=body)
+        return await self._call("POST", "/suggestions", body=body, key=idempotency_key)
 
     async def revise(
-        self, suggestion_id: str, *, diff: str, title: str | None, rationale: str | None
+        self,
+        suggestion_id: str,
+        *,
+        diff: str,
+        title: str | None,
+        rationale: str | None,
+        idempotency_key: str | None = None,
     ) -> JSON:
         body = {"diff": diff, "title": title, "rationale": rationale}
-        return await self._call("POST", f"/suggestions/{_seg(suggestion_id)}/revisions", body=body)
+        path = f"/suggestions/{_seg(suggestion_id)}/revisions"
+        return await self._call("POST", path, body=body, key=idempotency_key)
 
     async def review(self, suggestion_id: str, *, action: str, comment: str) -> JSON:
         body = {"id": suggestion_id, "action": action, "comment": comment}

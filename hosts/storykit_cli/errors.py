@@ -68,6 +68,7 @@ _HINTS = {
     401: "check --key or STORYKIT_API_KEY",
     403: "use a key with the role this needs (see `storykit keys new --help`)",
     404: "check the id (`storykit suggest list`, `storykit plan list`)",
+    412: "read it again (`storykit policy show --json`), redo your edit and set it again",
     413: "the body is larger than the server's MAX_BODY_BYTES",
 }
 

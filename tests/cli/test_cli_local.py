@@ -167,6 +167,28 @@ def test_revise_replaces_the_diff_of_your_own_suggestion(tmp_path: Path) -> None
     assert "only the proposer" in line
 
 
+def test_submit_and_revise_with_an_idempotency_key_are_safe_to_retry() -> None:
+    first = ok_json(
+        "suggest", "submit", "-", "-t", "Once", "--idempotency-key", "job-1", input=diff_text()
+    )
+    again = ok_json(
+        "suggest", "submit", "-", "-t", "Once", "--idempotency-key", "job-1", input=diff_text()
+    )
+    assert again == first
+    assert len(ok_json("suggest", "list")["items"]) == 1
+    line = one_error_line(
+        storykit(
+            "suggest", "submit", "-", "-t", "Other", "--idempotency-key", "job-1", input=diff_text()
+        ),
+        1,
+    )
+    assert "'job-1' was already used for a different request" in line
+    args = ("suggest", "revise", first["id"], "-", "--idempotency-key", "job-2")
+    revised = ok_json(*args, input=diff_text(added="a = 10"))
+    assert ok_json(*args, input=diff_text(added="a = 10")) == revised
+    assert ok_json("suggest", "show", first["id"])["revision"] == 2
+
+
 def test_review_approve_revise_reject() -> None:
     first, second = generate()
     approved = ok_json("suggest", "review", first, "--approve")
@@ -300,6 +322,21 @@ def test_policy_show_set_and_check(tmp_path: Path) -> None:
     )
     assert data["outcome"] == "deny" and data["findings"][0]["rule"] == "deny-word.found"
     assert ok_json("suggest", "list")["items"] == []  # checking stores nothing
+
+
+def test_policy_show_json_edited_goes_back_with_set_unless_it_changed_meanwhile(
+    tmp_path: Path,
+) -> None:
+    shown = ok_json("policy", "show")
+    shown["policies"]["deny-word"]["word"] = "TODO"
+    edited = json.dumps(shown)
+    saved = ok_json("policy", "set", "-", input=edited)
+    assert saved["policies"] == {"deny-word": {"word": "TODO"}}
+    # The same edit again: the document it was made on is gone.
+    line = one_error_line(storykit("policy", "set", "-", input=edited), 1)
+    assert f"the policy document is at version {saved['version']}" in line
+    assert "storykit policy show --json" in line
+    assert ok_json("policy", "show") == saved
 
 
 def test_policy_set_errors_change_nothing(tmp_path: Path) -> None:

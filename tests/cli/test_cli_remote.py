@@ -158,6 +158,20 @@ def test_a_pasted_key_is_trimmed_and_a_bad_one_is_never_echoed(
             assert ADMIN_KEY[:10] not in result.output and ADMIN_KEY[10:] not in result.output
 
 
+def test_a_retried_remote_submit_with_an_idempotency_key_stores_one(servers: Servers) -> None:
+    server = servers()
+    agent = ("--url", server.url, "--key", AGENT_KEY)
+    submit = (*agent, "suggest", "submit", "-", "--json", "-t", "Once", "--idempotency-key")
+    first = storykit(*submit, "job-7", input=diff_text())
+    again = storykit(*submit, "job-7", input=diff_text())
+    assert first.exit_code == again.exit_code == 0, first.output + again.output
+    assert json.loads(again.stdout) == json.loads(first.stdout)
+    listed = json.loads(storykit(*agent, "suggest", "list", "--json").stdout)
+    assert len(listed["items"]) == 1
+    bad = storykit(*submit, "job 7", input=diff_text())
+    assert "--idempotency-key must be printable ASCII" in one_error_line(bad, 2)
+
+
 def test_no_error_or_traceback_the_cli_prints_holds_the_key(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -155,6 +155,13 @@ def show(g: Globals, suggestion_id: str, show_diff: bool, as_json: bool) -> None
 
 
 _DIFF_FILE = click.Path(exists=True, dir_okay=False, allow_dash=True)
+_idempotency_option = click.option(
+    "--idempotency-key",
+    metavar="KEY",
+    default=None,
+    help="Run this again with the same KEY (a UUID, a CI job id) and it answers what the first"
+    " run did, storing nothing new: safe to retry.",
+)
 
 
 @suggest.command()
@@ -168,9 +175,18 @@ _DIFF_FILE = click.Path(exists=True, dir_okay=False, allow_dash=True)
     metavar="REF",
     help="The git ref the diff applies to.",
 )
+@_idempotency_option
 @json_option
 @pass_globals
-def submit(g: Globals, file: str, title: str, rationale: str, base_ref: str, as_json: bool) -> None:
+def submit(
+    g: Globals,
+    file: str,
+    title: str,
+    rationale: str,
+    base_ref: str,
+    idempotency_key: str | None,
+    as_json: bool,
+) -> None:
     """Propose a diff from FILE, or from stdin with -.
 
     The diff is screened by policy at once: the answer shows its status (pending,
@@ -180,12 +196,20 @@ def submit(g: Globals, file: str, title: str, rationale: str, base_ref: str, as_
     Examples:
       storykit suggest submit fix.diff --title "Close the file handle"
       git diff | storykit suggest submit - -t "Tidy imports" -r "ruff I001"
+      storykit suggest submit fix.diff -t "Retry-safe" --idempotency-key "$CI_JOB_ID"
     """
     from storykit_cli import render
 
     diff = read_text(file)
     data = run(
-        g, lambda c: c.submit(title=title, diff=diff, rationale=rationale, base_ref=base_ref)
+        g,
+        lambda c: c.submit(
+            title=title,
+            diff=diff,
+            rationale=rationale,
+            base_ref=base_ref,
+            idempotency_key=idempotency_key,
+        ),
     )
     output(data, as_json, render.suggestion_summary)
 
@@ -195,6 +219,7 @@ def submit(g: Globals, file: str, title: str, rationale: str, base_ref: str, as_
 @click.argument("file", type=_DIFF_FILE, metavar="(FILE | -)")
 @click.option("--title", "-t", default=None, help="A new title [default: keep it].")
 @click.option("--rationale", "-r", default=None, help="A new rationale [default: keep it].")
+@_idempotency_option
 @json_option
 @pass_globals
 def revise(
@@ -203,6 +228,7 @@ def revise(
     file: str,
     title: str | None,
     rationale: str | None,
+    idempotency_key: str | None,
     as_json: bool,
 ) -> None:
     """Replace your suggestion's diff with a new version from FILE (or - for stdin).
@@ -217,7 +243,16 @@ def revise(
     from storykit_cli import render
 
     diff = read_text(file)
-    data = run(g, lambda c: c.revise(suggestion_id, diff=diff, title=title, rationale=rationale))
+    data = run(
+        g,
+        lambda c: c.revise(
+            suggestion_id,
+            diff=diff,
+            title=title,
+            rationale=rationale,
+            idempotency_key=idempotency_key,
+        ),
+    )
     output(data, as_json, render.suggestion_summary)
 
 
