@@ -15,6 +15,7 @@ from storykit.backends import Draft, PolicySubject, PreReviewer
 from storykit.diffs import ParsedDiff, diff_hash, parse_diff
 from storykit.errors import Invalid, StorykitError
 from storykit.events import EventBus
+from storykit.idempotency import IdempotentResult
 from storykit.ids import check_id, new_id
 from storykit.metrics import Metrics
 from storykit.models import Event, Finding, Outcome, Plan, PolicyDecision, Status, Suggestion
@@ -51,6 +52,8 @@ class CoreBase:
         plans: Sequence[Plan] = (),
         policy_config: Mapping[str, Any] | None = None,
         expect: Mapping[str, Any] | None = None,
+        policy_expect: Mapping[str, Any] | None = None,
+        idempotency: IdempotentResult | None = None,
     ) -> Event:
         event = await self.store.write(
             event_type,
@@ -59,6 +62,8 @@ class CoreBase:
             plans=plans,
             policy_config=policy_config,
             expect=expect,
+            policy_expect=policy_expect,
+            idempotency=idempotency,
         )
         self.bus.publish(event)
         if suggestions or plans:

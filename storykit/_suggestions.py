@@ -6,6 +6,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from storykit import idempotency
 from storykit._base import MAX_TEXT, CoreBase, _backend_timeout, _enum, _summary, _text
 from storykit.auth import Principal, Role
 from storykit.backends import Draft, GenerateRequest
@@ -31,19 +32,32 @@ class SuggestionCases(CoreBase):
         diff: str,
         rationale: str = "",
         base_ref: str = "HEAD",
+        idempotency_key: str | None = None,
     ) -> Suggestion:
-        """An external agent proposes a diff. It is pre-reviewed, screened and stored."""
+        """An external agent proposes a diff. It is pre-reviewed, screened and stored.
+
+        With ``idempotency_key``, a retry of the same request returns the first result
+        and writes nothing (:mod:`storykit.idempotency`).
+        """
         actor.require(Role.AGENT)
+        fields = {"title": title, "diff": diff, "rationale": rationale, "base_ref": base_ref}
+        once = idempotency.request(actor, idempotency.SUBMIT, idempotency_key, fields)
+        if (first := await idempotency.replay(self.store, once)) is not None:
+            return first
         draft = Draft(title=title, diff=diff, rationale=rationale, base_ref=base_ref)
         suggestion = await self._new_suggestion(
             draft=draft, source="api", agent=actor.name, pre_review=True
         )
         blocked = suggestion.status is Status.BLOCKED
-        await self._commit(
-            "suggest.blocked" if blocked else "suggest.submitted",
-            _summary(suggestion),
-            suggestions=[suggestion],
-        )
+        try:
+            await self._commit(
+                "suggest.blocked" if blocked else "suggest.submitted",
+                _summary(suggestion),
+                suggestions=[suggestion],
+                idempotency=None if once is None else once.result(suggestion),
+            )
+        except StorykitError as exc:
+            return await idempotency.winner(self.store, once, exc)
         return suggestion
 
     async def generate(
@@ -111,17 +125,34 @@ class SuggestionCases(CoreBase):
         diff: str,
         title: str | None = None,
         rationale: str | None = None,
+        idempotency_key: str | None = None,
     ) -> Suggestion:
-        """The proposer submits a new version of its diff; earlier approvals stop counting."""
+        """The proposer submits a new version of its diff; earlier approvals stop counting.
+
+        ``idempotency_key`` works as for :meth:`submit`.
+        """
         actor.require(Role.AGENT)
+        fields = {"id": suggestion_id, "diff": diff, "title": title, "rationale": rationale}
+        once = idempotency.request(actor, idempotency.REVISE, idempotency_key, fields)
+        if (first := await idempotency.replay(self.store, once)) is not None:
+            return first
         current = await self.get_suggestion(suggestion_id)
         if actor.name != current.agent:
             raise Forbidden(f"only the proposer ({current.agent!r}) can revise this suggestion")
         if current.status is Status.REJECTED:
             raise Conflict("this suggestion was rejected; submit a new one instead")
-        return await self._new_revision(
-            current, "suggest.revised", actor, diff=diff, title=title, rationale=rationale
-        )
+        try:
+            return await self._new_revision(
+                current,
+                "suggest.revised",
+                actor,
+                diff=diff,
+                title=title,
+                rationale=rationale,
+                once=once,
+            )
+        except StorykitError as exc:
+            return await idempotency.winner(self.store, once, exc)
 
     async def _new_revision(
         self,
@@ -133,6 +164,7 @@ class SuggestionCases(CoreBase):
         title: str | None,
         rationale: str | None,
         extra_data: Mapping[str, Any] | None = None,
+        once: idempotency.IdempotentRequest | None = None,
     ) -> Suggestion:
         draft = Draft(
             title=current.title if title is None else title,
@@ -156,6 +188,7 @@ class SuggestionCases(CoreBase):
             _summary(revised) | {"by": actor.name} | dict(extra_data or {}),
             suggestions=[revised],
             expect={current.id: current.updated_at},
+            idempotency=None if once is None else once.result(revised),
         )
         return revised
 

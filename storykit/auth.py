@@ -8,12 +8,21 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import hmac
+import re
 import secrets
 from enum import StrEnum
 
 from storykit.errors import Forbidden, Unauthorized
 
-__all__ = ["ApiKey", "KeyRing", "Principal", "Role", "generate_key", "parse_api_tokens"]
+__all__ = [
+    "NAME_PATTERN",
+    "ApiKey",
+    "KeyRing",
+    "Principal",
+    "Role",
+    "generate_key",
+    "parse_api_tokens",
+]
 
 
 class Role(StrEnum):
@@ -61,29 +70,63 @@ def _name_for(key: str) -> str:
     return "key-" + hashlib.sha256(key.encode()).hexdigest()[:8]
 
 
+#: What a key's name may look like (``storykit keys new`` checks names against it too).
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
+# Printable ASCII but for the separators: anything else in a key is a mistake (a
+# missing comma, a pasted space), and some of it cannot even travel in a header.
+_KEY = re.compile(r"[!-+\--9;<>-~]+")
+_ROLE_WORD = re.compile(r"[A-Za-z]{1,20}")
+
+
 def parse_api_tokens(raw: str) -> tuple[ApiKey, ...]:
-    """Parse ``API_TOKENS``: comma-separated ``name:role=key`` entries or bare keys (admin)."""
+    """Parse ``API_TOKENS``: comma-separated ``name:role=key`` entries or bare keys (admin).
+
+    A bare key has no ``=`` or ``:``; an entry with either must be a well-formed
+    ``name:role=key``, so a mistyped entry is refused instead of becoming an admin key.
+    Errors name the entry by position and never show the key, or anything that may
+    be part of it.
+    """
     keys: list[ApiKey] = []
     names: set[str] = set()
     for position, entry in enumerate((e.strip() for e in raw.split(",")), start=1):
         if not entry:
             continue
-        if "=" in entry and ":" in entry.split("=", 1)[0]:
-            head, key = entry.split("=", 1)
-            name, role_text = (part.strip() for part in head.split(":", 1))
+        if "=" not in entry and ":" not in entry:
+            key, name, role = entry, _name_for(entry), Role.ADMIN
+        else:
+            head, _, key = entry.partition("=")
+            if "=" not in entry or head.count(":") != 1:
+                swapped = "=" in entry and ":" in entry and entry.index("=") < entry.index(":")
+                raise ValueError(
+                    f"entry {position} is not name:role=key"
+                    + (" (':' and '=' look swapped)" if swapped else "")
+                    + "; a bare key (an admin) has no '=' or ':'; write entries like"
+                    " alice:reviewer=KEY"
+                )
+            name, role_text = (part.strip() for part in head.split(":"))
+            key = key.strip()
+            if not name:
+                raise ValueError(f"entry {position} has an empty name")
+            if not NAME_PATTERN.fullmatch(name):
+                raise ValueError(
+                    f"entry {position} has a name storykit cannot use; use letters, digits"
+                    " and . _ @ - (at most 64)"
+                )
             try:
                 role = Role(role_text.lower())
             except ValueError:
+                shown = f" {role_text!r}" if _ROLE_WORD.fullmatch(role_text) else ""
                 raise ValueError(
-                    f"entry {position} has role {role_text!r}; use agent, reviewer or admin"
+                    f"entry {position} has an unknown role{shown}; use agent, reviewer or admin"
                 ) from None
-            if not name:
-                raise ValueError(f"entry {position} has an empty name")
-        else:
-            key, name, role = entry, _name_for(entry), Role.ADMIN
-        key = key.strip()
+        who = f"entry {position} ({name!r})"
+        if not _KEY.fullmatch(key):
+            raise ValueError(
+                f"{who}: the key holds a space, a control character, '=' or ':' (a missing"
+                " comma between entries?); keys are printable ASCII without those"
+            )
         if len(key) < 8:
-            raise ValueError(f"entry {position} ({name!r}): a key needs at least 8 characters")
+            raise ValueError(f"{who}: a key needs at least 8 characters")
         if name in names:
             raise ValueError(f"the name {name!r} is used twice")
         names.add(name)

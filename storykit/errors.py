@@ -17,6 +17,7 @@ __all__ = [
     "PayloadTooLarge",
     "PluginError",
     "PolicyDenied",
+    "PreconditionFailed",
     "RateLimited",
     "StorykitError",
     "Unauthorized",
@@ -49,6 +50,13 @@ class Conflict(StorykitError):
 
     status = 409
     title = "Conflict"
+
+
+class PreconditionFailed(StorykitError):
+    """What the caller read has changed since (``If-Match`` on ``PUT /policies``)."""
+
+    status = 412
+    title = "Precondition failed"
 
 
 class Unauthorized(StorykitError):

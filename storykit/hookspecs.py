@@ -109,7 +109,11 @@ def storykit_register_policies(register: Callable[[Policy], None], settings: Set
     Called once at set-up. A policy has a unique ``name``, ``default_config()``,
     ``validate_config(config)`` (raise ``Invalid`` to refuse a configuration when it is
     saved) and ``async def check(subject, config) -> [Finding]``. Its configuration is
-    the section named after it in the policy document (``GET/PUT /policies``).
+    the section named after it in the policy document (``GET/PUT /policies``). Any
+    admin edits that document at run time, so a server it names or an environment
+    variable it reads must be one the operator allowed: check them with
+    ``settings.check_policy_url(url)`` and read with ``settings.policy_secret(name)``
+    (``STORYKIT_POLICY_URLS``, ``STORYKIT_POLICY_SECRETS``), when saved and at each check.
 
     Results combine as "any deny wins": a ``deny`` finding from any policy blocks the
     suggestion; otherwise any ``warn`` makes the decision ``warn``. A policy that

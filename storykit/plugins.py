@@ -27,7 +27,7 @@ from storykit import hookspecs
 from storykit.backends import Planner, Policy, PRBackend, Refiner, SuggestionSource
 from storykit.errors import PluginError, StorykitError
 from storykit.models import utcnow
-from storykit.settings import Settings
+from storykit.settings import ENTRY_POINT_GROUP, Settings, select_plugins
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -41,7 +41,6 @@ __all__ = [
 
 log = logging.getLogger("storykit.plugins")
 
-ENTRY_POINT_GROUP = "storykit"
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -65,14 +64,17 @@ def get_plugin_manager(
     """A fresh plugin manager with storykit's hookspecs.
 
     ``load_entrypoints`` loads the installed plugins of the ``storykit`` entry point
-    group; ``only`` limits them to those names (``STORYKIT_LOAD_PLUGINS``; empty for
-    none). Unknown hook names in any loaded plugin fail here (``check_pending``).
+    group; ``only`` limits them as ``STORYKIT_LOAD_PLUGINS`` does (names to load,
+    ``-name`` to leave one out; empty for none). A name no installed plugin has is a
+    :class:`~storykit.settings.SettingsError`; unknown hook names in any loaded
+    plugin fail here too (``check_pending``).
     """
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
     if load_entrypoints:
-        allowed = None if only is None else set(only)
-        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        installed = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+        allowed = None if only is None else select_plugins(only, (ep.name for ep in installed))
+        for ep in installed:
             if allowed is not None and ep.name not in allowed:
                 continue
             if pm.get_plugin(ep.name) is not None or pm.is_blocked(ep.name):

@@ -12,7 +12,7 @@ approved.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection, Mapping
 from typing import Any
 
 import anyio
@@ -25,7 +25,7 @@ from storykit._unicode import MAX_INT64
 from storykit.artifacts import ArtifactWriter
 from storykit.auth import Principal, Role
 from storykit.backends import PolicySubject
-from storykit.errors import Invalid
+from storykit.errors import Conflict, Invalid, PreconditionFailed
 from storykit.events import EventBus
 from storykit.ids import check_id
 from storykit.metrics import Metrics
@@ -155,16 +155,64 @@ class Storykit(SuggestionCases, PlanCases):
         document = await self.policy_document()
         return {"version": policy_version(document), "policies": document}
 
-    async def set_policies(self, actor: Principal, document: object) -> dict[str, Any]:
-        """Replace the policy document (admin); every section is validated before saving."""
+    async def set_policies(
+        self, actor: Principal, document: object, *, if_match: Collection[str] | None = None
+    ) -> dict[str, Any]:
+        """Replace the policy document (admin); every section is validated before saving.
+
+        ``document`` is the bare sections (policy name → settings) or what
+        :meth:`get_policies` returned, edited: ``{"version", "policies"}``. Its
+        ``version``, like the versions in ``if_match`` (the ``If-Match`` header), must
+        be the current one, else :class:`PreconditionFailed` and nothing is saved;
+        the check and the write are one transaction. ``"*"`` in ``if_match``, or no
+        version at all, replaces whatever is there.
+        """
         actor.require(Role.ADMIN)
-        clean = self.policy.validate(document)
+        sections, version_read = self._policy_sections(document)
+        # Each is a set of versions of which the current one must be one.
+        wanted = [set(if_match)] if if_match is not None and "*" not in if_match else []
+        if version_read is not None:
+            wanted.append({version_read})
+        stored = await self.store.get_policy_config()
+        current = policy_version(self.policy.effective(stored))
+        for versions in wanted:
+            if current not in versions:
+                raise PreconditionFailed(
+                    f"the policy document is at version {current}, not"
+                    f" {' or '.join(sorted(versions)) or 'the one given'}: another change was"
+                    " saved meanwhile. Read it again (GET /policies), apply your edit to it and"
+                    " send it with the new version"
+                )
+        clean = self.policy.validate(sections)
         effective = self.policy.effective(clean)
         version = policy_version(effective)
-        await self._commit(
-            "policy.updated", {"version": version, "by": actor.name}, policy_config=clean
-        )
+        try:
+            await self._commit(
+                "policy.updated",
+                {"version": version, "by": actor.name},
+                policy_config=clean,
+                policy_expect=dict(stored or {}) if wanted else None,
+            )
+        except Conflict:
+            raise PreconditionFailed(
+                "the policy document changed while this change was being saved. Read it"
+                " again (GET /policies), apply your edit to it and send it with the new version"
+            ) from None
         return {"version": version, "policies": effective}
+
+    def _policy_sections(self, document: object) -> tuple[object, str | None]:
+        """The sections of a bare document or of a ``{"version", "policies"}`` one."""
+        if (
+            isinstance(document, Mapping)
+            and "policies" in document
+            and "policies" not in self.registry.policies
+            and set(document) <= {"version", "policies"}
+        ):
+            version = document.get("version")
+            if version is not None and not isinstance(version, str):
+                raise Invalid('"version" must be the version GET /policies returned (a string)')
+            return document["policies"], version
+        return document, None
 
     async def check_diff(
         self, *, diff: str, title: str = "", rationale: str = "", agent: str = ""

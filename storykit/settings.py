@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.metadata
 import os
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 from storykit.auth import ApiKey, parse_api_tokens
-from storykit.errors import Invalid
+from storykit.errors import Invalid, NotConfigured
 from storykit.paths import find_repo_root, resolve_data_dir
 
-__all__ = ["Settings", "SettingsError"]
+__all__ = ["ENTRY_POINT_GROUP", "Settings", "SettingsError", "installed_plugins", "select_plugins"]
+
+ENTRY_POINT_GROUP = "storykit"
 
 T = TypeVar("T")
 _TRUE = {"1", "true", "yes", "on"}
@@ -48,8 +53,16 @@ class Settings:
     test_mode: bool = False
     hook_timeout: float = 30.0
     load_plugins: tuple[str, ...] | None = None
-    """Names of the installed plugins to load; None loads all (``STORYKIT_LOAD_PLUGINS``)."""
+    """Names of the installed plugins to load; None loads all (``STORYKIT_LOAD_PLUGINS``,
+    where ``-name`` entries leave a plugin out)."""
     trace_hooks: bool = False
+    policy_urls: tuple[str, ...] = ()
+    """The servers a policy document may make a plugin call, as URL prefixes
+    (``STORYKIT_POLICY_URLS``). The document, which any admin can edit, only picks
+    among them."""
+    policy_secrets: tuple[str, ...] = ()
+    """The environment variables whose values a policy document may have a plugin
+    send, as credentials to those servers (``STORYKIT_POLICY_SECRETS``)."""
     environ: Mapping[str, str] = dataclasses.field(default_factory=dict, repr=False)
     """The environment the settings were read from, for plugins' own options."""
 
@@ -65,6 +78,44 @@ class Settings:
         """A plugin's own option from the environment the settings were read from."""
         return self.environ.get(name, default)
 
+    def check_policy_url(self, url: str, *, field: str = "url") -> None:
+        """Refuse a URL from a policy document unless ``STORYKIT_POLICY_URLS`` allows it.
+
+        Plugins call this when the document is saved and again before each call (a
+        document saved earlier may no longer be allowed); :class:`Invalid` names the
+        setting the operator would change.
+        """
+        target = _url_parts(url)
+        if target is not None:
+            for prefix in self.policy_urls:
+                allowed = _url_parts(prefix)
+                if allowed is not None and _under(target, allowed):
+                    return
+        raise Invalid(
+            f'"{field}" {url} is not a server the operator lets a policy call; allowed:'
+            f" {', '.join(self.policy_urls) or 'none'} (STORYKIT_POLICY_URLS; the operator"
+            " adds a URL there and restarts storykit)"
+        )
+
+    def check_policy_secret(self, name: str, *, field: str = "token_env") -> None:
+        """Refuse a variable named in a policy document unless ``STORYKIT_POLICY_SECRETS``
+        lists it, so editing the document can never make a plugin send, say, ``API_TOKENS``."""
+        if name not in self.policy_secrets:
+            raise Invalid(
+                f'"{field}" {name} is not a variable the operator lets a policy read; allowed:'
+                f" {', '.join(self.policy_secrets) or 'none'} (STORYKIT_POLICY_SECRETS; the"
+                " operator adds a name there and restarts storykit)"
+            )
+
+    def policy_secret(self, name: str, *, field: str = "token_env") -> str:
+        """The value of a variable a policy document named, once :meth:`check_policy_secret`
+        allows it; :class:`NotConfigured` if it is not set."""
+        self.check_policy_secret(name, field=field)
+        value = self.environ.get(name, "").strip()
+        if not value:
+            raise NotConfigured(f"the environment variable {name} ({field}) is not set")
+        return value
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         """Read and validate the settings; ``overrides`` win over the environment."""
@@ -76,8 +127,13 @@ class Settings:
             here = Path(os.getcwd()).resolve()
             repo_path = find_repo_root(here) or here
         load = env.get("STORYKIT_LOAD_PLUGINS")
+        load_plugins = (
+            None
+            if load is None
+            else tuple(sorted(select_plugins(load.split(","), installed_plugins())))
+        )
         values: dict[str, object] = {
-            "api_keys": _get(env, "API_TOKENS", parse_api_tokens, ""),
+            "api_keys": _get(env, "API_TOKENS", parse_api_tokens, "", secret=True),
             "data_dir": data_dir,
             "repo_path": repo_path,
             "db_path": Path(env["DB_PATH"]).expanduser()
@@ -96,8 +152,10 @@ class Settings:
             "metrics_public": _get(env, "METRICS_PUBLIC", _bool, "true"),
             "test_mode": _get(env, "STORYKIT_TEST_MODE", _bool, "false"),
             "hook_timeout": _get(env, "STORYKIT_HOOK_TIMEOUT", _positive_float, "30"),
-            "load_plugins": None if load is None else _csv(load),
+            "load_plugins": load_plugins,
             "trace_hooks": _get(env, "STORYKIT_TRACE_HOOKS", _bool, "false"),
+            "policy_urls": _get(env, "STORYKIT_POLICY_URLS", _url_prefixes, ""),
+            "policy_secrets": _get(env, "STORYKIT_POLICY_SECRETS", _secret_names, ""),
             "environ": env,
         }
         values.update(overrides)
@@ -109,17 +167,61 @@ class Settings:
             path.mkdir(parents=True, exist_ok=True)
 
 
+def installed_plugins() -> list[str]:
+    """The names of the installed plugins (the ``storykit`` entry point group)."""
+    return sorted({ep.name for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)})
+
+
+def select_plugins(entries: Iterable[str], installed: Iterable[str]) -> set[str]:
+    """Which of ``installed`` to load for ``STORYKIT_LOAD_PLUGINS`` entries.
+
+    ``name`` entries load those plugins only; ``-name`` entries leave a plugin out
+    (of the named ones, or of all when no entry names one to load). An entry that
+    no installed plugin has is refused, never ignored: a misspelt policy plugin
+    that silently did not load would let everything through.
+    """
+    known = sorted(set(installed))
+    wanted: set[str] = set()
+    dropped: set[str] = set()
+    for entry in (e.strip() for e in entries):
+        if entry == "-":
+            raise SettingsError(
+                "STORYKIT_LOAD_PLUGINS: an entry is '-' with no name; write -NAME to leave"
+                " the plugin NAME out"
+            )
+        if entry:
+            (dropped if entry.startswith("-") else wanted).add(entry.removeprefix("-"))
+    unknown = sorted((wanted | dropped) - set(known))
+    if unknown:
+        raise SettingsError(
+            f"STORYKIT_LOAD_PLUGINS: no installed plugin is called"
+            f" {', '.join(map(repr, unknown))}; installed: {', '.join(known) or 'none'}"
+            " (name the plugins to load, or -NAME to leave one out)"
+        )
+    if wanted:
+        return wanted - dropped
+    return set(known) - dropped if dropped else set()
+
+
 def _str(value: object) -> str | None:
     return None if value is None else str(value)
 
 
-def _get(env: Mapping[str, str], name: str, parse: Callable[[str], T], default: str) -> T:
+def _get(
+    env: Mapping[str, str],
+    name: str,
+    parse: Callable[[str], T],
+    default: str,
+    *,
+    secret: bool = False,
+) -> T:
+    """``parse`` the variable; a ``secret`` one's value is never shown in the error."""
     raw = env.get(name)
     raw = default if raw is None or raw.strip() == "" else raw.strip()
     try:
         return parse(raw)
     except ValueError as exc:
-        raise SettingsError(f"{name}={raw!r}: {exc}") from None
+        raise SettingsError(f"{name}: {exc}" if secret else f"{name}={raw!r}: {exc}") from None
 
 
 def _positive_int(raw: str) -> int:
@@ -172,3 +274,61 @@ def _log_level(raw: str) -> str:
     if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
         raise ValueError("expected DEBUG, INFO, WARNING, ERROR or CRITICAL")
     return level
+
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Variables that hold storykit's own secrets: no policy may ever send them anywhere.
+_NEVER_SECRETS = frozenset({"API_TOKENS"})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_Url = tuple[str, str, int, str]
+
+
+def _url_parts(url: str) -> _Url | None:
+    """(scheme, host, port, path) of a plain http(s) URL; None for anything else
+    (credentials, a query or a fragment in it, no host, another scheme)."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if (
+        scheme not in _DEFAULT_PORTS
+        or not parts.hostname
+        or "@" in parts.netloc
+        or parts.query
+        or parts.fragment
+        or any(c.isspace() for c in url.strip())
+    ):
+        return None
+    return scheme, parts.hostname.lower(), port or _DEFAULT_PORTS[scheme], parts.path.rstrip("/")
+
+
+def _under(target: _Url, allowed: _Url) -> bool:
+    path, prefix = target[3], allowed[3]
+    segments = path.split("/")
+    if ".." in segments or "." in segments:
+        return False
+    within = not prefix or path == prefix or path.startswith(prefix + "/")
+    return target[:3] == allowed[:3] and within
+
+
+def _url_prefixes(raw: str) -> tuple[str, ...]:
+    prefixes = _csv(raw)
+    for prefix in prefixes:
+        if _url_parts(prefix) is None:
+            raise ValueError(
+                f"{prefix!r} is not an http(s) URL like http://127.0.0.1:8181 (no credentials,"
+                " query or fragment)"
+            )
+    return prefixes
+
+
+def _secret_names(raw: str) -> tuple[str, ...]:
+    names = _csv(raw)
+    for name in names:
+        if not _ENV_NAME.fullmatch(name):
+            raise ValueError(f"{name!r} is not the name of an environment variable")
+        if name in _NEVER_SECRETS:
+            raise ValueError(f"{name} holds storykit's own keys; no policy may send it anywhere")
+    return names

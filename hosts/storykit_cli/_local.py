@@ -121,19 +121,43 @@ class LocalClient:
     async def get_suggestion(self, suggestion_id: str) -> JSON:
         return to_dict(await self.core.get_suggestion(suggestion_id))
 
-    async def submit(self, *, title: str, diff: str, rationale: str, base_ref: str) -> JSON:
+    async def submit(
+        self,
+        *,
+        title: str,
+        diff: str,
+        rationale: str,
+        base_ref: str,
+        idempotency_key: str | None = None,
+    ) -> JSON:
         return to_dict(
             await self.core.submit(
-                self.actor, title=title, diff=diff, rationale=rationale, base_ref=base_ref
+                self.actor,
+                title=title,
+                diff=diff,
+                rationale=rationale,
+                base_ref=base_ref,
+                idempotency_key=idempotency_key,
             )
         )
 
     async def revise(
-        self, suggestion_id: str, *, diff: str, title: str | None, rationale: str | None
+        self,
+        suggestion_id: str,
+        *,
+        diff: str,
+        title: str | None,
+        rationale: str | None,
+        idempotency_key: str | None = None,
     ) -> JSON:
         return to_dict(
             await self.core.revise(
-                self.actor, suggestion_id, diff=diff, title=title, rationale=rationale
+                self.actor,
+                suggestion_id,
+                diff=diff,
+                title=title,
+                rationale=rationale,
+                idempotency_key=idempotency_key,
             )
         )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -34,6 +35,7 @@ RECONNECT_FIRST = 0.2
 RECONNECT_MOST = 5.0
 _PROGRESS_GRACE = 2.0
 _LONG = httpx.Timeout(None, connect=CONNECT_TIMEOUT)  # generate, refine, plan, PR
+_HEADER_SAFE = re.compile(r"[!-~]+")  # printable ASCII, no spaces: what API_TOKENS accepts
 
 
 class RemoteError(StorykitError):
@@ -103,6 +105,13 @@ class RemoteClient:
                 hint="pass --key or set STORYKIT_API_KEY (a server started without API_TOKENS"
                 " keeps its admin key in <data dir>/api-key)",
             )
+        key = key.strip()
+        if not _HEADER_SAFE.fullmatch(key):
+            # Never echo it: httpx's own error for this would quote the key.
+            raise Failure(
+                "the API key has a space or a control character in it",
+                hint="check --key or STORYKIT_API_KEY: paste the key alone",
+            )
         headers = {"X-API-Key": key, "User-Agent": f"storykit-cli/{storykit.__version__}"}
         timeout = httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT)
         async with httpx.AsyncClient(base_url=base, headers=headers, timeout=timeout) as http:
@@ -116,14 +125,23 @@ class RemoteClient:
         body: object = None,
         params: Mapping[str, Any] | None = None,
         long: bool = False,
+        key: str | None = None,
     ) -> JSON:
+        """``key``: an ``Idempotency-Key``, so that a retry returns the first answer."""
         query = {k: v for k, v in (params or {}).items() if v is not None}
+        if key is not None and not _HEADER_SAFE.fullmatch(key):
+            raise Failure(
+                "--idempotency-key must be printable ASCII without spaces",
+                hint="use a UUID, say",
+                exit_code=USAGE,
+            )
         try:
             response = await self._http.request(
                 method,
                 path,
                 json=body,
                 params=query,
+                headers=None if key is None else {"Idempotency-Key": key},
                 timeout=_LONG if long else httpx.USE_CLIENT_DEFAULT,
             )
         except httpx.TransportError as exc:
@@ -213,15 +231,30 @@ class RemoteClient:
     async def get_suggestion(self, suggestion_id: str) -> JSON:
         return await self._call("GET", f"/suggestions/{_seg(suggestion_id)}")
 
-    async def submit(self, *, title: str, diff: str, rationale: str, base_ref: str) -> JSON:
+    async def submit(
+        self,
+        *,
+        title: str,
+        diff: str,
+        rationale: str,
+        base_ref: str,
+        idempotency_key: str | None = None,
+    ) -> JSON:
         body = {"title": title, "diff": diff, "rationale": rationale, "base_ref": base_ref}
-        return await self._call("POST", "/suggestions", body=body)
+        return await self._call("POST", "/suggestions", body=body, key=idempotency_key)
 
     async def revise(
-        self, suggestion_id: str, *, diff: str, title: str | None, rationale: str | None
+        self,
+        suggestion_id: str,
+        *,
+        diff: str,
+        title: str | None,
+        rationale: str | None,
+        idempotency_key: str | None = None,
     ) -> JSON:
         body = {"diff": diff, "title": title, "rationale": rationale}
-        return await self._call("POST", f"/suggestions/{_seg(suggestion_id)}/revisions", body=body)
+        path = f"/suggestions/{_seg(suggestion_id)}/revisions"
+        return await self._call("POST", path, body=body, key=idempotency_key)
 
     async def review(self, suggestion_id: str, *, action: str, comment: str) -> JSON:
         body = {"id": suggestion_id, "action": action, "comment": comment}

@@ -47,10 +47,24 @@ class Client(Protocol):
 
     async def get_suggestion(self, suggestion_id: str) -> JSON: ...
 
-    async def submit(self, *, title: str, diff: str, rationale: str, base_ref: str) -> JSON: ...
+    async def submit(
+        self,
+        *,
+        title: str,
+        diff: str,
+        rationale: str,
+        base_ref: str,
+        idempotency_key: str | None = None,
+    ) -> JSON: ...
 
     async def revise(
-        self, suggestion_id: str, *, diff: str, title: str | None, rationale: str | None
+        self,
+        suggestion_id: str,
+        *,
+        diff: str,
+        title: str | None,
+        rationale: str | None,
+        idempotency_key: str | None = None,
     ) -> JSON: ...
 
     async def review(self, suggestion_id: str, *, action: str, comment: str) -> JSON: ...

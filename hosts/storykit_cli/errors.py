@@ -24,6 +24,8 @@ __all__ = [
     "ConnectionFailed",
     "Failure",
     "failure_for",
+    "redact",
+    "redacted",
     "unwrap",
 ]
 
@@ -66,6 +68,7 @@ _HINTS = {
     401: "check --key or STORYKIT_API_KEY",
     403: "use a key with the role this needs (see `storykit keys new --help`)",
     404: "check the id (`storykit suggest list`, `storykit plan list`)",
+    412: "read it again (`storykit policy show --json`), redo your edit and set it again",
     413: "the body is larger than the server's MAX_BODY_BYTES",
 }
 # A 403 can also be a rule that no role lifts (your own proposal): its detail says what
@@ -137,3 +140,26 @@ def failure_for(exc: BaseException) -> Failure:
         hint="rerun with --debug for the traceback and report it",
         exit_code=INTERNAL,
     )
+
+
+def redact(text: str, key: object) -> str:
+    """``text`` with the API key (as is, or as a str or bytes repr) replaced by ``***``.
+
+    A last line of defence: no message or traceback the CLI prints may hold the key.
+    """
+    if not isinstance(key, str) or not key.strip():
+        return text
+    key = key.strip()
+    forms = {key, repr(key)[1:-1], repr(key.encode(errors="backslashreplace"))[2:-1]}
+    for form in sorted((f for f in forms if len(f) >= 4), key=len, reverse=True):
+        text = text.replace(form, "***")
+    return text
+
+
+def redacted(failure: Failure, key: object) -> Failure:
+    """``failure`` with the key taken out of its message and hint."""
+    message = redact(failure.message, key)
+    hint = None if failure.hint is None else redact(failure.hint, key)
+    if message == failure.message and hint == failure.hint:
+        return failure
+    return Failure(message, hint=hint, exit_code=failure.exit_code)

@@ -36,11 +36,13 @@ class StorykitGroup(click.Group):
                 raise click.exceptions.Exit(errors.INTERRUPTED) from None
             if not isinstance(inner, Exception):
                 raise
+            key = ctx.params.get("key")
             if ctx.params.get("debug"):
                 import traceback
 
-                traceback.print_exception(exc, file=sys.stderr)
-            raise errors.failure_for(inner) from None
+                trace = "".join(traceback.format_exception(exc))
+                sys.stderr.write(errors.redact(trace, key))
+            raise errors.redacted(errors.failure_for(inner), key) from None
 
 
 @click.group(
@@ -95,8 +97,9 @@ def cli(
       eval "$(_STORYKIT_COMPLETE=bash_source storykit)"
     """
     ctx.obj = Globals(
+        # A pasted key often carries a space or a newline: trim it, never guess more.
         connection=Connection(
-            url=url or None, key=key or None, data_dir=data_dir, on_notice=notice
+            url=url or None, key=(key or "").strip() or None, data_dir=data_dir, on_notice=notice
         ),
         debug=debug,
     )

@@ -14,7 +14,7 @@ from storykit_quart.state import HostState
 
 __all__ = ["ROLE_ATTR", "Reply", "actor", "core", "page", "public", "requires", "state"]
 
-Reply = tuple[dict[str, Any], int] | dict[str, Any]
+Reply = tuple[dict[str, Any], int] | tuple[dict[str, Any], int, dict[str, str]] | dict[str, Any]
 
 F = TypeVar("F", bound=Callable[..., Any])
 ROLE_ATTR = "_storykit_role"

@@ -85,8 +85,15 @@ def create_app(
         app = cors(
             app,
             allow_origin=[_origin_pattern(o) for o in settings.cors_origins],
-            allow_headers=["X-API-Key", "Content-Type", "X-Request-Id", "Last-Event-ID"],
-            expose_headers=["X-Request-Id", "Retry-After", "RateLimit", "RateLimit-Policy"],
+            allow_headers=[
+                "X-API-Key",
+                "Content-Type",
+                "X-Request-Id",
+                "Last-Event-ID",
+                "Idempotency-Key",
+                "If-Match",
+            ],
+            expose_headers=["X-Request-Id", "Retry-After", "RateLimit", "RateLimit-Policy", "ETag"],
             allow_methods=["GET", "POST", "PUT"],
             max_age=600,
         )

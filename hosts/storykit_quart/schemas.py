@@ -100,8 +100,9 @@ class PRBody(_Body):
     )
 
 
-class PoliciesBody(RootModel[dict[str, dict[str, Any]]]):
-    """The policy document: policy name → that policy's settings."""
+class PoliciesBody(RootModel[dict[str, Any]]):
+    """The policy document: policy name → that policy's settings, or what ``GET
+    /policies`` returned (``{"version", "policies"}``), edited."""
 
 
 class CheckBody(_Body):

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from storykit.errors import NotConfigured
+from storykit.idempotency import IdempotentResult
 from storykit.models import Event, Plan, Risk, Status, Suggestion
 
 if TYPE_CHECKING:
@@ -86,6 +87,9 @@ class Store(Protocol):
     async def get_policy_config(self) -> Mapping[str, Any] | None:
         """The stored policy configuration, or None if never set."""
 
+    async def get_idempotent(self, agent: str, route: str, key: str) -> IdempotentResult | None:
+        """What an idempotency key produced (:mod:`storykit.idempotency`), or None."""
+
     async def read_events(self, *, after: int = 0, limit: int = 100) -> list[Event]:
         """Events with ``id > after``, oldest first, at most ``limit``."""
 
@@ -102,11 +106,17 @@ class Store(Protocol):
         plans: Sequence[Plan] = (),
         policy_config: Mapping[str, Any] | None = None,
         expect: Mapping[str, datetime] | None = None,
+        policy_expect: Mapping[str, Any] | None = None,
+        idempotency: IdempotentResult | None = None,
     ) -> Event:
         """Upsert the given values and append one event, atomically; return the event.
 
         ``expect`` maps ids of suggestions or plans to the ``updated_at`` the caller
         read; if any row changed since, nothing is written and
         :class:`~storykit.errors.Conflict` is raised (optimistic concurrency).
+        ``policy_expect`` does the same for the stored policy config (none stored
+        counts as ``{}``). ``idempotency`` records a key in the same transaction; a
+        key already recorded fails the write (:class:`~storykit.errors.Invalid`),
+        writing nothing.
         Concurrent writes are group-committed: many callers, one transaction.
         """

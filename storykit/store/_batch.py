@@ -8,7 +8,8 @@ batch is applied set-wise, not write by write:
    current and the event ids we get are the next ones in the log.
 2. Every ``expect`` in the batch is checked with one query, in Python, in
    submission order, counting the rows that earlier writes in the same batch
-   change. A stale write gets :class:`~storykit.errors.Conflict` and is left out
+   change (and so is a write's ``policy_expect``, against the stored policy
+   config). A stale write gets :class:`~storykit.errors.Conflict` and is left out
    before anything is written, so it needs no rollback.
 3. The remaining writes' rows are upserted with one ``executemany`` per table,
    and their events appended with one multi-row ``INSERT … RETURNING id``, in
@@ -40,6 +41,7 @@ import anyio
 
 from storykit._unicode import require_utf8
 from storykit.errors import BackendError, Conflict, Invalid
+from storykit.idempotency import IdempotentResult
 from storykit.models import Event, Plan, Risk, Status, Suggestion, to_dict, utcnow
 from storykit.store._driver import Driver, rollback
 
@@ -71,6 +73,11 @@ _UPSERT_PLAN = """
     INSERT INTO plans (id, created_at, updated_at, doc) VALUES (?, ?, ?, ?)
     ON CONFLICT (id) DO UPDATE SET
         created_at = excluded.created_at, updated_at = excluded.updated_at, doc = excluded.doc
+"""
+_INSERT_KEY = """
+    INSERT INTO idempotency_keys
+        (agent, route, key, request_hash, suggestion_id, response, created_at)
+    VALUES (?, ?, ?, ?, ?, ?, ?)
 """
 _UPSERT_POLICY = """
     INSERT INTO policy_config (id, updated_at, doc) VALUES (1, ?, ?)
@@ -108,6 +115,8 @@ class PendingWrite:
     policy_json: str | None
     expect: dict[str, datetime]
     versions: dict[str, datetime]  # the updated_at this write gives each row it touches
+    policy_expect: Any = None  # the stored policy config this write expects; None: any
+    key_row: tuple[str, ...] | None = None  # an idempotency key (storykit.idempotency)
     done: anyio.Event = dataclasses.field(default_factory=anyio.Event)
     taken: bool = False  # the writer has it; too late to withdraw
     cancelled: bool = False  # the caller gave up before the writer took it
@@ -123,6 +132,8 @@ def prepare(
     plans: Sequence[Plan],
     policy_config: Mapping[str, Any] | None,
     expect: Mapping[str, datetime] | None,
+    policy_expect: Mapping[str, Any] | None = None,
+    idempotency: IdempotentResult | None = None,
 ) -> PendingWrite:
     """Validate and serialise in the caller's task, so bad input fails there, queueing nothing."""
     if not isinstance(event_type, str) or not event_type:
@@ -147,7 +158,15 @@ def prepare(
         policy_json=policy_json,
         expect=expected,
         versions=versions,
+        policy_expect=None if policy_expect is None else json.loads(_json(policy_expect, "expect")),
+        key_row=None if idempotency is None else _key_row(idempotency),
     )
+
+
+def _key_row(r: IdempotentResult) -> tuple[str, ...]:
+    response = _json(r.response, "idempotent response")
+    stamp = utcnow().isoformat()
+    return (r.agent, r.route, r.key, r.request_hash, r.suggestion_id, response, stamp)
 
 
 def _json(value: object, what: str) -> str:
@@ -246,13 +265,18 @@ async def _transaction(db: Driver, batch: Sequence[PendingWrite], *, isolate: bo
 
 async def _apply(db: Driver, writes: Sequence[PendingWrite], at: datetime) -> None:
     current = await _versions(db, {key for w in writes for key in w.expect})
+    policy = await _policy(db) if any(w.policy_expect is not None for w in writes) else None
     accepted: list[PendingWrite] = []
     for w in writes:
         stale = sorted(key for key, seen in w.expect.items() if current.get(key) != seen)
+        if w.policy_expect is not None and w.policy_expect != policy:
+            stale.append("the policy document")
         if stale:
             w.error = Conflict(f"changed since it was read: {', '.join(stale)}")
             continue
         current.update(w.versions)  # later writes in this batch must see this one
+        if w.policy_json is not None:
+            policy = json.loads(w.policy_json)
         accepted.append(w)
     if not accepted:
         return
@@ -262,6 +286,9 @@ async def _apply(db: Driver, writes: Sequence[PendingWrite], at: datetime) -> No
     plan_rows = [row for w in accepted for row in w.plan_rows]
     if plan_rows:
         await db.executemany(_UPSERT_PLAN, plan_rows)
+    key_rows = [w.key_row for w in accepted if w.key_row is not None]
+    if key_rows:  # a key used twice fails here, and the batch is retried write by write
+        await db.executemany(_INSERT_KEY, key_rows)
     stamp = at.isoformat()
     policies = [(stamp, w.policy_json) for w in accepted if w.policy_json is not None]
     if policies:
@@ -283,6 +310,12 @@ async def _apply(db: Driver, writes: Sequence[PendingWrite], at: datetime) -> No
 def _insert_events(n: int) -> str:
     values = ", ".join(["(?, ?, ?)"] * n)
     return f"INSERT INTO events (type, at, data) VALUES {values} RETURNING id"  # noqa: S608
+
+
+async def _policy(db: Driver) -> Any:
+    """The stored policy config; none stored reads as ``{}`` (the same effective document)."""
+    rows = await db.execute("SELECT doc FROM policy_config WHERE id = 1")
+    return json.loads(rows[0][0]) if rows else {}
 
 
 async def _versions(db: Driver, ids: set[str]) -> dict[str, datetime]:

@@ -31,8 +31,10 @@ hole in the ids. Any other database error (the server gone, a lock held past
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 import psycopg
 import psycopg.errors
@@ -64,6 +66,11 @@ _UPSERT_PLAN = """
     INSERT INTO plans (id, created_at, updated_at, doc) VALUES (%s, %s, %s, %s)
     ON CONFLICT (id) DO UPDATE SET
         created_at = excluded.created_at, updated_at = excluded.updated_at, doc = excluded.doc
+"""
+_INSERT_KEY = """
+    INSERT INTO idempotency_keys
+        (agent, route, key, request_hash, suggestion_id, response, created_at)
+    VALUES (%s, %s, %s, %s, %s, %s, %s)
 """
 _UPSERT_POLICY = """
     INSERT INTO policy_config (id, updated_at, doc) VALUES (1, %s, %s)
@@ -143,13 +150,18 @@ async def _apply(db: Connection, writes: Sequence[PendingWrite], at: datetime, n
     Returns the next id still free; ``w.event`` is set only once its event is in.
     """
     current = await _versions(db, {key for w in writes for key in w.expect})
+    policy = await _policy(db) if any(w.policy_expect is not None for w in writes) else None
     accepted: list[PendingWrite] = []
     for w in writes:
         stale = sorted(key for key, seen in w.expect.items() if current.get(key) != seen)
+        if w.policy_expect is not None and w.policy_expect != policy:
+            stale.append("the policy document")
         if stale:
             w.error = Conflict(f"changed since it was read: {', '.join(stale)}")
             continue
         current.update(w.versions)  # later writes in this batch must see this one
+        if w.policy_json is not None:
+            policy = json.loads(w.policy_json)
         accepted.append(w)
     if not accepted:
         return next_id
@@ -159,6 +171,9 @@ async def _apply(db: Connection, writes: Sequence[PendingWrite], at: datetime, n
     plan_rows = [row for w in accepted for row in w.plan_rows]
     if plan_rows:
         await db.executemany(_UPSERT_PLAN, plan_rows)
+    key_rows = [w.key_row for w in accepted if w.key_row is not None]
+    if key_rows:  # a key used twice fails here, and the batch is retried write by write
+        await db.executemany(_INSERT_KEY, key_rows)
     policies = [(at, w.policy_json) for w in accepted if w.policy_json is not None]
     if policies:
         await db.execute(_UPSERT_POLICY, policies[-1])  # only the last one can survive
@@ -173,6 +188,12 @@ async def _apply(db: Connection, writes: Sequence[PendingWrite], at: datetime, n
     for w, event_id in zip(accepted, ids, strict=True):
         w.event = Event(id=event_id, type=w.event_type, data=w.data, at=at)
     return next_id + len(accepted)
+
+
+async def _policy(db: Connection) -> Any:
+    """The stored policy config; none stored reads as ``{}`` (the same effective document)."""
+    rows = await db.execute("SELECT doc FROM policy_config WHERE id = 1")
+    return json.loads(rows[0][0]) if rows else {}
 
 
 async def _versions(db: Connection, ids: set[str]) -> dict[str, datetime]:

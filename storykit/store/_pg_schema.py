@@ -81,6 +81,20 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX suggestions_agent ON suggestions (agent, id)",
         "CREATE INDEX suggestions_risk ON suggestions (risk, id)",
     ),
+    # 3: idempotency keys (storykit.idempotency); the primary key stops two concurrent
+    # requests with one key from both creating.
+    (
+        """CREATE TABLE idempotency_keys (
+            agent text COLLATE "C" NOT NULL,
+            route text COLLATE "C" NOT NULL,
+            key text COLLATE "C" NOT NULL,
+            request_hash text NOT NULL,
+            suggestion_id text COLLATE "C" NOT NULL REFERENCES suggestions (id) ON DELETE CASCADE,
+            response text NOT NULL,
+            created_at timestamptz NOT NULL,
+            PRIMARY KEY (agent, route, key)
+        )""",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -69,6 +69,21 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX suggestions_agent ON suggestions (agent, id)",
         "CREATE INDEX suggestions_risk ON suggestions (risk, id)",
     ),
+    # 3: idempotency keys (storykit.idempotency). The primary key is what makes two
+    # concurrent requests with one key unable to both create: the second write's
+    # transaction fails on it and is rolled back whole.
+    (
+        """CREATE TABLE idempotency_keys (
+            agent TEXT NOT NULL,
+            route TEXT NOT NULL,
+            key TEXT NOT NULL,
+            request_hash TEXT NOT NULL,
+            suggestion_id TEXT NOT NULL REFERENCES suggestions (id) ON DELETE CASCADE,
+            response TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (agent, route, key)
+        ) WITHOUT ROWID""",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -34,6 +34,7 @@ import psycopg
 from anyio.abc import TaskGroup
 
 from storykit.errors import BackendError, NotFound
+from storykit.idempotency import IdempotentResult
 from storykit.models import Event, Plan, Risk, Status, Suggestion
 from storykit.store import _pg_schema
 from storykit.store._batch import PendingWrite, prepare
@@ -207,6 +208,24 @@ class PostgresStore:
         rows = await self._read("SELECT doc FROM policy_config WHERE id = 1")
         return dict(json.loads(rows[0][0])) if rows else None
 
+    async def get_idempotent(self, agent: str, route: str, key: str) -> IdempotentResult | None:
+        rows = await self._read(
+            "SELECT request_hash, suggestion_id, response FROM idempotency_keys"
+            " WHERE agent = %s AND route = %s AND key = %s",
+            (agent, route, key),
+        )
+        if not rows:
+            return None
+        [(request_hash, suggestion_id, response)] = rows
+        return IdempotentResult(
+            agent=agent,
+            route=route,
+            key=key,
+            request_hash=str(request_hash),
+            suggestion_id=str(suggestion_id),
+            response=json.loads(response),
+        )
+
     async def read_events(self, *, after: int = 0, limit: int = 100) -> list[Event]:
         rows = await self._read(
             "SELECT id, type, at, data FROM events WHERE id > %s ORDER BY id LIMIT %s",
@@ -231,6 +250,8 @@ class PostgresStore:
         plans: Sequence[Plan] = (),
         policy_config: Mapping[str, Any] | None = None,
         expect: Mapping[str, datetime] | None = None,
+        policy_expect: Mapping[str, Any] | None = None,
+        idempotency: IdempotentResult | None = None,
     ) -> Event:
         """See :meth:`storykit.store.Store.write`.
 
@@ -247,6 +268,8 @@ class PostgresStore:
             plans=plans,
             policy_config=policy_config,
             expect=expect,
+            policy_expect=policy_expect,
+            idempotency=idempotency,
         )
         return await self._writer.submit(pending)
 

@@ -37,6 +37,7 @@ from anyio.abc import TaskGroup
 
 from storykit._offload import off_loop
 from storykit.errors import BackendError, NotFound
+from storykit.idempotency import IdempotentResult
 from storykit.models import Event, Plan, Risk, Status, Suggestion
 from storykit.store import _schema
 from storykit.store._batch import PendingWrite, commit_batch, prepare
@@ -198,6 +199,24 @@ class SqliteStore:
         rows = await self._read("SELECT doc FROM policy_config WHERE id = 1")
         return dict(json.loads(rows[0][0])) if rows else None
 
+    async def get_idempotent(self, agent: str, route: str, key: str) -> IdempotentResult | None:
+        rows = await self._read(
+            "SELECT request_hash, suggestion_id, response FROM idempotency_keys"
+            " WHERE agent = ? AND route = ? AND key = ?",
+            (agent, route, key),
+        )
+        if not rows:
+            return None
+        [(request_hash, suggestion_id, response)] = rows
+        return IdempotentResult(
+            agent=agent,
+            route=route,
+            key=key,
+            request_hash=str(request_hash),
+            suggestion_id=str(suggestion_id),
+            response=json.loads(response),
+        )
+
     async def read_events(self, *, after: int = 0, limit: int = 100) -> list[Event]:
         rows = await self._read(
             "SELECT id, type, at, data FROM events WHERE id > ? ORDER BY id LIMIT ?",
@@ -222,6 +241,8 @@ class SqliteStore:
         plans: Sequence[Plan] = (),
         policy_config: Mapping[str, Any] | None = None,
         expect: Mapping[str, datetime] | None = None,
+        policy_expect: Mapping[str, Any] | None = None,
+        idempotency: IdempotentResult | None = None,
     ) -> Event:
         """See :meth:`storykit.store.Store.write`.
 
@@ -240,6 +261,8 @@ class SqliteStore:
                 plans=plans,
                 policy_config=policy_config,
                 expect=expect,
+                policy_expect=policy_expect,
+                idempotency=idempotency,
             ),
         )
         if self._task_group is None or self._closing:  # closed while that ran

@@ -168,6 +168,28 @@ def test_revise_replaces_the_diff_of_your_own_suggestion(tmp_path: Path) -> None
     assert "only the proposer" in line
 
 
+def test_submit_and_revise_with_an_idempotency_key_are_safe_to_retry() -> None:
+    first = ok_json(
+        "suggest", "submit", "-", "-t", "Once", "--idempotency-key", "job-1", input=diff_text()
+    )
+    again = ok_json(
+        "suggest", "submit", "-", "-t", "Once", "--idempotency-key", "job-1", input=diff_text()
+    )
+    assert again == first
+    assert len(ok_json("suggest", "list")["items"]) == 1
+    line = one_error_line(
+        storykit(
+            "suggest", "submit", "-", "-t", "Other", "--idempotency-key", "job-1", input=diff_text()
+        ),
+        1,
+    )
+    assert "'job-1' was already used for a different request" in line
+    args = ("suggest", "revise", first["id"], "-", "--idempotency-key", "job-2")
+    revised = ok_json(*args, input=diff_text(added="a = 10"))
+    assert ok_json(*args, input=diff_text(added="a = 10")) == revised
+    assert ok_json("suggest", "show", first["id"])["revision"] == 2
+
+
 def test_review_approve_revise_reject() -> None:
     first, second = generate()
     approved = ok_json("suggest", "review", first, "--approve")
@@ -307,6 +329,21 @@ def test_policy_show_set_and_check(tmp_path: Path) -> None:
     assert ok_json("suggest", "list")["items"] == []  # checking stores nothing
 
 
+def test_policy_show_json_edited_goes_back_with_set_unless_it_changed_meanwhile(
+    tmp_path: Path,
+) -> None:
+    shown = ok_json("policy", "show")
+    shown["policies"]["deny-word"]["word"] = "TODO"
+    edited = json.dumps(shown)
+    saved = ok_json("policy", "set", "-", input=edited)
+    assert saved["policies"] == {"deny-word": {"word": "TODO"}}
+    # The same edit again: the document it was made on is gone.
+    line = one_error_line(storykit("policy", "set", "-", input=edited), 1)
+    assert f"the policy document is at version {saved['version']}" in line
+    assert "storykit policy show --json" in line
+    assert ok_json("policy", "show") == saved
+
+
 def test_policy_set_errors_change_nothing(tmp_path: Path) -> None:
     before = ok_json("policy", "show")
     broken = tmp_path / "broken.json"
@@ -344,6 +381,16 @@ def test_plugins_says_when_real_runs_are_refused(monkeypatch: pytest.MonkeyPatch
     monkeypatch.delenv("PR_BACKEND")
     text = storykit("plugins").stdout
     assert "PR_BACKEND dry-run (previews only: `storykit pr --no-dry-run` is refused)" in text
+
+
+def test_a_plugin_name_nothing_installed_has_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STORYKIT_LOAD_PLUGINS", "cli-fakes,no-pint")
+    line = one_error_line(storykit("plugins"), 1)
+    assert line.startswith("error: STORYKIT_LOAD_PLUGINS: no installed plugin is called 'no-pint'")
+    assert "installed: " in line and "cli-fakes" in line
+    monkeypatch.setenv("STORYKIT_LOAD_PLUGINS", "-opa")
+    names = {p["name"] for p in ok_json("plugins")["plugins"]}
+    assert "cli-fakes" in names and "opa" not in names and "dry-run" in names
 
 
 def test_events_prints_the_log_and_pages_with_after() -> None:

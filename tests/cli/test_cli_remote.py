@@ -141,6 +141,52 @@ def test_remote_errors_are_one_line(servers: Servers) -> None:
         assert ADMIN_KEY not in result.output and "wrong-key-123" not in result.output
 
 
+def test_a_pasted_key_is_trimmed_and_a_bad_one_is_never_echoed(
+    servers: Servers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = servers()
+    padded = f"  {ADMIN_KEY} \n"
+    assert storykit("--url", server.url, "--key", padded, "plugins").exit_code == 0
+    monkeypatch.setenv("STORYKIT_API_KEY", f"\t{ADMIN_KEY}  ")
+    assert storykit("--url", server.url, "plugins").exit_code == 0
+    monkeypatch.delenv("STORYKIT_API_KEY")
+    for bad in (f"{ADMIN_KEY[:10]}\x07{ADMIN_KEY[10:]}", f"{ADMIN_KEY[:10]} {ADMIN_KEY[10:]}"):
+        for debug in ((), ("--debug",)):
+            result = storykit(*debug, "--url", server.url, "--key", bad, "plugins")
+            line = one_error_line(result, 1)
+            assert "the API key has a space or a control character in it" in line
+            assert ADMIN_KEY[:10] not in result.output and ADMIN_KEY[10:] not in result.output
+
+
+def test_a_retried_remote_submit_with_an_idempotency_key_stores_one(servers: Servers) -> None:
+    server = servers()
+    agent = ("--url", server.url, "--key", AGENT_KEY)
+    submit = (*agent, "suggest", "submit", "-", "--json", "-t", "Once", "--idempotency-key")
+    first = storykit(*submit, "job-7", input=diff_text())
+    again = storykit(*submit, "job-7", input=diff_text())
+    assert first.exit_code == again.exit_code == 0, first.output + again.output
+    assert json.loads(again.stdout) == json.loads(first.stdout)
+    listed = json.loads(storykit(*agent, "suggest", "list", "--json").stdout)
+    assert len(listed["items"]) == 1
+    bad = storykit(*submit, "job 7", input=diff_text())
+    assert "--idempotency-key must be printable ASCII" in one_error_line(bad, 2)
+
+
+def test_no_error_or_traceback_the_cli_prints_holds_the_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def leaky(self: RemoteClient) -> Any:
+        raise RuntimeError(f"boom with {ADMIN_KEY} and {ADMIN_KEY.encode()!r}")
+
+    monkeypatch.setattr(RemoteClient, "plugins", leaky)
+    url = "http://127.0.0.1:9"
+    line = one_error_line(storykit("--url", url, "--key", f" {ADMIN_KEY} ", "plugins"), 5)
+    assert "RuntimeError: boom with *** and b'***'" in line
+    result = storykit("--debug", "--url", url, "--key", ADMIN_KEY, "plugins")
+    assert result.exit_code == 5 and "Traceback" in result.stderr
+    assert ADMIN_KEY not in result.output
+
+
 def test_rate_limited_calls_say_when_to_try_again(servers: Servers) -> None:
     server = servers(RATE_LIMIT_RPS="0.01", RATE_LIMIT_BURST="1")
     admin = ("--url", server.url, "--key", ADMIN_KEY)

@@ -45,3 +45,16 @@ def pg_url(pg_admin: str) -> Iterator[str]:
     finally:
         with psycopg.connect(pg_admin, autocommit=True) as admin:
             admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_env(request: pytest.FixtureRequest) -> dict[str, str]:
+    """Settings for a core on SQLite (the default) or on a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return {}
+    from psycopg.conninfo import conninfo_to_dict
+
+    info = conninfo_to_dict(str(request.getfixturevalue("pg_url")))
+    user, host = info.get("user", "postgres"), info.get("host", "127.0.0.1")
+    url = f"postgresql://{user}@{host}:{info.get('port', 5432)}/{info['dbname']}"
+    return {"DATABASE_URL": url}

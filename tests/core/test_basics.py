@@ -50,6 +50,40 @@ def test_bad_settings_say_what_to_fix(env: dict[str, str], message: str, tmp_pat
         Settings.from_env(env, data_dir=tmp_path)
 
 
+SECRET = "sk_Zq8Xw3Vv5Tt7Rr9Pp1Nn"
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        # Separators swapped: today the whole string would become an admin key.
+        (f"alice=reviewer:{SECRET}", "entry 1 is not name:role=key"),
+        (f"ci:agent={SECRET},alice=reviewer:{SECRET}x", "entry 2 is not name:role=key"),
+        (f"alice:{SECRET}", "entry 1 is not name:role=key"),
+        (f"alice={SECRET}", "entry 1 is not name:role=key"),
+        (f"{SECRET}=", "entry 1 is not name:role=key"),
+        (f"alice:reviewer:{SECRET}", "entry 1 is not name:role=key"),
+        (f":reviewer={SECRET}", "entry 1 has an empty name"),
+        (f"al ice:reviewer={SECRET}", "entry 1 has a name storykit cannot use"),
+        (f"alice:{SECRET}={SECRET}", "entry 1 has an unknown role"),
+        # A forgotten comma: the key would be "…bob:admin=…".
+        (f"alice:reviewer={SECRET}bob:admin={SECRET}", r"entry 1 \(.*\): the key holds"),
+        (f"alice:reviewer={SECRET} {SECRET}", r"entry 1 \(.*\): the key holds"),
+        (f"{SECRET}\x07", r"entry 1 \(.*\): the key holds"),
+    ],
+)
+def test_malformed_api_tokens_are_refused_and_the_key_is_never_shown(
+    raw: str, message: str, tmp_path: Path
+) -> None:
+    with pytest.raises(ValueError, match=message) as caught:
+        parse_api_tokens(raw)
+    assert SECRET[3:] not in str(caught.value)
+    with pytest.raises(SettingsError) as wrapped:
+        Settings.from_env({"API_TOKENS": raw}, data_dir=tmp_path)
+    assert wrapped.value.detail.startswith("API_TOKENS: ")
+    assert SECRET[3:] not in wrapped.value.detail
+
+
 def test_keys_parse_with_names_and_roles_and_never_show_the_key() -> None:
     keys = parse_api_tokens("ci:agent=agent-key-123, alice:reviewer=rev-key-456 ,bare-admin-key")
     assert [(k.name, k.role) for k in keys] == [

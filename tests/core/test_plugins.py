@@ -20,6 +20,7 @@ from storykit.errors import PluginError
 from storykit.hookspecs import hookimpl
 from storykit.models import Event
 from storykit.plugins import ENTRY_POINT_GROUP, Registry, get_plugin_manager
+from storykit.settings import SettingsError
 from storykit.testing import make_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,6 +63,39 @@ def test_load_plugins_limits_which_installed_plugins_load() -> None:
     assert get_plugin_manager(only=[]).list_name_plugin() == []
     pm = get_plugin_manager(only=["dry-run"])
     assert [name for name, _ in pm.list_name_plugin()] == ["dry-run"]
+
+
+def test_minus_name_leaves_one_plugin_out_and_keeps_the_rest() -> None:
+    import importlib.metadata
+
+    names = {ep.name for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
+    pm = get_plugin_manager(only=["-opa"])
+    assert {name for name, _ in pm.list_name_plugin()} == names - {"opa"}
+    pm = get_plugin_manager(only=["-opa", "-git"])
+    assert {name for name, _ in pm.list_name_plugin()} == names - {"opa", "git"}
+
+
+@pytest.mark.parametrize("only", [["todo-fixer", "no-pint"], ["-no-pint"], ["dry-run", "-nope"]])
+def test_a_name_no_installed_plugin_has_stops_loading(only: list[str]) -> None:
+    with pytest.raises(SettingsError) as caught:
+        get_plugin_manager(only=only)
+    detail = caught.value.detail
+    assert detail.startswith("STORYKIT_LOAD_PLUGINS: no installed plugin is called")
+    unknown = [n.removeprefix("-") for n in only if n.removeprefix("-") not in {"dry-run"}]
+    assert all(repr(n) in detail for n in unknown)
+    assert "installed: " in detail and "dry-run" in detail and "opa" in detail
+
+
+def test_load_plugins_is_checked_when_the_settings_are_read(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match=r"STORYKIT_LOAD_PLUGINS: .*'no-pint'.*installed: "):
+        make_settings(tmp_path, {"STORYKIT_LOAD_PLUGINS": "todo-fixer,no-pint"})
+    with pytest.raises(SettingsError, match=r"STORYKIT_LOAD_PLUGINS: .*'-' with no name"):
+        make_settings(tmp_path, {"STORYKIT_LOAD_PLUGINS": "dry-run,-"})
+    settings = make_settings(tmp_path, {"STORYKIT_LOAD_PLUGINS": "-opa"})
+    assert settings.load_plugins is not None and "opa" not in settings.load_plugins
+    assert "dry-run" in settings.load_plugins
+    assert make_settings(tmp_path, {"STORYKIT_LOAD_PLUGINS": ""}).load_plugins == ()
+    assert make_settings(tmp_path).load_plugins is None
 
 
 def test_a_plugin_that_cannot_be_imported_is_named(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -15,7 +15,15 @@ import pytest
 
 from storykit._base import _branch
 from storykit.backends import Draft, GenerateRequest, PolicySubject, PRRequest
-from storykit.errors import Conflict, Forbidden, Invalid, NotConfigured, NotFound, PluginError
+from storykit.errors import (
+    Conflict,
+    Forbidden,
+    Invalid,
+    NotConfigured,
+    NotFound,
+    PluginError,
+    PreconditionFailed,
+)
 from storykit.hookspecs import hookimpl
 from storykit.models import Conflict as PlanConflict
 from storykit.models import Finding, Outcome, PRResult, Risk, Status, Suggestion, Variant
@@ -23,6 +31,7 @@ from storykit.services import Storykit
 from storykit.testing import (
     ADMIN,
     AGENT,
+    OTHER_AGENT,
     OTHER_REVIEWER,
     REVIEWER,
     make_diff,
@@ -216,6 +225,156 @@ async def test_concurrent_reviews_of_one_suggestion_do_not_lose_either(tmp_path:
         # Whoever lost the race was told so; nothing was silently overwritten.
         assert len(stored.reviews) == outcomes.count("ok")
         assert outcomes.count("ok") >= 1
+
+
+# -- retries: idempotency keys ---------------------------------------------------------
+
+
+async def count_suggestions(core: Storykit) -> int:
+    return len(await core.list_suggestions(limit=200))
+
+
+async def test_a_retried_submit_returns_the_first_result_and_writes_nothing(
+    tmp_path: Path,
+    db_env: dict[str, str],
+) -> None:
+    async with open_core(tmp_path, env=db_env) as core:
+        first = await core.submit(AGENT, title="t", diff=DIFF, idempotency_key="k-1")
+        reviewed = await core.review(REVIEWER, first.id, action="revise", comment="why?")
+        head = await core.store.last_event_id()
+        again = await core.submit(AGENT, title="t", diff=DIFF, idempotency_key="k-1")
+        # The first answer, as it was given (not the suggestion as it is now).
+        assert again == first and again != reviewed
+        assert await core.store.last_event_id() == head
+        assert await count_suggestions(core) == 1
+        with pytest.raises(Invalid, match="'k-1' was already used for a different request"):
+            await core.submit(AGENT, title="other", diff=DIFF, idempotency_key="k-1")
+        # Keys are the agent's own: another agent's "k-1" is a new request.
+        other = await core.submit(OTHER_AGENT, title="t", diff=DIFF, idempotency_key="k-1")
+        assert other.id != first.id
+        # Without a key, every submit is new.
+        assert (await core.submit(AGENT, title="t", diff=DIFF)).id != first.id
+        for bad in ("", "has space", "x" * 256, "caf\u00e9"):
+            with pytest.raises(Invalid, match="Idempotency-Key must be 1 to 255 printable"):
+                await core.submit(AGENT, title="t", diff=DIFF, idempotency_key=bad)
+        assert await count_suggestions(core) == 3
+
+
+async def test_a_failed_submit_keeps_no_key(tmp_path: Path, db_env: dict[str, str]) -> None:
+    async with open_core(tmp_path, env=db_env) as core:
+        with pytest.raises(Invalid):
+            await core.submit(AGENT, title="", diff=DIFF, idempotency_key="k")
+        s = await core.submit(AGENT, title="now right", diff=DIFF, idempotency_key="k")
+        assert s.title == "now right"
+
+
+async def test_concurrent_submits_with_one_key_create_one_suggestion(
+    tmp_path: Path, db_env: dict[str, str]
+) -> None:
+    async with open_core(tmp_path, env=db_env) as core:
+        head = await core.store.last_event_id()
+        results: list[Suggestion] = []
+
+        async def submit() -> None:
+            results.append(await core.submit(AGENT, title="t", diff=DIFF, idempotency_key="k"))
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(5):
+                tg.start_soon(submit)
+        assert len({s.id for s in results}) == 1 and len(results) == 5
+        assert await count_suggestions(core) == 1
+        assert await events_since(core, head) == ["suggest.submitted"]
+
+
+async def test_a_retried_revision_returns_the_first_result(
+    tmp_path: Path, db_env: dict[str, str]
+) -> None:
+    async with open_core(tmp_path, env=db_env) as core:
+        s = await core.submit(AGENT, title="t", diff=DIFF)
+        head = await core.store.last_event_id()
+        results: list[Suggestion] = []
+
+        async def revise() -> None:
+            results.append(await core.revise(AGENT, s.id, diff=OTHER_DIFF, idempotency_key="rev-1"))
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(3):
+                tg.start_soon(revise)
+        assert [r.revision for r in results] == [2, 2, 2]
+        assert await events_since(core, head) == ["suggest.revised"]
+        assert (await core.get_suggestion(s.id)).revision == 2
+        again = await core.revise(AGENT, s.id, diff=OTHER_DIFF, idempotency_key="rev-1")
+        assert again == results[0]
+        with pytest.raises(Invalid, match="already used for a different request"):
+            await core.revise(AGENT, s.id, diff=DIFF, idempotency_key="rev-1")
+        t = await core.submit(AGENT, title="t2", diff=DIFF)
+        with pytest.raises(Invalid, match="already used for a different request"):
+            await core.revise(AGENT, t.id, diff=OTHER_DIFF, idempotency_key="rev-1")
+        # The key is scoped to the route: a submit may use the same one.
+        assert (await core.submit(AGENT, title="t", diff=DIFF, idempotency_key="rev-1")).id
+        assert await events_since(core, head) == [
+            "suggest.revised",
+            "suggest.submitted",
+            "suggest.submitted",
+        ]
+
+
+# -- retries: the policy document ---------------------------------------------------------
+
+
+async def test_what_get_policies_returned_can_be_edited_and_put_back(tmp_path: Path) -> None:
+    async with open_core(tmp_path, plugins={"deny": PolicyPlugin()}) as core:
+        doc = await core.get_policies()
+        doc["policies"]["deny-word"]["word"] = "bump"
+        new = await core.set_policies(ADMIN, doc)
+        assert new["policies"] == {"deny-word": {"word": "bump"}}
+        assert (await core.get_policies()) == new
+        # Without "version": replaces whatever is there.
+        newer = await core.set_policies(ADMIN, {"policies": {"deny-word": {"word": "x"}}})
+        assert newer["policies"] == {"deny-word": {"word": "x"}}
+        with pytest.raises(Invalid, match='"version" must be the version'):
+            await core.set_policies(ADMIN, {"version": 3, "policies": {}})
+
+
+async def test_a_stale_version_or_if_match_is_refused_and_saves_nothing(tmp_path: Path) -> None:
+    async with open_core(tmp_path, plugins={"deny": PolicyPlugin()}) as core:
+        mine = await core.get_policies()
+        theirs = await core.set_policies(ADMIN, {"deny-word": {"word": "theirs"}})
+        head = await core.store.last_event_id()
+        mine["policies"]["deny-word"]["word"] = "mine"
+        with pytest.raises(PreconditionFailed, match=f"at version {theirs['version']}, not"):
+            await core.set_policies(ADMIN, mine)
+        with pytest.raises(PreconditionFailed):
+            await core.set_policies(ADMIN, mine["policies"], if_match=[mine["version"], "0" * 16])
+        assert (await core.get_policies()) == theirs
+        assert await core.store.last_event_id() == head
+        ok = await core.set_policies(ADMIN, mine["policies"], if_match=[theirs["version"]])
+        assert ok["policies"] == {"deny-word": {"word": "mine"}}
+        assert (await core.set_policies(ADMIN, {}, if_match=["*"]))["version"] == mine["version"]
+
+
+async def test_concurrent_edits_of_one_version_save_only_one(
+    tmp_path: Path, db_env: dict[str, str]
+) -> None:
+    async with open_core(tmp_path, plugins={"deny": PolicyPlugin()}, env=db_env) as core:
+        read = await core.get_policies()
+        outcomes: list[str] = []
+
+        async def edit(word: str) -> None:
+            try:
+                await core.set_policies(
+                    ADMIN, {"deny-word": {"word": word}}, if_match=[read["version"]]
+                )
+                outcomes.append(word)
+            except PreconditionFailed:
+                outcomes.append("412")
+
+        async with anyio.create_task_group() as tg:
+            for word in ("a", "b", "c"):
+                tg.start_soon(edit, word)
+        [saved] = [o for o in outcomes if o != "412"]
+        assert outcomes.count("412") == 2
+        assert (await core.get_policies())["policies"] == {"deny-word": {"word": saved}}
 
 
 # -- generate ------------------------------------------------------------------------

@@ -109,12 +109,12 @@ def policy_registry(tmp_path: Path) -> Callable[..., Registry]:
     """``policy_registry(*modules)``: a Registry with only those plugin modules registered,
     each under its module name, as the entry points register them."""
 
-    def build(*modules: ModuleType) -> Registry:
+    def build(*modules: ModuleType, env: Mapping[str, str] | None = None) -> Registry:
         pm = get_plugin_manager(load_entrypoints=False)
         for module in modules:
             pm.register(module, name=module.__name__.rsplit(".", 1)[-1])
         pm.check_pending()
-        return Registry(pm, Settings.from_env({}, data_dir=tmp_path / "policy-data"))
+        return Registry(pm, Settings.from_env(dict(env or {}), data_dir=tmp_path / "policy-data"))
 
     return build
 

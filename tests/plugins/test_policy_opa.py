@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +14,10 @@ import httpx
 import pytest
 
 from storykit.backends import Policy, PolicySubject
-from storykit.errors import BackendError, Invalid
+from storykit.errors import BackendError, Invalid, NotConfigured
 from storykit.models import Finding, Outcome, Status
 from storykit.plugins import Registry
+from storykit.settings import Settings, SettingsError
 from storykit.testing import ADMIN, AGENT, make_diff, open_core
 from storykit_plugins.policies import opa
 
@@ -48,9 +52,16 @@ SUBJECT = PolicySubject(
 )
 
 
+#: What the operator allows the policy document to name in these tests.
+OPA_ENV = {
+    "STORYKIT_POLICY_URLS": "http://opa.test:8181",
+    "STORYKIT_POLICY_SECRETS": "STORYKIT_TEST_OPA_TOKEN",
+}
+
+
 @pytest.fixture
 def policy(policy_registry: Callable[..., Registry]) -> opa.OpaPolicy:
-    backend = policy_registry(opa).policies["opa"].backend
+    backend = policy_registry(opa, env=OPA_ENV).policies["opa"].backend
     assert isinstance(backend, opa.OpaPolicy)
     return backend
 
@@ -320,15 +331,19 @@ async def test_rest_odd_answers(
 
 
 async def test_rest_sends_a_bearer_token_from_the_environment(
-    policy: opa.OpaPolicy, monkeypatch: pytest.MonkeyPatch
+    policy_registry: Callable[..., Registry],
 ) -> None:
     seen: list[httpx.Request] = []
-    policy.transport = _opa(200, EMPTY_PACKAGE, seen)
     config = {**REST, "token_env": "STORYKIT_TEST_OPA_TOKEN"}
-    monkeypatch.delenv("STORYKIT_TEST_OPA_TOKEN", raising=False)
-    with pytest.raises(BackendError, match=r"STORYKIT_TEST_OPA_TOKEN .* is not set"):
-        await policy.check(SUBJECT, config)
-    monkeypatch.setenv("STORYKIT_TEST_OPA_TOKEN", "s3cret")
+    unset = policy_registry(opa, env=OPA_ENV).policies["opa"].backend
+    assert isinstance(unset, opa.OpaPolicy)
+    unset.transport = _opa(200, EMPTY_PACKAGE, seen)
+    with pytest.raises(NotConfigured, match=r"STORYKIT_TEST_OPA_TOKEN .* is not set"):
+        await unset.check(SUBJECT, config)
+    env = OPA_ENV | {"STORYKIT_TEST_OPA_TOKEN": "s3cret"}
+    policy = policy_registry(opa, env=env).policies["opa"].backend
+    assert isinstance(policy, opa.OpaPolicy)
+    policy.transport = _opa(200, EMPTY_PACKAGE, seen)
     await policy.check(SUBJECT, config)
     assert seen[-1].headers["authorization"] == "Bearer s3cret"
 
@@ -343,6 +358,17 @@ async def test_rest_sends_a_bearer_token_from_the_environment(
         ({**REST, "timeout": 0}, r'"timeout" must be a number of seconds above 0'),
         ({**REST, "timeout": "5"}, r'"timeout" must be a number'),
         ({**REST, "path": "/v1/data/x"}, r'"path" must look like "storykit"'),
+        ({**REST, "path": "storykit/../../admin"}, r'"path" must look like "storykit"'),
+        (
+            {**REST, "url": "http://evil.test:8181"},
+            r'"url" http://evil.test:8181 is not a server the operator lets a policy call;'
+            r" allowed: http://opa.test:8181 \(STORYKIT_POLICY_URLS",
+        ),
+        (
+            {**REST, "token_env": "API_TOKENS"},
+            r'"token_env" API_TOKENS is not a variable the operator lets a policy read;'
+            r" allowed: STORYKIT_TEST_OPA_TOKEN \(STORYKIT_POLICY_SECRETS",
+        ),
         ({**REST, "token_env": "not a name"}, r'"token_env" must be the name'),
         ({**REST, "rego": "x"}, r"mode \"rest\": unknown key 'rego'"),
         ({"mode": "inprocess", "rego": ""}, r'"rego" must hold the text of a Rego module'),
@@ -354,3 +380,119 @@ def test_bad_configs_say_what_is_wrong(
 ) -> None:
     with pytest.raises(Invalid, match=message):
         policy.validate_config(config)
+
+
+# -- what a policy edit can make storykit send ----------------------------------------
+KEYS = "root:admin=sk_root_0123456789abcdef,bot:agent=sk_bot_0123456789abcdef"
+
+
+@dataclasses.dataclass
+class Capture:
+    """A real HTTP server on 127.0.0.1 that answers like OPA and keeps what it was sent."""
+
+    url: str
+    seen: list[tuple[str, dict[str, str], bytes]]
+
+    def everything(self) -> str:
+        return "\n".join(f"{path} {headers} {body!r}" for path, headers, body in self.seen)
+
+
+@pytest.fixture
+def capture() -> Iterator[Capture]:
+    seen: list[tuple[str, dict[str, str], bytes]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            seen.append((self.path, dict(self.headers.items()), body))
+            answer = json.dumps(EMPTY_PACKAGE).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield Capture(url=f"http://127.0.0.1:{server.server_address[1]}", seen=seen)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+async def test_a_policy_edit_cannot_send_api_tokens_anywhere(
+    tmp_path: Path, capture: Capture
+) -> None:
+    leak = {"mode": "rest", "url": capture.url, "token_env": "API_TOKENS"}
+    # Nothing allowed (the default): the server is refused first, naming the setting.
+    async with open_core(tmp_path / "a", plugins={"opa": opa}, env={"API_TOKENS": KEYS}) as core:
+        with pytest.raises(Invalid, match=r"^opa: \"url\" .* \(STORYKIT_POLICY_URLS"):
+            await core.set_policies(ADMIN, {"opa": leak})
+    # The server allowed, the variable not: refused, naming the other setting.
+    env = {"API_TOKENS": KEYS, "STORYKIT_POLICY_URLS": capture.url}
+    async with open_core(tmp_path / "b", plugins={"opa": opa}, env=env) as core:
+        with pytest.raises(Invalid, match=r"^opa: \"token_env\" API_TOKENS .*SECRETS"):
+            await core.set_policies(ADMIN, {"opa": leak})
+        # A document stored without these checks (saved by an older storykit, say) is
+        # refused again at every check: a policy-error finding, and nothing is sent.
+        await core.store.write("policy.updated", {}, policy_config={"opa": leak})
+        suggestion = await core.submit(AGENT, title="Add a line", diff=DIFF)
+        [error] = [f for f in suggestion.findings if f.rule == "policy-error"]
+        assert "STORYKIT_POLICY_SECRETS" in error.message
+        assert suggestion.risk.value == "unknown"
+    assert capture.seen == []
+    # Allowed server and variable: the check sends that token, and never API_TOKENS.
+    env |= {"STORYKIT_POLICY_SECRETS": "OPA_TOKEN", "OPA_TOKEN": "opa-token-value"}
+    async with open_core(tmp_path / "c", plugins={"opa": opa}, env=env) as core:
+        await core.set_policies(ADMIN, {"opa": {**leak, "token_env": "OPA_TOKEN"}})
+        await core.submit(AGENT, title="Add a line", diff=DIFF)
+    [(path, headers, _body)] = capture.seen
+    assert path == "/v1/data/storykit"
+    assert headers["Authorization"] == "Bearer opa-token-value"
+    assert "sk_root_" not in capture.everything() and "sk_bot_" not in capture.everything()
+
+
+def test_the_operator_settings_are_checked_at_start_up(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match=r"STORYKIT_POLICY_SECRETS=.*API_TOKENS holds"):
+        Settings.from_env({"STORYKIT_POLICY_SECRETS": "OPA_TOKEN,API_TOKENS"}, data_dir=tmp_path)
+    with pytest.raises(SettingsError, match=r"STORYKIT_POLICY_SECRETS=.*'a b' is not the name"):
+        Settings.from_env({"STORYKIT_POLICY_SECRETS": "a b"}, data_dir=tmp_path)
+    for bad in ("ftp://opa.test", "opa.test:8181", "http://u:p@opa.test", "http://opa.test/?x"):
+        with pytest.raises(SettingsError, match=r"STORYKIT_POLICY_URLS=.*is not an http\(s\) URL"):
+            Settings.from_env({"STORYKIT_POLICY_URLS": bad}, data_dir=tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("url", "allowed"),
+    [
+        ("http://opa.test:8181", True),
+        ("http://OPA.test:8181/", True),
+        ("http://gw.test/opa", True),
+        ("http://gw.test:80/opa/v2", True),
+        ("https://opa.test:8181", False),
+        ("http://opa.test:8182", False),
+        ("http://opa.test", False),
+        ("http://opa.test:8181@evil.test", False),
+        ("http://evil.test/?http://opa.test:8181", False),
+        ("http://opa.test.evil.test:8181", False),
+        ("http://gw.test/opa-evil", False),
+        ("http://gw.test/opa/../admin", False),
+        ("http://gw.test/", False),
+        ("not a url", False),
+    ],
+)
+def test_which_urls_a_policy_may_name(tmp_path: Path, url: str, allowed: bool) -> None:
+    settings = Settings.from_env(
+        {"STORYKIT_POLICY_URLS": "http://opa.test:8181, http://gw.test/opa/"}, data_dir=tmp_path
+    )
+    if allowed:
+        settings.check_policy_url(url)
+    else:
+        with pytest.raises(Invalid, match="STORYKIT_POLICY_URLS"):
+            settings.check_policy_url(url)

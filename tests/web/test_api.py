@@ -678,6 +678,108 @@ async def test_policies_put_is_validated_and_atomic(client: Client) -> None:
     assert (await r.get_json())["outcome"] == "allow"
 
 
+# -- retries and concurrent edits (SPEC §4) ---------------------------------------------------
+
+
+@pytest.fixture
+async def policy_client(tmp_path: Path) -> AsyncIterator[Client]:
+    """An app with the first-party ``paths`` and ``opa`` policies."""
+    from storykit_plugins.policies import opa, paths
+
+    pm = get_plugin_manager(load_entrypoints=False)
+    pm.register(Plugin(), name="test-plugin")
+    pm.register(paths, name="paths")
+    pm.register(opa, name="opa")
+    settings = make_settings(
+        tmp_path, {"API_TOKENS": KEYS, "RATE_LIMIT_RPS": "1000", "RATE_LIMIT_BURST": "1000"}
+    )
+    async with create_app(settings, plugin_manager=pm).test_app() as test_app:
+        yield test_app.test_client()
+
+
+async def test_get_edit_put_policies_with_etag_and_if_match(policy_client: Client) -> None:
+    client = policy_client
+    r = await client.get("/policies", headers=as_(AGENT_KEY))
+    doc = await r.get_json()
+    assert r.headers["ETag"] == f'"{doc["version"]}"'
+    # What GET returned, edited, goes back as is (it was a 422 before).
+    doc["policies"]["paths"]["deny"] = ["secrets/**"]
+    r = await client.put("/policies", headers=as_(ADMIN_KEY), json=doc)
+    assert r.status_code == 200, await r.get_data()
+    saved = await r.get_json()
+    assert saved["policies"]["paths"]["deny"] == ["secrets/**"]
+    assert r.headers["ETag"] == f'"{saved["version"]}"'
+    # The same document again: its version is stale now, so another admin's edit is safe.
+    body = await problem(await client.put("/policies", headers=as_(ADMIN_KEY), json=doc), 412)
+    assert f"at version {saved['version']}, not {doc['version']}" in body["detail"]
+    bare = {"paths": {"deny": ["private/**"]}}
+    stale = as_(ADMIN_KEY) | {"If-Match": f'"{doc["version"]}"'}
+    await problem(await client.put("/policies", headers=stale, json=bare), 412)
+    assert (await (await client.get("/policies", headers=as_(AGENT_KEY))).get_json()) == saved
+    fresh = as_(ADMIN_KEY) | {"If-Match": f'"0000000000000000", "{saved["version"]}"'}
+    r = await client.put("/policies", headers=fresh, json=bare)
+    assert r.status_code == 200, await r.get_data()
+    anything = as_(ADMIN_KEY) | {"If-Match": "*"}
+    assert (await client.put("/policies", headers=anything, json={})).status_code == 200
+    weak = as_(ADMIN_KEY) | {"If-Match": f'W/"{saved["version"]}"'}
+    await problem(await client.put("/policies", headers=weak, json={}), 412)
+
+
+async def test_a_policy_may_not_name_a_server_or_variable_the_operator_did_not_allow(
+    policy_client: Client,
+) -> None:
+    leak = {"opa": {"mode": "rest", "url": "http://127.0.0.1:9", "token_env": "API_TOKENS"}}
+    r = await policy_client.put("/policies", headers=as_(ADMIN_KEY), json=leak)
+    body = await problem(r, 422)
+    assert "STORYKIT_POLICY_URLS" in body["detail"] and "adminkey123" not in body["detail"]
+
+
+async def test_a_retried_submit_with_an_idempotency_key_returns_the_first_answer(
+    client: Client,
+) -> None:
+    keyed = as_(AGENT_KEY) | {"Idempotency-Key": "retry-1"}
+    body = {"title": "t", "diff": DIFF}
+    first = await client.post("/suggestions", headers=keyed, json=body)
+    assert first.status_code == 201
+    last = (await (await client.get("/events/log", headers=as_(AGENT_KEY))).get_json())["last_id"]
+    again = await client.post("/suggestions", headers=keyed, json=body)
+    assert again.status_code == 201
+    assert await again.get_json() == await first.get_json()
+    log = await (await client.get("/events/log", headers=as_(AGENT_KEY))).get_json()
+    assert log["last_id"] == last
+    changed = await client.post("/suggestions", headers=keyed, json=body | {"title": "u"})
+    assert "already used for a different request" in (await problem(changed, 422))["detail"]
+    bad = as_(AGENT_KEY) | {"Idempotency-Key": ""}
+    await problem(await client.post("/suggestions", headers=bad, json=body), 422)
+    page = await (await client.get("/suggestions", headers=as_(AGENT_KEY))).get_json()
+    assert len(page["items"]) == 1
+    sid = (await first.get_json())["id"]
+    keyed = as_(AGENT_KEY) | {"Idempotency-Key": "retry-2"}
+    revision = {"diff": make_diff("pkg/a.py", "a = 1\n", "a = 3\n")}
+    r1 = await client.post(f"/suggestions/{sid}/revisions", headers=keyed, json=revision)
+    r2 = await client.post(f"/suggestions/{sid}/revisions", headers=keyed, json=revision)
+    assert (r1.status_code, r2.status_code) == (201, 201)
+    assert await r1.get_json() == await r2.get_json()
+    assert (await r2.get_json())["revision"] == 2
+
+
+async def test_concurrent_submits_with_one_idempotency_key_create_one(client: Client) -> None:
+    keyed = as_(AGENT_KEY) | {"Idempotency-Key": "at-once"}
+    answers: list[tuple[int, Any]] = []
+
+    async def submit() -> None:
+        r = await client.post("/suggestions", headers=keyed, json={"title": "t", "diff": DIFF})
+        answers.append((r.status_code, await r.get_json()))
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(4):
+            tg.start_soon(submit)
+    assert {status for status, _ in answers} == {201}
+    assert len({body["id"] for _, body in answers}) == 1
+    page = await (await client.get("/suggestions", headers=as_(AGENT_KEY))).get_json()
+    assert len(page["items"]) == 1
+
+
 # -- rate limits, request ids, CORS, logs, OpenAPI -------------------------------------------
 
 

@@ -266,3 +266,36 @@ def test_no_key_or_ticket_reaches_any_file_the_server_writes(tmp_path: Path) -> 
         content = path.read_bytes()
         for secret in secrets:
             assert secret.encode() not in content, f"{secret!r} is in {path}"
+
+
+def refused(proc: subprocess.Popen[str]) -> tuple[str, str]:
+    """What a server that must not start printed; it is killed if it started anyway."""
+    try:
+        out, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise AssertionError("the server started") from None
+    assert proc.returncode != 0
+    return out, err
+
+
+def test_a_plugin_name_nothing_installed_has_stops_the_server_with_one_line(
+    tmp_path: Path,
+) -> None:
+    out, err = refused(serve(tmp_path, free_port(), STORYKIT_LOAD_PLUGINS="todo-fixer,no-pint"))
+    [line] = err.strip().splitlines()
+    assert line.startswith("error: STORYKIT_LOAD_PLUGINS: no installed plugin is called")
+    assert "'no-pint'" in line and "'todo-fixer'" in line and "dry-run" in line
+    assert "dashboard" not in out
+
+
+def test_a_malformed_api_tokens_entry_stops_the_server_and_never_shows_the_key(
+    tmp_path: Path,
+) -> None:
+    key = "sk_Qm4Jt8Wz2Lx6Hc0Vb3Np"
+    out, err = refused(serve(tmp_path, free_port(), API_TOKENS=f"alice=reviewer:{key}"))
+    [line] = err.strip().splitlines()
+    assert line.startswith("error: API_TOKENS: entry 1 ")
+    assert key[3:] not in out + err
+    assert "dashboard" not in out

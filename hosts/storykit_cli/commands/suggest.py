@@ -163,6 +163,13 @@ def show(g: Globals, suggestion_id: str, show_diff: bool, as_json: bool) -> None
 
 
 _DIFF_FILE = click.Path(exists=True, dir_okay=False, allow_dash=True)
+_idempotency_option = click.option(
+    "--idempotency-key",
+    metavar="KEY",
+    default=None,
+    help="Run this again with the same KEY (a UUID, a CI job id) and it answers what the first"
+    " run did, storing nothing new: safe to retry.",
+)
 
 
 @suggest.command()
@@ -176,11 +183,19 @@ _DIFF_FILE = click.Path(exists=True, dir_okay=False, allow_dash=True)
     metavar="REF",
     help="The git ref the diff applies to.",
 )
+@_idempotency_option
 @json_option
 @quiet_option
 @pass_globals
 def submit(
-    g: Globals, file: str, title: str, rationale: str, base_ref: str, as_json: bool, quiet: bool
+    g: Globals,
+    file: str,
+    title: str,
+    rationale: str,
+    base_ref: str,
+    idempotency_key: str | None,
+    as_json: bool,
+    quiet: bool,
 ) -> None:
     """Propose a diff from FILE, or from stdin with -.
 
@@ -192,12 +207,20 @@ def submit(
       storykit suggest submit fix.diff --title "Close the file handle"
       git diff | storykit suggest submit - -t "Tidy imports" -r "ruff I001"
       SUG=$(storykit suggest submit fix.diff -t "Fix a typo" -q)
+      storykit suggest submit fix.diff -t "Retry-safe" --idempotency-key "$CI_JOB_ID"
     """
     from storykit_cli import render
 
     diff = read_text(file)
     data = run(
-        g, lambda c: c.submit(title=title, diff=diff, rationale=rationale, base_ref=base_ref)
+        g,
+        lambda c: c.submit(
+            title=title,
+            diff=diff,
+            rationale=rationale,
+            base_ref=base_ref,
+            idempotency_key=idempotency_key,
+        ),
     )
     output(data, as_json, (lambda d: str(d["id"])) if quiet else render.suggestion_summary)
 
@@ -207,6 +230,7 @@ def submit(
 @click.argument("file", type=_DIFF_FILE, metavar="(FILE | -)")
 @click.option("--title", "-t", default=None, help="A new title [default: keep it].")
 @click.option("--rationale", "-r", default=None, help="A new rationale [default: keep it].")
+@_idempotency_option
 @json_option
 @pass_globals
 def revise(
@@ -215,6 +239,7 @@ def revise(
     file: str,
     title: str | None,
     rationale: str | None,
+    idempotency_key: str | None,
     as_json: bool,
 ) -> None:
     """Replace your suggestion's diff with a new version from FILE (or - for stdin).
@@ -229,7 +254,16 @@ def revise(
     from storykit_cli import render
 
     diff = read_text(file)
-    data = run(g, lambda c: c.revise(suggestion_id, diff=diff, title=title, rationale=rationale))
+    data = run(
+        g,
+        lambda c: c.revise(
+            suggestion_id,
+            diff=diff,
+            title=title,
+            rationale=rationale,
+            idempotency_key=idempotency_key,
+        ),
+    )
     output(data, as_json, render.suggestion_summary)
 
 

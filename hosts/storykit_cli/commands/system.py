@@ -116,13 +116,11 @@ def new(name: str | None, role: str, as_json: bool) -> None:
       storykit keys new --name ci-bot
       storykit keys new --name alice --role reviewer
     """
-    import re
-
-    from storykit.auth import generate_key, parse_api_tokens
+    from storykit.auth import NAME_PATTERN, generate_key, parse_api_tokens
     from storykit_cli.errors import Failure
 
     name = name or local_user()
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}", name):
+    if not NAME_PATTERN.fullmatch(name):
         raise Failure(
             f"name {name!r} cannot be used in API_TOKENS",
             hint="use letters, digits and . _ @ - (at most 64)",

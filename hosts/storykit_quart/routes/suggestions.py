@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from quart import Blueprint
+from quart import Blueprint, request
 from quart_schema import document_response, tag, validate_querystring, validate_request
 
 from storykit.auth import Role
@@ -31,10 +31,17 @@ async def submit(data: SubmitBody) -> Reply:
     """An external agent submits a suggestion; it is pre-reviewed and screened by policy.
 
     Answers 201 with the stored suggestion; a suggestion policy blocks is stored with
-    status ``blocked`` and its findings.
+    status ``blocked`` and its findings. With an ``Idempotency-Key`` header, a retry of
+    the same request answers what the first did and stores nothing; the same key with
+    a different body is refused with 422.
     """
     s = await core().submit(
-        actor(), title=data.title, diff=data.diff, rationale=data.rationale, base_ref=data.base_ref
+        actor(),
+        title=data.title,
+        diff=data.diff,
+        rationale=data.rationale,
+        base_ref=data.base_ref,
+        idempotency_key=request.headers.get("Idempotency-Key"),
     )
     return to_dict(s), 201
 
@@ -72,9 +79,17 @@ async def get_suggestion(suggestion_id: str) -> Reply:
 @requires(Role.AGENT)
 @validate_request(RevisionBody)
 async def revise(suggestion_id: str, data: RevisionBody) -> Reply:
-    """The proposer submits a new version of its diff; earlier approvals stop counting."""
+    """The proposer submits a new version of its diff; earlier approvals stop counting.
+
+    Honours ``Idempotency-Key`` as ``POST /suggestions`` does.
+    """
     s = await core().revise(
-        actor(), suggestion_id, diff=data.diff, title=data.title, rationale=data.rationale
+        actor(),
+        suggestion_id,
+        diff=data.diff,
+        title=data.title,
+        rationale=data.rationale,
+        idempotency_key=request.headers.get("Idempotency-Key"),
     )
     return to_dict(s), 201
 

@@ -29,13 +29,19 @@ an error status, a timeout or an unreachable server raise
 ``unknown`` risk: a missing policy never passes silently as "no findings".
 ``token_env`` names an environment variable holding a bearer token, so that the
 token never sits in the policy document, which agents can read.
+
+The policy document is edited at run time by any admin, so it may only choose among
+what the operator allowed at start-up: ``url`` must be under one of
+``STORYKIT_POLICY_URLS`` and ``token_env`` one of ``STORYKIT_POLICY_SECRETS``
+(:meth:`~storykit.settings.Settings.check_policy_url`,
+:meth:`~storykit.settings.Settings.policy_secret`). Both are checked when the
+document is saved and again before every call.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-import os
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -156,7 +162,12 @@ def _validate(config: Mapping[str, Any]) -> str:
                 f'"url" must be an http(s) URL like "http://127.0.0.1:8181", not {json.dumps(url)}'
             )
         path = config.get("path", "storykit")
-        if not isinstance(path, str) or not _PATH.fullmatch(path):
+        # No "." or ".." segments: the request must stay under the allowed URL.
+        if (
+            not isinstance(path, str)
+            or not _PATH.fullmatch(path)
+            or {".", ".."} & set(path.split("/"))
+        ):
             raise Invalid(
                 f'"path" must look like "storykit" or "storykit/review", not {json.dumps(path)}'
             )
@@ -180,23 +191,38 @@ def _validate(config: Mapping[str, Any]) -> str:
 class OpaPolicy:
     """Evaluates a Rego policy; see the module documentation for modes and results.
 
+    ``settings`` say which servers and variables a document may name;
     ``transport`` is handed to ``httpx.AsyncClient``; tests set an
     ``httpx.MockTransport`` there to answer for an OPA server.
     """
 
     name = NAME
 
-    def __init__(self, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(
+        self, *, settings: Settings, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        self.settings = settings
         self.transport = transport
 
     def default_config(self) -> dict[str, Any]:
         return {"mode": "off"}
 
     def validate_config(self, config: Mapping[str, Any]) -> None:
-        _validate(config)
+        if _validate(config) == "rest":
+            self._allowed(config)
+
+    def _allowed(self, config: Mapping[str, Any]) -> None:
+        """Refuse a server or a variable the operator did not allow (:class:`Invalid`)."""
+        self.settings.check_policy_url(str(config["url"]))
+        token_env = config.get("token_env")
+        if token_env:
+            self.settings.check_policy_secret(str(token_env))
 
     async def check(self, subject: PolicySubject, config: Mapping[str, Any]) -> list[Finding]:
         mode = _validate_cached(config)
+        if mode == "rest":
+            # Again at each call: the document may predate the operator's allowlist.
+            self._allowed(config)
         if mode == "off":
             return []
         if mode == "inprocess":
@@ -223,10 +249,7 @@ class OpaPolicy:
         headers = {}
         token_env = config.get("token_env")
         if token_env:
-            token = os.environ.get(str(token_env))
-            if not token:
-                raise BackendError(f"the environment variable {token_env} (token_env) is not set")
-            headers["Authorization"] = f"Bearer {token}"
+            headers["Authorization"] = f"Bearer {self.settings.policy_secret(str(token_env))}"
         with map_httpx_errors(
             timeout=f"OPA at {url} did not answer within {timeout:g}s",
             unreachable=lambda error: f"cannot reach OPA at {url}: {error}",
@@ -282,4 +305,4 @@ def _mode_of(key: str) -> str:
 
 @hookimpl
 def storykit_register_policies(register: Callable[[Policy], None], settings: Settings) -> None:
-    register(OpaPolicy())
+    register(OpaPolicy(settings=settings))
