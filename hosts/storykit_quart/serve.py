@@ -119,6 +119,10 @@ def serve(
     shown = "localhost" if host in ("127.0.0.1", "::1") else host
     say(f"storykit {worker} worker on http://{host}:{port}  (data: {settings.data_dir})")
     say(f"dashboard: http://{shown}:{port}/story/ui")
+    if app.extensions.get("storykit_mcp") is not None:
+        say(f"MCP for coding agents: http://{shown}:{port}/mcp")
+    else:
+        say("MCP for coding agents: not served (pip install 'storykit[mcp]')")
     _write_state(state_file, host, port)
     try:
         if worker == "trio":
