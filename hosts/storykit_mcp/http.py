@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import re
 import secrets
@@ -23,7 +24,13 @@ import anyio
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
 from storykit.auth import KeyRing, Principal
-from storykit.errors import NotConfigured, RateLimited, StorykitError, Unauthorized
+from storykit.errors import (
+    NotConfigured,
+    PayloadTooLarge,
+    RateLimited,
+    StorykitError,
+    Unauthorized,
+)
 from storykit.metrics import Metrics
 from storykit.ratelimit import RateLimiter
 from storykit.services import Storykit
@@ -70,6 +77,14 @@ def _presented_key(scope: Scope) -> str | None:
     return key
 
 
+def _declared_length(scope: Scope) -> int:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            with contextlib.suppress(ValueError):
+                return int(value)
+    return 0  # chunked: the SDK's own limit (the same number) cuts it off
+
+
 class MCPMount:
     """Serves ``/mcp`` and passes everything else to ``app`` (see :meth:`wrap`).
 
@@ -89,6 +104,10 @@ class MCPMount:
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
+        sdk = logging.getLogger("mcp")
+        if sdk.level == logging.NOTSET:
+            # It logs each stateless exchange at INFO; our request line already says it.
+            sdk.setLevel(logging.WARNING)
         manager = StreamableHTTPSessionManager(
             app=self.server,
             stateless=True,
@@ -134,6 +153,8 @@ class MCPMount:
             if scope["method"] != "POST":
                 # Stateless: no session to end (DELETE), no stream to open (GET).
                 raise _MethodNotAllowed("/mcp takes POST: each call is one JSON-RPC exchange")
+            if _declared_length(scope) > self.host.settings.max_body_bytes:
+                raise PayloadTooLarge("the request body is larger than MAX_BODY_BYTES allows")
             manager = self._manager
             if manager is None:
                 raise NotConfigured("the server is starting or stopping; try again shortly")

@@ -72,11 +72,11 @@ async def receive() -> MutableMapping[str, Any]:
 async def test_refusals_are_problems_with_their_headers(tmp_path: Path) -> None:
     from storykit_mcp.http import MCPMount
 
-    settings = make_settings(tmp_path, {"RATE_LIMIT_RPS": "1", "RATE_LIMIT_BURST": "1"})
+    settings = make_settings(tmp_path)
     host = HostState(
         settings=settings,
         keys=KeyRing(parse_api_tokens(KEYS)),
-        limiter=RateLimiter(1, 1),
+        limiter=RateLimiter(1, 2, clock=lambda: 0.0),  # no time passes: the third is over
         metrics=Metrics(),
     )
     mount = MCPMount(host)
@@ -95,9 +95,12 @@ async def test_refusals_are_problems_with_their_headers(tmp_path: Path) -> None:
     assert wrong.status == 401 and wrong.body["detail"] == "unknown API key"
     first = await call([(b"authorization", b"Bearer " + AGENT_KEY.encode())], method="GET")
     assert first.status == 405 and first.headers["allow"] == "POST"
+    big = str(settings.max_body_bytes + 1).encode()
+    too_large = await call([(b"x-api-key", AGENT_KEY.encode()), (b"content-length", big)])
+    assert too_large.status == 413 and "MAX_BODY_BYTES" in too_large.body["detail"]
     limited = await call([(b"x-api-key", AGENT_KEY.encode())])
     assert limited.status == 429 and int(limited.headers["retry-after"]) >= 1
     assert "requests/s from 'bot'" in limited.body["detail"]
-    assert all("x-request-id" in r.headers for r in (missing, wrong, first, limited))
+    assert all("x-request-id" in r.headers for r in (missing, wrong, first, too_large, limited))
     counted = host.metrics.http_requests.labels(route="/mcp", method="POST", status="401")
     assert counted._value.get() == 2
