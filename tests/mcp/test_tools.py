@@ -59,8 +59,10 @@ async def core(tmp_path: Path) -> AsyncIterator[Storykit]:
 
 
 @contextlib.asynccontextmanager
-async def agent(core: Storykit, actor: Principal = AGENT) -> AsyncIterator[Client]:
-    server = build_server(lambda _request: CoreGateway(core, actor))
+async def agent(
+    core: Storykit, actor: Principal = AGENT, stops: set[anyio.CancelScope] | None = None
+) -> AsyncIterator[Client]:
+    server = build_server(lambda _request: CoreGateway(core, actor, stops=stops))
     async with Client(server) as client:
         yield client
 
@@ -104,8 +106,15 @@ async def test_check_diff_screens_and_stores_nothing(core: Storykit) -> None:
     assert await core.list_suggestions() == []
 
 
+async def parked(waits: set[anyio.CancelScope]) -> None:
+    """Until a wait has read the suggestion and parked on the event bus."""
+    while not waits:  # blocked on the database read (a thread) comes first
+        await anyio.wait_all_tasks_blocked()
+
+
 async def test_submit_then_a_person_approves_and_the_wait_wakes(core: Storykit) -> None:
-    async with agent(core) as client:
+    waits: set[anyio.CancelScope] = set()
+    async with agent(core, stops=waits) as client:
         s = await ok(client, "submit_suggestion", {"title": "t", "diff": DIFF, "rationale": "r"})
         assert s["status"] == "pending" and s["agent"] == AGENT.name and s["rationale"] == "r"
         results: list[dict[str, Any]] = []
@@ -115,7 +124,7 @@ async def test_submit_then_a_person_approves_and_the_wait_wakes(core: Storykit) 
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(wait)
-            await anyio.wait_all_tasks_blocked()  # the wait is parked on the event bus
+            await parked(waits)
             assert results == []
             await core.review(REVIEWER, s["id"], action="approve")
     [done] = results
@@ -243,7 +252,8 @@ async def test_bad_arguments_are_tool_errors_and_the_server_carries_on(core: Sto
 
 
 async def test_a_longer_wait_than_allowed_counts_as_the_most(core: Storykit) -> None:
-    async with agent(core) as client:
+    waits: set[anyio.CancelScope] = set()
+    async with agent(core, stops=waits) as client:
         s = await ok(client, "submit_suggestion", {"title": "t", "diff": DIFF})
         results: list[dict[str, Any]] = []
 
@@ -252,7 +262,7 @@ async def test_a_longer_wait_than_allowed_counts_as_the_most(core: Storykit) -> 
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(wait)
-            await anyio.wait_all_tasks_blocked()
+            await parked(waits)
             await core.review(REVIEWER, s["id"], action="reject", comment="no")
     assert results[0]["status"] == "rejected"
 
@@ -271,3 +281,22 @@ async def test_submit_honours_the_idempotency_key(core: Storykit) -> None:
     assert again["id"] == first["id"]
     assert len(await core.list_suggestions()) == 1
     assert "idempotency" in other.lower()
+
+
+async def test_a_wait_ends_at_once_when_the_host_stops_it(core: Storykit) -> None:
+    """The web host cancels every registered wait at shutdown: it answers ``pending``."""
+    stops: set[anyio.CancelScope] = set()
+    async with agent(core, stops=stops) as client:
+        s = await ok(client, "submit_suggestion", {"title": "t", "diff": DIFF})
+        results: list[dict[str, Any]] = []
+
+        async def wait() -> None:
+            results.append(await ok(client, "wait_for_review", {"id": s["id"], "timeout_s": 45}))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(wait)
+            await parked(stops)
+            assert len(stops) == 1
+            for scope in stops:
+                scope.cancel()
+    assert results[0]["status"] == "pending" and stops == set()
