@@ -11,6 +11,7 @@ import click
 
 from storykit_cli import errors
 from storykit_cli.client import Connection
+from storykit_cli.commands.mcp import mcp
 from storykit_cli.commands.plan import plan, pr
 from storykit_cli.commands.policy import policy
 from storykit_cli.commands.suggest import suggest
@@ -145,7 +146,7 @@ def serve(g: Globals, host: str, port: int, worker: str, data_dir: str | None) -
     run(settings, host=host, port=port, worker=worker, say=click.echo)
 
 
-for command in (suggest, plan, pr, policy, plugins, events, keys):
+for command in (suggest, plan, pr, policy, plugins, events, keys, mcp):
     cli.add_command(command)
 
 

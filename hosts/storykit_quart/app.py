@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import itertools
 import math
@@ -28,7 +29,7 @@ from storykit_quart.bodies import install_json_bodies
 from storykit_quart.keepalive import CloseOnUnreadBody
 from storykit_quart.openapi import SECURITY_SCHEMES, StorykitOpenAPI
 from storykit_quart.problems import install_error_handlers
-from storykit_quart.routes import plans, policies, suggestions, system, ui
+from storykit_quart.routes import findings, plans, policies, suggestions, system, ui
 from storykit_quart.sse import SSEMiddleware
 from storykit_quart.state import HostState
 
@@ -62,6 +63,7 @@ def create_app(
         metrics=metrics,
     )
     app.extensions["storykit"] = host
+    mcp = app.extensions["storykit_mcp"] = _mcp_mount(host)
 
     # quart-schema wraps make_response to convert pydantic return values; every route
     # here returns plain dicts, so keep Quart's own (it was a quarter of a GET's cost).
@@ -77,7 +79,7 @@ def create_app(
         scalar_ui_path=None,
     )
     app.make_response = plain_make_response  # type: ignore[method-assign]
-    for module in (suggestions, plans, policies, system, ui):
+    for module in (suggestions, findings, plans, policies, system, ui):
         app.register_blueprint(module.bp)
     install_error_handlers(app)
     install_json_bodies(app)
@@ -100,7 +102,10 @@ def create_app(
 
     @app.while_serving  # type: ignore[type-var]  # Quart's hint predates async generators
     async def lifespan() -> AsyncIterator[None]:
-        async with Storykit.open(settings, plugin_manager=plugin_manager, metrics=metrics) as core:
+        async with (
+            Storykit.open(settings, plugin_manager=plugin_manager, metrics=metrics) as core,
+            mcp.running() if mcp is not None else contextlib.nullcontext(),
+        ):
             host.core = core
             # Everything made at start-up lives as long as the app: keep it out of the
             # collector's full passes, which otherwise pause a thousand open streams.
@@ -114,9 +119,23 @@ def create_app(
 
     app.before_request(_before)
     app.after_request(_after)
+    if mcp is not None:
+        app.asgi_app = mcp.wrap(app.asgi_app)  # type: ignore[method-assign]
     app.asgi_app = SSEMiddleware(app.asgi_app, host)  # type: ignore[method-assign,assignment,arg-type]
     app.asgi_app = CloseOnUnreadBody(app.asgi_app)  # type: ignore[method-assign,assignment,arg-type]
     return app
+
+
+def _mcp_mount(host: HostState) -> Any:
+    """``/mcp`` for coding agents, or None when the ``mcp`` extra is not installed (the
+    SDK is imported only here, so a plain install serves everything else)."""
+    try:
+        from storykit_mcp.http import MCPMount
+    except ImportError as exc:
+        if (exc.name or "").partition(".")[0] in ("mcp", "mcp_types", "storykit_mcp"):
+            return None
+        raise
+    return MCPMount(host)
 
 
 def _origin_pattern(origin: str) -> Any:

@@ -8,7 +8,8 @@ declare (role, body, query, path parameters): the problem+json errors each can a
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from quart_schema import APIKeySecurityScheme
 from quart_schema.openapi import OpenAPIProvider
@@ -21,7 +22,21 @@ from werkzeug.routing import BaseConverter, Rule
 from storykit_quart.access import PUBLIC, ROLE_ATTR
 from storykit_quart.schemas import Problem, id_pattern
 
-__all__ = ["SECURITY_SCHEMES", "StorykitOpenAPI"]
+__all__ = ["SECURITY_SCHEMES", "StorykitOpenAPI", "media_type"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+_MEDIA_TYPE_ATTR = "_storykit_media_type"
+
+
+def media_type(name: str) -> Callable[[F], F]:
+    """The route's 200 answer is ``name`` (``application/sarif+json``, say), not plain JSON."""
+
+    def mark(fn: F) -> F:
+        setattr(fn, _MEDIA_TYPE_ATTR, name)
+        return fn
+
+    return mark
+
 
 SECURITY_SCHEMES = {
     "apiKey": APIKeySecurityScheme(in_="header", name="X-API-Key"),
@@ -136,6 +151,7 @@ class StorykitOpenAPI(OpenAPIProvider):
         paths, components = super().build_paths(rule)
         view = self._app.view_functions[rule.endpoint]
         metrics = rule.endpoint == "system.metrics"
+        media = getattr(view, _MEDIA_TYPE_ATTR, None)
         public = getattr(view, ROLE_ATTR, None) == PUBLIC or (
             metrics and self._app.extensions["storykit"].settings.metrics_public
         )
@@ -151,6 +167,9 @@ class StorykitOpenAPI(OpenAPIProvider):
                 # quart-schema keys its statuses by int; JSON keys are strings anyway.
                 documented = {str(k): v for k, v in operation["responses"].items()}
                 responses = _errors(*statuses) | documented
+                if media is not None:  # quart-schema documents every answer as JSON
+                    body = responses["200"]["content"].pop("application/json")
+                    responses["200"] = {**responses["200"], "content": {media: body}}
                 if metrics:
                     responses["200"] = {
                         "description": "Prometheus text format.",

@@ -241,6 +241,10 @@ def _serve(
     say(f"repository: {settings.repo_path}  (REPO_PATH)")
     say(f"data: {settings.data_dir}")
     say(f"dashboard: http://{shown}:{port}/story/ui")
+    if app.extensions.get("storykit_mcp") is not None:
+        say(f"MCP for coding agents: http://{shown}:{port}/mcp")
+    else:
+        say("MCP for coding agents: not served (pip install 'storykit[mcp]')")
     if shutil.which("storykit") is None:
         bin_dir = Path(sys.executable).parent
         say(

@@ -145,9 +145,14 @@ def list_(
 @click.option(
     "--diff/--no-diff", "show_diff", default=True, show_default=True, help="Show the diff."
 )
+@click.option(
+    "--sarif",
+    is_flag=True,
+    help="Print the findings as a SARIF 2.1.0 log (for code scanning and reviewdog).",
+)
 @json_option
 @pass_globals
-def show(g: Globals, suggestion_id: str, show_diff: bool, as_json: bool) -> None:
+def show(g: Globals, suggestion_id: str, show_diff: bool, sarif: bool, as_json: bool) -> None:
     """Show one suggestion: its findings, reviews and diff.
 
     \b
@@ -155,10 +160,19 @@ def show(g: Globals, suggestion_id: str, show_diff: bool, as_json: bool) -> None
       storykit suggest show sug_01J…
       storykit suggest show sug_01J… --no-diff
       storykit suggest show sug_01J… --json | jq -r .diff | git apply --check
+      storykit suggest show sug_01J… --sarif > storykit.sarif
     """
     from storykit_cli import render
 
+    if sarif and as_json:
+        raise click.UsageError("--sarif and --json print different things: choose one")
     data = run(g, lambda c: c.get_suggestion(suggestion_id))
+    if sarif:
+        from storykit.models import Suggestion
+        from storykit.sarif import sarif_log
+
+        click.echo(render.as_json(sarif_log(Suggestion.from_dict(data))))
+        return
     output(data, as_json, lambda s: render.suggestion_detail(s, show_diff=show_diff))
 
 
