@@ -8,6 +8,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from storykit import rules
 from storykit._offload import off_loop
 from storykit._unicode import require_utf8
 from storykit.artifacts import ArtifactWriter
@@ -18,7 +19,7 @@ from storykit.events import EventBus
 from storykit.idempotency import IdempotentResult
 from storykit.ids import check_id, new_id
 from storykit.metrics import Metrics
-from storykit.models import Event, Finding, Outcome, Plan, PolicyDecision, Status, Suggestion
+from storykit.models import Event, Finding, Outcome, Plan, PolicyDecision, Suggestion
 from storykit.plugins import Registry
 from storykit.policy import PolicyEngine
 from storykit.settings import Settings
@@ -145,7 +146,7 @@ class CoreBase:
             base_ref=base_ref,
             risk=decision.risk,
             findings=decision.findings,
-            status=Status.BLOCKED if decision.outcome is Outcome.DENY else Status.PENDING,
+            status=rules.status_for_new_diff(decision.outcome is Outcome.DENY),
             decision=decision,
             metadata=dict(draft.metadata),
         )

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import anyio.to_thread
 
+from storykit import rules
 from storykit._base import (
     MAX_TITLE,
     CoreBase,
@@ -43,7 +44,7 @@ class PlanCases(CoreBase):
             chosen = [await self.get_suggestion(i) for i in ids]
         if not chosen:
             raise Conflict("there are no approved suggestions to plan with")
-        not_ready = [s.id for s in chosen if s.status is not Status.APPROVED or not s.approvals]
+        not_ready = [s.id for s in chosen if not rules.approved_for_current_diff(s)]
         if not_ready:
             raise Conflict(f"not approved for their current diff: {', '.join(not_ready)}")
         if not self.registry.planners:
@@ -152,7 +153,7 @@ class PlanCases(CoreBase):
         stale = [
             s.id
             for s in suggestions
-            if s.diff_hash != hashes[s.id] or s.status is not Status.APPROVED or not s.approvals
+            if s.diff_hash != hashes[s.id] or not rules.approved_for_current_diff(s)
         ]
         if stale:
             raise Conflict(

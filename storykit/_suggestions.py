@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from storykit import idempotency
+from storykit import idempotency, rules
 from storykit._base import MAX_TEXT, CoreBase, _backend_timeout, _enum, _summary, _text
 from storykit.auth import Principal, Role
 from storykit.backends import Draft, GenerateRequest
@@ -240,29 +240,10 @@ class SuggestionCases(CoreBase):
         if act is None:
             raise Invalid("action is required: approve, revise or reject")
         comment = _text(comment, "comment", MAX_TEXT)
-        if act is Action.REVISE and not comment.strip():
-            raise Invalid("asking for a revision needs a comment saying what to change")
         current = await self.get_suggestion(suggestion_id)
-        if act is Action.APPROVE:
-            if actor.name == current.agent:
-                raise Forbidden(
-                    f"{actor.name!r} proposed this suggestion, and nobody approves their own"
-                    " proposal: approve it with another person's key, and let agents submit"
-                    " with their own key (`storykit keys new --role agent`)"
-                )
-            if current.status is Status.BLOCKED:
-                raise Conflict("this suggestion is blocked by policy and cannot be approved")
-            if current.status is Status.REJECTED:
-                raise Conflict("this suggestion was rejected; it needs a new revision first")
-        # A replayed request (same reviewer, action, comment, diff and revision) changes
-        # nothing and writes no second event; a decision after any revision counts.
-        last = current.reviews[-1] if current.reviews else None
-        mine = (actor.name, act, current.diff_hash, comment, current.revision)
-        if (
-            last
-            and (last.reviewer, last.action, last.diff_hash, last.comment, last.revision) == mine
-        ):
-            return current
+        rules.check_decision(actor, current, act, comment)
+        if rules.is_replay(actor, current, act, comment):
+            return current  # a retried request: nothing changes, no second event
         review = Review(
             reviewer=actor.name,
             action=act,
@@ -270,13 +251,7 @@ class SuggestionCases(CoreBase):
             comment=comment,
             revision=current.revision,
         )
-        status = {
-            Action.APPROVE: Status.APPROVED,
-            Action.REVISE: Status.REVISION_REQUESTED,
-            Action.REJECT: Status.REJECTED,
-        }[act]
-        if current.status is Status.BLOCKED and act is Action.REVISE:
-            status = Status.BLOCKED
+        status = rules.status_after(current.status, act)
         updated = dataclasses.replace(
             current, reviews=(*current.reviews, review), status=status, updated_at=utcnow()
         )
