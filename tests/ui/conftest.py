@@ -22,6 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from ui_harness import KEYS, StorykitServer
 
+from storykit.testing import tool_missing
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",
@@ -48,7 +50,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not CHROMIUM.exists():
-        pytest.skip(
+        tool_missing(
             f"{CHROMIUM} is missing: install it with"
             " `apt-get install --no-install-recommends chromium` (scripts/system-deps.sh does)"
         )

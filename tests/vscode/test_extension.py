@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from storykit.testing import tool_missing
+
 pytestmark = pytest.mark.slow
 
 EXTENSION = Path(__file__).resolve().parents[2] / "vscode-extension"
@@ -43,7 +45,7 @@ VSIX_FILES = {
 def _require_node() -> None:
     missing = [tool for tool in ("node", "npm") if shutil.which(tool) is None]
     if missing:
-        pytest.skip(
+        tool_missing(
             f"{' and '.join(missing)} not found: the VS Code extension needs Node.js 20 and npm"
         )
 

@@ -19,6 +19,8 @@ import httpx
 import pytest
 from realserver import ADMIN_KEY, AGENT_KEY, Server, free_port, running_server, sample_diff
 
+from storykit.testing import tool_missing
+
 T = TypeVar("T")
 
 MISSING = "{} is not installed (Debian package: prometheus; scripts/system-deps.sh installs it)"
@@ -86,7 +88,7 @@ def _api(url: str, **params: str) -> Any:
 def test_promtool_finds_no_problem_in_metrics(server: Server) -> None:
     promtool = shutil.which("promtool")
     if promtool is None:
-        pytest.skip(MISSING.format("promtool"))
+        tool_missing(MISSING.format("promtool"))
     response = httpx.get(f"{server.url}/metrics", timeout=10)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
@@ -105,7 +107,7 @@ def test_promtool_finds_no_problem_in_metrics(server: Server) -> None:
 def test_a_real_prometheus_scrapes_the_server(server: Server, tmp_path: Path) -> None:
     binary = shutil.which("prometheus")
     if binary is None:
-        pytest.skip(MISSING.format("prometheus"))
+        tool_missing(MISSING.format("prometheus"))
     port = free_port()
     config = tmp_path / "prometheus.yml"
     config.write_text(
