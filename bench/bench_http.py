@@ -13,6 +13,7 @@ bound to 127.0.0.1 exactly as ``storykit serve`` configures it:
   check, request id, RateLimit headers, two metrics, one JSON log line, one SQLite read.
 - ``storykit-nolog``: the same with ``LOG_LEVEL=WARNING``, so the request log line is the
   only thing missing: what logging costs.
+- ``storykit-uvloop``: ``storykit serve --worker uvloop``: the same app on uvloop's loop.
 
 Request logs go to a file in a temporary directory, never to a terminal. With ``--pin``
 (the default) each server is kept on CPU 0 and wrk on CPU 1, so they do not take turns on
@@ -50,12 +51,13 @@ from _servers import (
 PATH = "/policies"
 # What storykit answers on an empty database, so every target sends the same bytes.
 BODY = b'{"policies":{},"version":"44136fa355b3678a"}'
-TARGETS = ("bare", "quart", "storykit", "storykit-nolog")
+TARGETS = ("bare", "quart", "storykit", "storykit-nolog", "storykit-uvloop")
 LABELS = {
     "bare": "bare ASGI on Hypercorn",
     "quart": "plain Quart JSON route",
     "storykit": f"storykit GET {PATH}",
     "storykit-nolog": f"storykit GET {PATH}, no req log",
+    "storykit-uvloop": f"storykit GET {PATH}, --worker uvloop",
 }
 GOAL = 0.5
 
@@ -208,7 +210,8 @@ def start(target: str, tmp: Path) -> Any:
         return start_server(target, argv, port=port, log=log, health_path=health)
     extra = {"LOG_LEVEL": "WARNING"} if target == "storykit-nolog" else {}
     env = storykit_env(tmp / f"{target}.jsonl", **extra)
-    argv = storykit_argv(port, tmp / f"{target}-data")
+    worker = "uvloop" if target == "storykit-uvloop" else "asyncio"
+    argv = storykit_argv(port, tmp / f"{target}-data", worker=worker)
     return start_server(target, argv, port=port, log=log, env=env)
 
 

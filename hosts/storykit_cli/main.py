@@ -111,10 +111,10 @@ def cli(
 @click.option("--port", "-p", default=8001, show_default=True, type=click.IntRange(1, 65535))
 @click.option(
     "--worker",
-    type=click.Choice(["asyncio", "trio"]),
+    type=click.Choice(["asyncio", "uvloop", "trio"]),
     default="asyncio",
     show_default=True,
-    help="Hypercorn worker class.",
+    help="Hypercorn worker class (uvloop: asyncio on uvloop's event loop).",
 )
 @click.option(
     "--data-dir",

@@ -1,4 +1,4 @@
-"""Run the web host on Hypercorn (asyncio worker by default, trio on request)."""
+"""Run the web host on Hypercorn (asyncio worker by default; uvloop or trio on request)."""
 
 from __future__ import annotations
 
@@ -263,6 +263,12 @@ def _serve(
 
             from hypercorn.asyncio import serve as asyncio_serve
 
-            asyncio.run(asyncio_serve(app, config, shutdown_trigger=shutdown_trigger))
+            loop_factory = None
+            if worker == "uvloop":
+                import uvloop
+
+                loop_factory = uvloop.new_event_loop
+            with asyncio.Runner(loop_factory=loop_factory) as runner:
+                runner.run(asyncio_serve(app, config, shutdown_trigger=shutdown_trigger))
     finally:
         state_file.unlink(missing_ok=True)
