@@ -151,6 +151,25 @@ def test_tickets_work_once_and_keys_stay_out_of_the_log(server: Server) -> None:
     assert REVIEWER_KEY not in log and AGENT_KEY not in log and ticket["ticket"] not in log
 
 
+def test_a_ticket_from_one_server_works_once_on_another(tmp_path: Path) -> None:
+    """Two servers on one data directory stand for two replicas (SPEC §8)."""
+    one = start_server(tmp_path, env=FAST)
+    other = start_server(tmp_path, env=FAST)
+    try:
+        issued = httpx.post(f"{one.url}/events/ticket", headers={"X-API-Key": AGENT_KEY})
+        ticket = issued.json()["ticket"]
+        with httpx.Client(timeout=10) as client:
+            url = f"{other.url}/events"
+            with client.stream("GET", url, params={"ticket": ticket}) as r:
+                assert r.status_code == 200
+                assert next(iter(r.iter_lines())) == "retry: 2000"
+            assert client.get(url, params={"ticket": ticket}).status_code == 401
+            assert client.get(f"{one.url}/events", params={"ticket": ticket}).status_code == 401
+    finally:
+        one.stop()
+        other.stop()
+
+
 def test_events_is_never_rate_limited(tmp_path: Path) -> None:
     srv = start_server(tmp_path, env={"RATE_LIMIT_RPS": "0.01", "RATE_LIMIT_BURST": "1"} | FAST)
     try:
