@@ -151,10 +151,43 @@ def test_tickets_work_once_and_keys_stay_out_of_the_log(server: Server) -> None:
     assert REVIEWER_KEY not in log and AGENT_KEY not in log and ticket["ticket"] not in log
 
 
-def test_a_ticket_from_one_server_works_once_on_another(tmp_path: Path) -> None:
-    """Two servers on one data directory stand for two replicas (SPEC §8)."""
-    one = start_server(tmp_path, env=FAST)
-    other = start_server(tmp_path, env=FAST)
+@pytest.fixture
+def shared_database() -> Iterator[str]:
+    """A throwaway PostgreSQL database for two servers (skipped when there is none)."""
+    import os
+    import secrets
+
+    import psycopg
+    from psycopg import sql
+
+    admin_url = os.environ.get(
+        "STORYKIT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
+    )
+    try:
+        admin = psycopg.connect(admin_url, autocommit=True, connect_timeout=5)
+    except psycopg.Error as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL is unreachable ({exc})")
+        pytest.skip(f"PostgreSQL is unreachable ({exc}); set STORYKIT_TEST_POSTGRES")
+    name = f"storykit_test_{secrets.token_hex(6)}"
+    with admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    info = psycopg.conninfo.conninfo_to_dict(admin_url)
+    user, host = info.get("user", "postgres"), info.get("host", "127.0.0.1")
+    try:
+        yield f"postgresql://{user}@{host}:{info.get('port', 5432)}/{name}"
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def test_a_ticket_from_one_replica_works_once_on_another(
+    tmp_path: Path, shared_database: str
+) -> None:
+    """Two servers on one PostgreSQL database are two replicas (SPEC §8)."""
+    env = FAST | {"DATABASE_URL": shared_database}
+    one = start_server(tmp_path, env=env, data_dir=tmp_path / "one")
+    other = start_server(tmp_path, env=env, data_dir=tmp_path / "other")
     try:
         issued = httpx.post(f"{one.url}/events/ticket", headers={"X-API-Key": AGENT_KEY})
         ticket = issued.json()["ticket"]
