@@ -214,9 +214,16 @@ class Registry:
                 extra={"plugin": plugin, "hook": hook, "ms": ms},
             )
 
-    async def notify(self, event: Any) -> None:
-        """Run every ``storykit_on_event`` implementation; failures are recorded, not raised."""
+    def observers(self) -> list[str]:
+        """The plugins that implement ``storykit_on_event``, in the order they run."""
+        return [plugin for plugin, _ in _each_plugin(self.pm, "storykit_on_event")]
+
+    async def notify(self, event: Any, *, only: str | None = None) -> None:
+        """Run every ``storykit_on_event`` implementation (or plugin ``only``'s);
+        failures are recorded, not raised."""
         for plugin, hook in _each_plugin(self.pm, "storykit_on_event"):
+            if only is not None and plugin != only:
+                continue
 
             async def run(_hook: pluggy.HookCaller = hook) -> None:
                 for result in _hook(event=event):

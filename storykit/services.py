@@ -30,14 +30,13 @@ from storykit.events import EventBus
 from storykit.ids import check_id
 from storykit.metrics import Metrics
 from storykit.models import Event, Plan, PolicyDecision, Risk, Status, Suggestion
+from storykit.observers import ObserverRunner
 from storykit.plugins import Registry, get_plugin_manager
 from storykit.policy import PolicyEngine, policy_version
 from storykit.settings import Settings
 from storykit.store import Store, open_store
 
 __all__ = ["GenerateResult", "Storykit"]
-
-_OBSERVER_QUEUE = 10_000
 
 
 class Storykit(SuggestionCases, PlanCases):
@@ -65,10 +64,8 @@ class Storykit(SuggestionCases, PlanCases):
         self.metrics = metrics
         self.policy = PolicyEngine(registry)
         self.artifacts = ArtifactWriter(settings.suggestions_dir, settings.plans_dir)
-        self._observers_in, self._observers_out = anyio.create_memory_object_stream[Event](
-            _OBSERVER_QUEUE
-        )
-        self._dropped_observations = 0
+        self.observers: ObserverRunner | None = None
+        """What runs the ``storykit_on_event`` observers here, if this process does."""
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -78,7 +75,11 @@ class Storykit(SuggestionCases, PlanCases):
         *,
         plugin_manager: pluggy.PluginManager | None = None,
         metrics: Metrics | None = None,
+        run_observers: bool = False,
     ) -> AsyncIterator[Storykit]:
+        """``run_observers``: this process runs the ``storykit_on_event`` observers, in
+        turn with every other one that does (:mod:`storykit.observers`). The web host
+        does; a CLI command does not, so it never fires the server's observers again."""
         settings.ensure_dirs()
         pm = plugin_manager or get_plugin_manager(only=settings.load_plugins)
         metrics = metrics or Metrics()
@@ -93,26 +94,21 @@ class Storykit(SuggestionCases, PlanCases):
             bus.on_drop = lambda n: metrics.sse_queue_dropped.inc(n)
             async with bus, anyio.create_task_group() as tg:
                 core = cls(settings, store=store, bus=bus, registry=registry, metrics=metrics)
+                if run_observers:
+                    core.observers = ObserverRunner(store, registry)
+                    await core.observers.prepare()
+                    tg.start_soon(core.observers.run)
                 bus.add_listener(core._observe)
-                tg.start_soon(core._run_observers)
                 try:
                     yield core
                 finally:
-                    core._observers_in.close()
                     tg.cancel_scope.cancel()
 
     # -- events ---------------------------------------------------------------
     def _observe(self, event: Event) -> None:
         self.metrics.events_published.labels(type=event.type).inc()
-        try:
-            self._observers_in.send_nowait(event)
-        except anyio.WouldBlock:
-            self._dropped_observations += 1
-
-    async def _run_observers(self) -> None:
-        async with self._observers_out:
-            async for event in self._observers_out:
-                await self.registry.notify(event)
+        if self.observers is not None:
+            self.observers.wake()
 
     async def list_suggestions(
         self,

@@ -40,6 +40,8 @@ class Settings:
     db_path: Path
     database_url: str | None = dataclasses.field(default=None, repr=False)  # holds a password
     """``DATABASE_URL``: PostgreSQL instead of the SQLite file at :attr:`db_path`."""
+    redis_url: str | None = dataclasses.field(default=None, repr=False)  # may hold a password
+    """``REDIS_URL``: rate limits in Redis instead of the database."""
     sse_queue_max: int = 1000
     sse_heartbeat_interval: float = 15.0
     rate_limit_rps: float = 5.0
@@ -140,6 +142,7 @@ class Settings:
             if env.get("DB_PATH")
             else data_dir / "storykit.db",
             "database_url": _database_url(env.get("DATABASE_URL", "").strip()),
+            "redis_url": _redis_url(env.get("REDIS_URL", "").strip()),
             "sse_queue_max": _get(env, "SSE_QUEUE_MAX", _positive_int, "1000"),
             "sse_heartbeat_interval": _get(env, "SSE_HEARTBEAT_INTERVAL", _positive_float, "15"),
             "rate_limit_rps": _get(env, "RATE_LIMIT_RPS", _positive_float, "5"),
@@ -265,6 +268,18 @@ def _database_url(raw: str) -> str | None:
         raise SettingsError(
             "DATABASE_URL must be a postgresql:// URL (postgresql://user:password@host/db);"
             " unset it to use SQLite in the data directory"
+        )
+    return raw
+
+
+def _redis_url(raw: str) -> str | None:
+    # Never echo the value: it may hold a password.
+    if not raw:
+        return None
+    if not raw.startswith(("redis://", "rediss://", "unix://")):
+        raise SettingsError(
+            "REDIS_URL must be a redis://, rediss:// or unix:// URL (redis://host:6379/0);"
+            " unset it to keep rate limits in the database"
         )
     return raw
 

@@ -73,19 +73,21 @@ async def open_core(
     load_entrypoints: bool = False,
     settings: Settings | None = None,
     env: Mapping[str, str] | None = None,
+    run_observers: bool = True,
 ) -> AsyncIterator[Storykit]:
     """A :class:`Storykit` on a fresh SQLite file under ``tmp_path`` with only ``plugins``.
 
     ``plugins`` maps a name to a module or object with ``@hookimpl`` functions;
     ``load_entrypoints=True`` also loads the installed plugins (those named in
-    ``STORYKIT_LOAD_PLUGINS`` when ``env`` sets it).
+    ``STORYKIT_LOAD_PLUGINS`` when ``env`` sets it). It runs observers, as the
+    server does; ``run_observers=False`` opens it as a CLI command does.
     """
     settings = settings or make_settings(tmp_path, env)
     pm = get_plugin_manager(load_entrypoints=load_entrypoints, only=settings.load_plugins)
     for name, plugin in (plugins or {}).items():
         pm.register(plugin, name=name)
     pm.check_pending()
-    async with Storykit.open(settings, plugin_manager=pm) as core:
+    async with Storykit.open(settings, plugin_manager=pm, run_observers=run_observers) as core:
         yield core
 
 

@@ -32,7 +32,7 @@ from storykit.errors import (
     Unauthorized,
 )
 from storykit.metrics import Metrics
-from storykit.ratelimit import RateLimiter
+from storykit.ratelimit import Limiter
 from storykit.services import Storykit
 from storykit.settings import Settings
 from storykit_mcp.gateway import Gateway
@@ -57,7 +57,7 @@ class Host(Protocol):
 
     settings: Settings
     keys: KeyRing
-    limiter: RateLimiter
+    limiter: Limiter
     metrics: Metrics
     log: Any
     streams: set[anyio.CancelScope]
@@ -149,7 +149,7 @@ class MCPMount:
             await send(message)
 
         try:
-            principal = self._authenticate(scope)
+            principal = await self._authenticate(scope)
             if scope["method"] != "POST":
                 # Stateless: no session to end (DELETE), no stream to open (GET).
                 raise _MethodNotAllowed("/mcp takes POST: each call is one JSON-RPC exchange")
@@ -164,10 +164,10 @@ class MCPMount:
         finally:
             self._record(scope, status, started, principal, request_id)
 
-    def _authenticate(self, scope: Scope) -> Principal:
+    async def _authenticate(self, scope: Scope) -> Principal:
         host = self.host
         principal = host.keys.lookup(_presented_key(scope))
-        decision = host.limiter.check(principal.name)
+        decision = await host.limiter.check(principal.name)
         if not decision.allowed:
             host.metrics.rate_limited.labels(agent=principal.name).inc()
             raise RateLimited(

@@ -21,7 +21,7 @@ import storykit
 from storykit.auth import KeyRing, Principal, Role
 from storykit.errors import RateLimited
 from storykit.metrics import Metrics
-from storykit.ratelimit import RateLimiter
+from storykit.ratelimit import RateLimiter, open_limiter
 from storykit.services import Storykit
 from storykit.settings import Settings
 from storykit_quart.access import PUBLIC, ROLE_ATTR
@@ -31,7 +31,7 @@ from storykit_quart.openapi import SECURITY_SCHEMES, StorykitOpenAPI
 from storykit_quart.problems import install_error_handlers
 from storykit_quart.routes import findings, plans, policies, suggestions, system, ui
 from storykit_quart.sse import SSEMiddleware
-from storykit_quart.state import HostState
+from storykit_quart.state import HostState, Tickets
 
 __all__ = ["create_app"]
 
@@ -103,10 +103,15 @@ def create_app(
     @app.while_serving  # type: ignore[type-var]  # Quart's hint predates async generators
     async def lifespan() -> AsyncIterator[None]:
         async with (
-            Storykit.open(settings, plugin_manager=plugin_manager, metrics=metrics) as core,
+            Storykit.open(
+                settings, plugin_manager=plugin_manager, metrics=metrics, run_observers=True
+            ) as core,
+            open_limiter(settings, core.store) as limiter,
             mcp.running() if mcp is not None else contextlib.nullcontext(),
         ):
             host.core = core
+            host.limiter = limiter
+            host.tickets = Tickets(core.store)
             # Everything made at start-up lives as long as the app: keep it out of the
             # collector's full passes, which otherwise pause a thousand open streams.
             if freeze_gc:
@@ -173,7 +178,7 @@ async def _before() -> None:
         return
     principal: Principal = host.keys.lookup(request.headers.get("X-API-Key"))
     g.principal = principal
-    decision = host.limiter.check(principal.name)
+    decision = await host.limiter.check(principal.name)
     g.rate = decision
     if not decision.allowed:
         host.metrics.rate_limited.labels(agent=principal.name).inc()

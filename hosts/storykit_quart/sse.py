@@ -74,12 +74,12 @@ class SSEMiddleware:
             return
         await self.stream(scope, receive, send)
 
-    def _authenticate(self, scope: Scope) -> tuple[Any, int | None]:
+    async def _authenticate(self, scope: Scope) -> tuple[Any, int | None]:
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         ticket = (query.get("ticket") or [None])[0]
         if ticket:
-            principal = self.state.tickets.redeem(ticket)
+            principal = await self.state.tickets.redeem(ticket)
             if principal is None:
                 raise Unauthorized("the ticket is unknown, used or expired; get a new one")
         else:
@@ -115,7 +115,7 @@ class SSEMiddleware:
     async def stream(self, scope: Scope, receive: Receive, send: Send) -> None:
         state = self.state
         try:
-            _principal, last_event_id = self._authenticate(scope)
+            _principal, last_event_id = await self._authenticate(scope)
         except StorykitError as exc:
             await self._refuse(send, exc)
             return

@@ -3,51 +3,50 @@
 from __future__ import annotations
 
 import dataclasses
-import secrets
-import time
 from typing import Any
 
 import anyio
 
 from storykit.auth import KeyRing, Principal
 from storykit.metrics import Metrics
-from storykit.ratelimit import RateLimiter
+from storykit.ratelimit import Limiter
 from storykit.services import Storykit
 from storykit.settings import Settings
+from storykit.store import Store
+from storykit.tickets import TICKET_TTL
 from storykit_quart.logs import request_logger
 
 __all__ = ["HostState", "Tickets"]
 
-TICKET_TTL = 60.0
-
 
 class Tickets:
-    """Short-lived, single-use tickets that stand in for a key in an SSE URL."""
+    """Short-lived, single-use tickets that stand in for a key in an SSE URL.
 
-    def __init__(self, ttl: float = TICKET_TTL) -> None:
+    They live in the shared database (:mod:`storykit.tickets`): a ticket made on one
+    replica is redeemed once, on any.
+    """
+
+    def __init__(self, store: Store | None = None, ttl: float = TICKET_TTL) -> None:
         self.ttl = ttl
-        self._tickets: dict[str, tuple[Principal, float]] = {}
+        self._store = store
 
-    def issue(self, principal: Principal) -> str:
-        now = time.monotonic()
-        # Drop expired ones so the table stays as small as the tickets in flight.
-        self._tickets = {t: v for t, v in self._tickets.items() if v[1] > now}
-        ticket = "tk_" + secrets.token_urlsafe(24)
-        self._tickets[ticket] = (principal, now + self.ttl)
-        return ticket
+    def _require_store(self) -> Store:
+        if self._store is None:
+            raise RuntimeError("the app is not serving yet")
+        return self._store
 
-    def redeem(self, ticket: str) -> Principal | None:
-        entry = self._tickets.pop(ticket, None)
-        if entry is None or entry[1] <= time.monotonic():
-            return None
-        return entry[0]
+    async def issue(self, principal: Principal) -> str:
+        return await self._require_store().issue_ticket(principal, self.ttl)
+
+    async def redeem(self, ticket: str) -> Principal | None:
+        return await self._require_store().redeem_ticket(ticket)
 
 
 @dataclasses.dataclass(kw_only=True)
 class HostState:
     settings: Settings
     keys: KeyRing
-    limiter: RateLimiter
+    limiter: Limiter
     metrics: Metrics
     # Per app, made after the host configured logging: a module-level logger would stay
     # bound to whatever configuration was current at its first use.

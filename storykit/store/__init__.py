@@ -15,11 +15,14 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+from storykit.auth import Principal
 from storykit.errors import NotConfigured
 from storykit.idempotency import IdempotentResult
 from storykit.models import Event, Plan, Risk, Status, Suggestion
 
 if TYPE_CHECKING:
+    from contextlib import AbstractAsyncContextManager
+
     from storykit.settings import Settings
 
 __all__ = ["Store", "open_store"]
@@ -95,6 +98,30 @@ class Store(Protocol):
 
     async def last_event_id(self) -> int:
         """The id of the newest event, 0 if there is none."""
+
+    # -- shared state (SPEC §8: nothing a request needs lives in one process) ---
+    async def issue_ticket(self, principal: Principal, ttl: float) -> str:
+        """A new single-use SSE ticket for ``principal``, valid ``ttl`` seconds by the
+        database's clock (:mod:`storykit.tickets`); purges expired ones."""
+
+    async def redeem_ticket(self, ticket: str) -> Principal | None:
+        """Who the ticket was made for, once: None if unknown, used or expired."""
+
+    async def ensure_cursors(self, observers: Sequence[str]) -> None:
+        """Give each observer without one a cursor at the newest event (it sees what
+        comes after)."""
+
+    def claim_events(
+        self, observer: str, *, limit: int = 100, lease: float = 30.0
+    ) -> AbstractAsyncContextManager[list[Event] | None]:
+        """The next events (up to ``limit``) ``observer`` has not seen, held for this
+        process; None when another process holds the observer.
+
+        The cursor moves past the events only when the block exits without an error,
+        so an observer's events are run by one process at a time, in order; a
+        process that dies inside the block leaves them to the next one
+        (:mod:`storykit.observers`).
+        """
 
     # -- writes --------------------------------------------------------------
     async def write(

@@ -95,6 +95,31 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (agent, route, key)
         )""",
     ),
+    # 4: shared state no replica may keep to itself (SPEC §8): SSE tickets (by a hash
+    # of the ticket), each observer's progress through the event log (the row is
+    # locked FOR UPDATE SKIP LOCKED by whoever runs the observer, storykit.observers),
+    # and the rate limiter's GCRA state (storykit.ratelimit). rate_limits is UNLOGGED:
+    # cheap to write, and after a crash or a failover it starts empty, which only
+    # forgives a few requests.
+    (
+        """CREATE TABLE sse_tickets (
+            digest text COLLATE "C" PRIMARY KEY,
+            principal text NOT NULL,
+            role text NOT NULL,
+            expires_at timestamptz NOT NULL
+        )""",
+        "CREATE INDEX sse_tickets_expiry ON sse_tickets (expires_at)",
+        """CREATE TABLE observer_cursors (
+            name text COLLATE "C" PRIMARY KEY,
+            last_id bigint NOT NULL
+        )""",
+        """CREATE UNLOGGED TABLE rate_limits (
+            key text COLLATE "C" PRIMARY KEY,
+            tat double precision NOT NULL,
+            seen double precision NOT NULL,
+            allowed boolean NOT NULL
+        )""",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -84,6 +84,25 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (agent, route, key)
         ) WITHOUT ROWID""",
     ),
+    # 4: shared state no process may keep to itself (SPEC §8). SSE tickets, by a hash
+    # of the ticket, with their expiry as Unix seconds by SQLite's clock; and each
+    # observer's progress through the event log, with the lease of the process that
+    # runs it (storykit.observers).
+    (
+        """CREATE TABLE sse_tickets (
+            digest TEXT PRIMARY KEY,
+            principal TEXT NOT NULL,
+            role TEXT NOT NULL,
+            expires_at REAL NOT NULL
+        ) WITHOUT ROWID""",
+        "CREATE INDEX sse_tickets_expiry ON sse_tickets (expires_at)",
+        """CREATE TABLE observer_cursors (
+            name TEXT PRIMARY KEY,
+            last_id INTEGER NOT NULL,
+            owner TEXT,
+            lease_until REAL NOT NULL DEFAULT 0
+        ) WITHOUT ROWID""",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -23,8 +23,9 @@ How the store drives psycopg on asyncio and on trio is in :mod:`._pg_driver`.
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
@@ -33,6 +34,8 @@ import anyio
 import psycopg
 from anyio.abc import TaskGroup
 
+from storykit import tickets
+from storykit.auth import Principal
 from storykit.errors import BackendError, NotFound
 from storykit.idempotency import IdempotentResult
 from storykit.models import Event, Plan, Risk, Status, Suggestion
@@ -40,7 +43,7 @@ from storykit.store import _pg_schema
 from storykit.store._batch import PendingWrite, prepare
 from storykit.store._driver import Row
 from storykit.store._pg_batch import commit_batch, fail
-from storykit.store._pg_driver import Connection, Pool, connect, open_pool
+from storykit.store._pg_driver import Connection, Pool, connect, open_pool, rollback
 from storykit.store._values import event_id as _event_id
 from storykit.store._values import limit as _limit
 from storykit.store._writer import GroupWriter
@@ -227,18 +230,103 @@ class PostgresStore:
         )
 
     async def read_events(self, *, after: int = 0, limit: int = 100) -> list[Event]:
-        rows = await self._read(
-            "SELECT id, type, at, data FROM events WHERE id > %s ORDER BY id LIMIT %s",
-            (_event_id(after), _limit(limit)),
-        )
-        return [
-            Event(id=int(i), type=str(t), at=at.astimezone(UTC), data=json.loads(data))
-            for i, t, at, data in rows
-        ]
+        rows = await self._read(_READ_EVENTS, (_event_id(after), _limit(limit)))
+        return _events(rows)
 
     async def last_event_id(self) -> int:
         [(last,)] = await self._read("SELECT COALESCE(MAX(id), 0) FROM events")
         return int(last)
+
+    # -- shared state: tickets, observer progress, rate limits --------------------------
+    async def issue_ticket(self, principal: Principal, ttl: float) -> str:
+        ticket = tickets.new_ticket()
+        await self._read(
+            "WITH purge AS (DELETE FROM sse_tickets WHERE expires_at <= now())"
+            " INSERT INTO sse_tickets (digest, principal, role, expires_at)"
+            " VALUES (%s, %s, %s, now() + make_interval(secs => %s)) RETURNING 1",
+            (tickets.digest(ticket), principal.name, str(principal.role), float(ttl)),
+        )
+        return ticket
+
+    async def redeem_ticket(self, ticket: str) -> Principal | None:
+        rows = await self._read(
+            "DELETE FROM sse_tickets WHERE digest = %s"
+            " RETURNING principal, role, expires_at > now()",
+            (tickets.digest(ticket),),
+        )
+        if not rows or not rows[0][2]:
+            return None
+        return tickets.principal(rows[0][0], rows[0][1])
+
+    async def ensure_cursors(self, observers: Sequence[str]) -> None:
+        for name in observers:
+            await self._read(
+                "INSERT INTO observer_cursors (name, last_id)"
+                " SELECT %s, COALESCE(MAX(id), 0) FROM events"
+                " ON CONFLICT (name) DO NOTHING RETURNING 1",
+                (name,),
+            )
+
+    @contextlib.asynccontextmanager
+    async def claim_events(
+        self, observer: str, *, limit: int = 100, lease: float = 30.0
+    ) -> AsyncIterator[list[Event] | None]:
+        """See :meth:`storykit.store.Store.claim_events`: here a row lock.
+
+        The cursor row is locked ``FOR UPDATE SKIP LOCKED`` in a transaction held
+        while the caller runs the observer, and advanced in it before ``COMMIT``: a
+        replica that finds the row locked skips it. If the process dies, PostgreSQL
+        ends its transaction, and the batch goes to the next replica that claims it.
+        ``lease`` is SQLite's; the lock lasts as long as the transaction.
+        """
+        if self._pool is None:
+            raise RuntimeError("the store is not open")
+        try:
+            db = await self._pool.acquire()
+        except psycopg.Error as exc:
+            raise BackendError(f"database read failed: {exc}") from exc
+        try:
+            try:
+                await db.execute("BEGIN")
+                rows = await db.execute(
+                    "SELECT last_id FROM observer_cursors WHERE name = %s FOR UPDATE SKIP LOCKED",
+                    (observer,),
+                )
+                events = (
+                    _events(await db.execute(_READ_EVENTS, (int(rows[0][0]), _limit(limit))))
+                    if rows
+                    else None
+                )
+            except psycopg.Error as exc:
+                await rollback(db)
+                raise BackendError(f"database read failed: {exc}") from exc
+            try:
+                yield events
+            except BaseException:
+                await rollback(db)
+                raise
+            try:
+                if events:
+                    await db.execute(
+                        "UPDATE observer_cursors SET last_id = %s WHERE name = %s",
+                        (events[-1].id, observer),
+                    )
+                await db.execute("COMMIT")
+            except psycopg.Error as exc:
+                await rollback(db)
+                raise BackendError(f"database write failed: {exc}") from exc
+        finally:
+            await self._pool.release(db)
+
+    async def gcra(self, key: str, interval: float, tolerance: float) -> tuple[bool, float, float]:
+        """One GCRA step for ``key`` by the server's clock: (allowed, new TAT, now).
+
+        One statement, so replicas racing on one key are serialised on its row.
+        """
+        [(allowed, tat, now)] = await self._read(
+            _GCRA, (key, interval, tolerance, interval, tolerance)
+        )
+        return bool(allowed), float(tat), float(now)
 
     # -- writes ------------------------------------------------------------------
     async def write(
@@ -294,6 +382,34 @@ class PostgresStore:
         db, self._db = self._db, None
         if db is not None and self._pool is not None:
             await self._pool.release(db)
+
+
+_READ_EVENTS = "SELECT id, type, at, data FROM events WHERE id > %s ORDER BY id LIMIT %s"
+
+# GCRA as one upsert. The clock is read once (``now``, stored as ``seen``), so every
+# expression agrees on it. SET expressions see the row as it was: the TAT moves one
+# interval past max(old TAT, now) if that lies within the tolerance, else stays;
+# ``allowed`` records which (RETURNING sees only the new row). Parameters: key,
+# interval, tolerance, interval, tolerance.
+_GCRA = """
+    INSERT INTO rate_limits AS r (key, tat, seen, allowed)
+    SELECT %s, c.now + %s::float8, c.now, true
+    FROM (SELECT extract(epoch FROM clock_timestamp())::float8 AS now) AS c
+    ON CONFLICT (key) DO UPDATE SET
+        tat = CASE WHEN greatest(r.tat, excluded.seen) - %s::float8 <= excluded.seen + 1e-9
+                   THEN greatest(r.tat, excluded.seen) + %s::float8
+                   ELSE r.tat END,
+        allowed = greatest(r.tat, excluded.seen) - %s::float8 <= excluded.seen + 1e-9,
+        seen = excluded.seen
+    RETURNING allowed, tat, seen
+"""
+
+
+def _events(rows: Sequence[Row]) -> list[Event]:
+    return [
+        Event(id=int(i), type=str(t), at=at.astimezone(UTC), data=json.loads(data))
+        for i, t, at, data in rows
+    ]
 
 
 async def _migrate(conninfo: str) -> int:

@@ -19,14 +19,20 @@ Two connections:
 
 Nothing is counted in memory: event ids come from SQLite inside the write lock,
 so several processes (the server and the CLI, say) can share one file.
+
+A third connection, the **side** one, writes what is no event: SSE tickets and
+observer leases (:meth:`issue_ticket`, :meth:`claim_events`), each a statement or
+two of its own, so they never wait for a batch of writes in this process.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
+import secrets
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -35,13 +41,15 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup
 
+from storykit import tickets
 from storykit._offload import off_loop
+from storykit.auth import Principal
 from storykit.errors import BackendError, NotFound
 from storykit.idempotency import IdempotentResult
 from storykit.models import Event, Plan, Risk, Status, Suggestion
 from storykit.store import _schema
 from storykit.store._batch import PendingWrite, commit_batch, prepare
-from storykit.store._driver import Driver, Row, connect
+from storykit.store._driver import Driver, Row, connect, rollback
 from storykit.store._values import event_id as _event_id
 from storykit.store._values import limit as _limit
 
@@ -64,6 +72,10 @@ class SqliteStore:
         self._closing = False
         self._transactions = 0
         self._writes = 0
+        self._side: Driver | None = None
+        self._side_lock = anyio.Lock()
+        self.owner = secrets.token_hex(8)
+        """Who this store is when it holds an observer's lease (one per open store)."""
 
     @property
     def transactions(self) -> int:
@@ -85,6 +97,7 @@ class SqliteStore:
             await _schema.migrate(self._writer)
             self._reader = await _connect(self.path)
             await self._reader.execute("PRAGMA query_only = ON")
+            self._side = await _connect(self.path)
             task_group = anyio.create_task_group()
             await task_group.__aenter__()
         except BaseException:
@@ -103,6 +116,8 @@ class SqliteStore:
             self._wakeup.set()
         try:
             await task_group.__aexit__(None, None, None)
+            with anyio.CancelScope(shield=True):
+                await self._release_leases()
         finally:
             await self._close_connections()
 
@@ -120,10 +135,10 @@ class SqliteStore:
 
     async def _close_connections(self) -> None:
         with anyio.CancelScope(shield=True):  # a leaked connection keeps a thread alive
-            for driver in (self._reader, self._writer):
+            for driver in (self._reader, self._writer, self._side):
                 if driver is not None:
                     await driver.aclose()
-        self._reader = self._writer = None
+        self._reader = self._writer = self._side = None
 
     async def ping(self) -> bool:
         try:
@@ -231,6 +246,93 @@ class SqliteStore:
         [(last,)] = await self._read("SELECT COALESCE(MAX(id), 0) FROM events")
         return int(last)
 
+    # -- shared state: tickets and observer progress --------------------------------
+    async def _side_run(self, *statements: tuple[str, Sequence[object]]) -> list[Row]:
+        """Run statements in one ``BEGIN IMMEDIATE`` transaction; the last one's rows."""
+        if self._side is None:
+            raise RuntimeError("the store is not open")
+        rows: list[Row] = []
+        async with self._side_lock:
+            try:
+                await self._side.execute("BEGIN IMMEDIATE")
+                for sql, params in statements:
+                    rows = await self._side.execute(sql, params)
+                await self._side.execute("COMMIT")
+            except sqlite3.Error as exc:
+                await rollback(self._side)
+                raise BackendError(f"database write failed: {exc}") from exc
+            except BaseException:
+                await rollback(self._side)
+                raise
+        return rows
+
+    async def issue_ticket(self, principal: Principal, ttl: float) -> str:
+        ticket = tickets.new_ticket()
+        await self._side_run(
+            (_PURGE_TICKETS, ()),
+            (
+                _INSERT_TICKET,
+                (tickets.digest(ticket), principal.name, str(principal.role), float(ttl)),
+            ),
+        )
+        return ticket
+
+    async def redeem_ticket(self, ticket: str) -> Principal | None:
+        rows = await self._side_run((_REDEEM_TICKET, (tickets.digest(ticket),)))
+        if not rows or not rows[0][2]:
+            return None
+        return tickets.principal(rows[0][0], rows[0][1])
+
+    async def ensure_cursors(self, observers: Sequence[str]) -> None:
+        await self._side_run(
+            *(
+                (
+                    "INSERT INTO observer_cursors (name, last_id)"
+                    " SELECT ?, COALESCE(MAX(id), 0) FROM events"
+                    " WHERE true ON CONFLICT (name) DO NOTHING",
+                    (name,),
+                )
+                for name in observers
+            )
+        )
+
+    @contextlib.asynccontextmanager
+    async def claim_events(
+        self, observer: str, *, limit: int = 100, lease: float = 30.0
+    ) -> AsyncIterator[list[Event] | None]:
+        """See :meth:`storykit.store.Store.claim_events`: here a lease row.
+
+        The lease is taken (or renewed) in a ``BEGIN IMMEDIATE`` transaction, so of
+        two processes exactly one gets it; it lasts ``lease`` seconds by SQLite's
+        clock from each claim, and :meth:`aclose` gives it up.
+        """
+        rows = await self._side_run((_CLAIM, (self.owner, float(lease), observer, self.owner)))
+        if not rows:  # another process holds it (or no cursor: ensure_cursors first)
+            yield None
+            return
+        last = int(rows[0][0])
+        events = await self.read_events(after=last, limit=limit)
+        yield events
+        if events:
+            await self._side_run(
+                (
+                    "UPDATE observer_cursors SET last_id = ?"
+                    " WHERE name = ? AND owner = ? AND last_id = ?",
+                    (events[-1].id, observer, self.owner, last),
+                )
+            )
+
+    async def _release_leases(self) -> None:
+        if self._side is None:
+            return
+        with contextlib.suppress(BackendError):
+            await self._side_run(
+                (
+                    "UPDATE observer_cursors SET owner = NULL, lease_until = 0 WHERE owner = ?",
+                    (self.owner,),
+                )
+            )
+
     # -- writes ------------------------------------------------------------------
     async def write(
         self,
@@ -317,6 +419,27 @@ class SqliteStore:
                 w.taken = True
                 batch.append(w)
         return batch
+
+
+# Now, as Unix seconds with fractions, is SQLite's clock (julianday('now')): one clock
+# for every process on the file.
+_PURGE_TICKETS = (
+    "DELETE FROM sse_tickets WHERE expires_at <= (julianday('now') - 2440587.5) * 86400.0"
+)
+_INSERT_TICKET = (
+    "INSERT INTO sse_tickets (digest, principal, role, expires_at)"
+    " VALUES (?, ?, ?, (julianday('now') - 2440587.5) * 86400.0 + ?)"
+)
+_REDEEM_TICKET = (
+    "DELETE FROM sse_tickets WHERE digest = ? RETURNING principal, role,"
+    " expires_at > (julianday('now') - 2440587.5) * 86400.0"
+)
+_CLAIM = (
+    "UPDATE observer_cursors SET owner = ?,"
+    " lease_until = (julianday('now') - 2440587.5) * 86400.0 + ?"
+    " WHERE name = ? AND (owner = ? OR owner IS NULL"
+    " OR lease_until <= (julianday('now') - 2440587.5) * 86400.0) RETURNING last_id"
+)
 
 
 async def _connect(path: Path) -> Driver:

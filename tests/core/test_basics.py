@@ -141,15 +141,15 @@ def test_diffs_parse_with_unicode_binary_and_reject_traversal() -> None:
 def test_rate_limiter_allows_burst_then_the_rate_and_says_when() -> None:
     now = [100.0]
     limiter = RateLimiter(rate=5, burst=10, clock=lambda: now[0])
-    first = [limiter.check("bot") for _ in range(11)]
+    first = [limiter.check_now("bot") for _ in range(11)]
     assert [d.allowed for d in first] == [True] * 10 + [False]
     assert [d.remaining for d in first[:10]] == list(range(9, -1, -1))
     assert first[-1].retry_after == pytest.approx(0.2)
-    assert limiter.check("other").allowed  # per agent
+    assert limiter.check_now("other").allowed  # per agent
     allowed = 0
     for _ in range(300):  # 3 simulated seconds at 100 tries/s
         now[0] += 0.01
-        allowed += limiter.check("bot").allowed
+        allowed += limiter.check_now("bot").allowed
     assert abs(allowed - 15) <= 1  # rate x time
     assert limiter.policy == '"default";q=10;w=2'
 

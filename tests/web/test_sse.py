@@ -151,6 +151,58 @@ def test_tickets_work_once_and_keys_stay_out_of_the_log(server: Server) -> None:
     assert REVIEWER_KEY not in log and AGENT_KEY not in log and ticket["ticket"] not in log
 
 
+@pytest.fixture
+def shared_database() -> Iterator[str]:
+    """A throwaway PostgreSQL database for two servers (skipped when there is none)."""
+    import os
+    import secrets
+
+    import psycopg
+    from psycopg import sql
+
+    admin_url = os.environ.get(
+        "STORYKIT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
+    )
+    try:
+        admin = psycopg.connect(admin_url, autocommit=True, connect_timeout=5)
+    except psycopg.Error as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL is unreachable ({exc})")
+        pytest.skip(f"PostgreSQL is unreachable ({exc}); set STORYKIT_TEST_POSTGRES")
+    name = f"storykit_test_{secrets.token_hex(6)}"
+    with admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    info = psycopg.conninfo.conninfo_to_dict(admin_url)
+    user, host = info.get("user", "postgres"), info.get("host", "127.0.0.1")
+    try:
+        yield f"postgresql://{user}@{host}:{info.get('port', 5432)}/{name}"
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def test_a_ticket_from_one_replica_works_once_on_another(
+    tmp_path: Path, shared_database: str
+) -> None:
+    """Two servers on one PostgreSQL database are two replicas (SPEC §8)."""
+    env = FAST | {"DATABASE_URL": shared_database}
+    one = start_server(tmp_path, env=env, data_dir=tmp_path / "one")
+    other = start_server(tmp_path, env=env, data_dir=tmp_path / "other")
+    try:
+        issued = httpx.post(f"{one.url}/events/ticket", headers={"X-API-Key": AGENT_KEY})
+        ticket = issued.json()["ticket"]
+        with httpx.Client(timeout=10) as client:
+            url = f"{other.url}/events"
+            with client.stream("GET", url, params={"ticket": ticket}) as r:
+                assert r.status_code == 200
+                assert next(iter(r.iter_lines())) == "retry: 2000"
+            assert client.get(url, params={"ticket": ticket}).status_code == 401
+            assert client.get(f"{one.url}/events", params={"ticket": ticket}).status_code == 401
+    finally:
+        one.stop()
+        other.stop()
+
+
 def test_events_is_never_rate_limited(tmp_path: Path) -> None:
     srv = start_server(tmp_path, env={"RATE_LIMIT_RPS": "0.01", "RATE_LIMIT_BURST": "1"} | FAST)
     try:

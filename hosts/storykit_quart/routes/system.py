@@ -86,4 +86,4 @@ async def event_log(query_args: EventLogQuery) -> dict[str, Any]:
 async def event_ticket() -> dict[str, Any]:
     """A single-use ticket for ``GET /events?ticket=…``, valid for 60 seconds."""
     tickets = state().tickets
-    return {"ticket": tickets.issue(actor()), "expires_in": int(tickets.ttl)}
+    return {"ticket": await tickets.issue(actor()), "expires_in": int(tickets.ttl)}
