@@ -737,12 +737,16 @@ class Observer:
 
 
 class SyncObserver:
-    def __init__(self) -> None:
+    def __init__(self, expect: int = 2) -> None:
         self.seen: list[int] = []
+        self.expect = expect
+        self.done = anyio.Event()
 
     @hookimpl
     def storykit_on_event(self, event: Any) -> None:
         self.seen.append(event.id)
+        if len(self.seen) >= self.expect:
+            self.done.set()
         raise RuntimeError("observers may fail")
 
 
@@ -751,8 +755,9 @@ async def test_event_observers_see_every_event_in_order(tmp_path: Path) -> None:
     async with open_core(tmp_path, plugins={"obs": obs, "sync": sync}) as core:
         s = await core.submit(AGENT, title="t", diff=DIFF)
         await core.review(REVIEWER, s.id, action="approve")
-        with anyio.fail_after(10):
+        with anyio.fail_after(10):  # each observer runs its own batches: wait for both
             await obs.done.wait()
+            await sync.done.wait()
         assert obs.seen == ["suggest.submitted", "suggest.reviewed"]
         assert sync.seen == sorted(sync.seen) and len(sync.seen) == 2
         assert ("sync", "storykit_on_event") in {(f.plugin, f.hook) for f in core.registry.failures}
