@@ -16,10 +16,7 @@ import psycopg
 import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
-ADMIN_URL = os.environ.get(
-    "STORYKIT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
+from team import ADMIN_URL
 
 
 def _missing(message: str) -> None:
@@ -57,7 +54,3 @@ def database_url() -> Iterator[str]:
                 sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(sql.Identifier(name))
             )
             admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
-def database_name(url: str) -> str:
-    return url.rsplit("/", 1)[1]

@@ -16,6 +16,9 @@ from pathlib import Path
 
 import httpx
 
+ADMIN_URL = os.environ.get(
+    "STORYKIT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 KEYS = "bot:agent=agentkey123,root:admin=adminkey123"
 AGENT_KEY = "agentkey123"
 HEADERS = {"X-API-Key": AGENT_KEY}
@@ -275,3 +278,7 @@ def all_ids(url: str) -> list[int]:
         ids.extend(int(item["id"]) for item in page["items"])
         if len(page["items"]) < 1000:
             return ids
+
+
+def database_name(url: str) -> str:
+    return url.rsplit("/", 1)[1]

@@ -13,12 +13,13 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
-from conftest import ADMIN_URL, database_name
 from psycopg import sql
 from team import (
+    ADMIN_URL,
     HEADERS,
     StreamClient,
     all_ids,
+    database_name,
     load_balancer,
     replicas,
     sample_diff,
