@@ -8,6 +8,7 @@ declare -A wanted=(
   [chromium]=chromium        # the dashboard's browser tests (Playwright drives /usr/bin/chromium)
   [prometheus]=promtool      # promtool check metrics, and a real Prometheus scraping the app
   [wrk]=wrk                  # the HTTP benchmark's load generator
+  [haproxy]=haproxy          # the team tests: replicas behind a real load balancer
   [ripgrep]=rg               # code-server's @vscode/ripgrep, for the extension's e2e test
   [libkrb5-dev]=krb5-config  # code-server's native modules
   [pkg-config]=pkg-config

@@ -21,6 +21,7 @@ __all__ = [
     "RateLimited",
     "StorykitError",
     "Unauthorized",
+    "Unavailable",
 ]
 
 
@@ -100,6 +101,13 @@ class BackendError(StorykitError):
 
     status = 502
     title = "Backend error"
+
+
+class Unavailable(BackendError):
+    """A service storykit needs (the database) does not answer now; retrying later may work."""
+
+    status = 503
+    title = "Service unavailable"
 
 
 class PluginError(StorykitError):

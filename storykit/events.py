@@ -12,7 +12,9 @@ exactly once, to every subscriber and listener.
 - The pump (run by ``async with bus:``, or ``tg.start_soon(bus.run)`` plus
   :meth:`EventBus.close` at the end if you own the task group) also polls
   :meth:`Store.last_event_id` every ``poll_interval`` seconds and reads what
-  other processes sharing the database wrote (the CLI next to the server).
+  other processes sharing the database wrote (the CLI next to the server), and
+  reads at once when :meth:`EventBus.nudge` is called (a store told that another
+  replica committed).
   Whichever of publish and pump delivers an event first wins; the other is a
   duplicate and is dropped.
 - Each subscriber has a bounded queue. On overflow the oldest event is dropped,
@@ -147,6 +149,15 @@ class EventBus:
                     await self.catch_up()
             except Exception:  # the store may be briefly unavailable; try again later
                 log.exception("event bus: reading the event log failed")
+
+    def nudge(self) -> None:
+        """Read the log now, without waiting for the poll.
+
+        For a store that learns another process committed (PostgreSQL's NOTIFY, see
+        :meth:`storykit.store.postgres.PostgresStore.watch`). Call it on the event
+        loop's thread; many nudges before the pump runs cost one read.
+        """
+        self._nudge.set()
 
     def close(self) -> None:
         """End every subscription (each still yields what it has queued)."""

@@ -34,7 +34,7 @@ from storykit.observers import ObserverRunner
 from storykit.plugins import Registry, get_plugin_manager
 from storykit.policy import PolicyEngine, policy_version
 from storykit.settings import Settings
-from storykit.store import Store, open_store
+from storykit.store import Store, Watchable, open_store
 
 __all__ = ["GenerateResult", "Storykit"]
 
@@ -93,6 +93,8 @@ class Storykit(SuggestionCases, PlanCases):
             bus = EventBus(store, queue_max=settings.sse_queue_max)
             bus.on_drop = lambda n: metrics.sse_queue_dropped.inc(n)
             async with bus, anyio.create_task_group() as tg:
+                if isinstance(store, Watchable):  # PostgreSQL: other replicas' commits
+                    store.watch(bus.nudge)
                 core = cls(settings, store=store, bus=bus, registry=registry, metrics=metrics)
                 if run_observers:
                     core.observers = ObserverRunner(store, registry)

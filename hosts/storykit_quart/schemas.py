@@ -178,6 +178,7 @@ class Me(BaseModel):
 class Health(BaseModel):
     status: Literal["ok", "unavailable"]
     version: str
+    database: Literal["ok", "unavailable"]
 
 
 class PluginFailureModel(BaseModel):

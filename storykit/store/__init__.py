@@ -11,9 +11,9 @@ reader never sees a suggestion whose event is missing, or the reverse.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from storykit.auth import Principal
 from storykit.errors import NotConfigured
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from storykit.settings import Settings
 
-__all__ = ["Store", "open_store"]
+__all__ = ["Store", "Watchable", "open_store"]
 
 
 @contextlib.asynccontextmanager
@@ -147,3 +147,11 @@ class Store(Protocol):
         writing nothing.
         Concurrent writes are group-committed: many callers, one transaction.
         """
+
+
+@runtime_checkable
+class Watchable(Protocol):
+    """A store that can tell when another process committed (PostgreSQL's LISTEN/NOTIFY)."""
+
+    def watch(self, on_notify: Callable[[], object]) -> None:
+        """Call ``on_notify()`` after each commit anywhere, until the store closes."""

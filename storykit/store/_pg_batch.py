@@ -24,9 +24,14 @@ If PostgreSQL rejects the data (a constraint, a trigger, a value it cannot
 store) the transaction is rolled back and the batch retried with a SAVEPOINT per
 write, checking ``expect`` per write in SQL: the bad write is rolled back alone
 and its caller gets :class:`~storykit.errors.Invalid`; the others commit, with no
-hole in the ids. Any other database error (the server gone, a lock held past
-``lock_timeout``) fails the whole batch, and every caller gets a
-:class:`~storykit.errors.BackendError`. Either way nothing is half-written.
+hole in the ids. Any other database error fails the whole batch: every caller
+gets :class:`~storykit.errors.Unavailable` if the database cannot be reached, a
+:class:`~storykit.errors.BackendError` otherwise (a lock held past
+``lock_timeout``, say).
+
+The commit also sends ``NOTIFY storykit_events`` with the new head id, delivered
+to every replica's listener when the transaction commits (see
+:meth:`storykit.store.postgres.PostgresStore.watch`). Either way nothing is half-written.
 """
 
 from __future__ import annotations
@@ -39,10 +44,10 @@ from typing import Any
 import psycopg
 import psycopg.errors
 
-from storykit.errors import BackendError, Conflict, Invalid
+from storykit.errors import BackendError, Conflict, Invalid, Unavailable
 from storykit.models import Event, utcnow
 from storykit.store._batch import PendingWrite
-from storykit.store._pg_driver import Connection, rollback
+from storykit.store._pg_driver import Connection, is_unavailable, rollback
 
 __all__ = ["commit_batch", "fail"]
 
@@ -53,7 +58,12 @@ _DATA_ERRORS = (psycopg.DataError, psycopg.IntegrityError, psycopg.errors.RaiseE
 
 # One round trip each: several statements without parameters go as one message.
 _BEGIN = "BEGIN; SELECT last_id FROM event_counter WHERE id = 1 FOR UPDATE"
-_COMMIT = "UPDATE event_counter SET last_id = {last_id:d} WHERE id = 1; COMMIT"
+# NOTIFY is delivered at COMMIT, so a listener woken by it finds the events in the
+# log. The payload is the new head id only: far under NOTIFY's 8000-byte limit.
+_COMMIT = (
+    "UPDATE event_counter SET last_id = {last_id:d} WHERE id = 1;"
+    " SELECT pg_notify('storykit_events', '{last_id:d}'); COMMIT"  # _pg_driver.CHANNEL
+)
 _UPSERT_SUGGESTION = """
     INSERT INTO suggestions (id, status, source, agent, risk, created_at, updated_at, doc)
     VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
@@ -111,11 +121,16 @@ async def commit_batch(db: Connection, batch: Sequence[PendingWrite]) -> bool:
 
 
 def fail(batch: Sequence[PendingWrite], exc: Exception) -> None:
-    """Give every write in ``batch`` a :class:`BackendError` caused by ``exc``."""
+    """Give every write in ``batch`` a :class:`BackendError` caused by ``exc``
+    (:class:`Unavailable` if the database cannot be reached)."""
     for w in batch:
         w.event = None
         # One exception object per caller: each re-raises it in its own task.
-        w.error = BackendError(f"database write failed: {exc}")
+        w.error = (
+            Unavailable(f"the database is unavailable ({exc}); nothing was written, retry later")
+            if is_unavailable(exc)
+            else BackendError(f"database write failed: {exc}")
+        )
         w.error.__cause__ = exc
 
 

@@ -44,7 +44,18 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from storykit.store._driver import Driver, Row
 
-__all__ = ["Connection", "Pool", "connect", "open_pool", "rollback"]
+__all__ = [
+    "CHANNEL",
+    "LISTEN_APPLICATION",
+    "Connection",
+    "Listener",
+    "Pool",
+    "connect",
+    "is_unavailable",
+    "listen",
+    "open_pool",
+    "rollback",
+]
 
 # A writer waiting longer than this for another transaction's lock (the event
 # counter, a row) fails its batch instead of hanging: SQLite's busy_timeout.
@@ -53,6 +64,17 @@ _LOCK_TIMEOUT_MS = 5000
 _OPEN_TIMEOUT = 10.0
 # libpq waits forever for a host that drops packets unless told otherwise.
 _CONNECT_TIMEOUT = 10
+# How long a read or a batch waits for a pooled connection before it fails (the
+# database gone, or every connection busy): a request fails instead of hanging.
+_ACQUIRE_TIMEOUT = 5.0
+# The channel every commit notifies with the new head id; the name the listening
+# connection shows in pg_stat_activity.
+CHANNEL = "storykit_events"
+LISTEN_APPLICATION = "storykit-listen"
+_LISTEN = f"LISTEN {CHANNEL}"
+# On trio a worker thread waits for a notification this long at a time, so closing
+# the store waits at most this long for it.
+_THREAD_WAIT = 0.25
 
 
 class Connection(Driver, Protocol):
@@ -60,9 +82,25 @@ class Connection(Driver, Protocol):
         """Run ``COPY … FROM STDIN`` with these rows: the cheapest bulk insert."""
 
 
+class Listener(Protocol):
+    """A connection of its own that LISTENs on :data:`CHANNEL`."""
+
+    async def wait(self, seconds: float) -> bool:
+        """Wait up to ``seconds`` for a notification; True if one came."""
+
+    async def check(self) -> None:
+        """One round trip; raises :class:`psycopg.Error` if the connection is dead."""
+
+    async def aclose(self) -> None:
+        """Close the connection; never raises."""
+
+
 class Pool(Protocol):
-    async def fetch(self, sql: str, params: Sequence[object] = ()) -> list[Row]:
-        """Run one statement on any pooled connection; return all its rows."""
+    async def fetch(
+        self, sql: str, params: Sequence[object] = (), *, pool_wait: float = _ACQUIRE_TIMEOUT
+    ) -> list[Row]:
+        """Run one statement on any pooled connection (waiting at most ``pool_wait``
+        seconds for one); return all its rows."""
 
     async def acquire(self) -> Connection:
         """A connection of one's own (for a transaction) until :meth:`release`."""
@@ -94,6 +132,50 @@ async def open_pool(conninfo: str, *, max_size: int) -> Pool:
     if sniffio.current_async_library() == "asyncio":
         return await _AsyncPool.open(conninfo, max_size=max_size)
     return await _ThreadPool.open(conninfo, max_size=max_size)
+
+
+async def listen(conninfo: str) -> Listener:
+    """A new connection, outside the pool, listening on :data:`CHANNEL`.
+
+    Never a connection through a transaction pooler (PgBouncer in transaction mode):
+    LISTEN needs a session of its own. ``DATABASE_URL`` must reach PostgreSQL, or a
+    session pooler.
+    """
+    kwargs = _kwargs(conninfo) | {"application_name": LISTEN_APPLICATION}
+    if sniffio.current_async_library() == "asyncio":
+        conn = await psycopg.AsyncConnection.connect(conninfo, **kwargs)
+        try:
+            await conn.execute(_LISTEN)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await conn.close()
+            raise
+        return _AsyncListener(conn)
+    opener = functools.partial(_listen_sync, conninfo, kwargs)
+    return _ThreadListener(await anyio.to_thread.run_sync(opener))
+
+
+def _listen_sync(conninfo: str, kwargs: dict[str, Any]) -> psycopg.Connection[Any]:
+    conn = psycopg.connect(conninfo, **kwargs)
+    try:
+        conn.execute(_LISTEN)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` means the database cannot be reached (rather than refusing a statement).
+
+    No connection to be had (refused, timed out, the pool's wait ran out: no
+    SQLSTATE), a connection lost (class 08) or ended by the server (57P: shutdown,
+    ``pg_terminate_backend``, the database refusing connections).
+    """
+    if not isinstance(exc, psycopg.OperationalError):
+        return False
+    state = exc.sqlstate
+    return state is None or state.startswith(("08", "57P"))
 
 
 async def rollback(db: Driver) -> None:
@@ -164,13 +246,15 @@ class _AsyncPool:
             raise
         return cls(pool)
 
-    async def fetch(self, sql: str, params: Sequence[object] = ()) -> list[Row]:
-        async with self._pool.connection() as conn:
+    async def fetch(
+        self, sql: str, params: Sequence[object] = (), *, pool_wait: float = _ACQUIRE_TIMEOUT
+    ) -> list[Row]:
+        async with self._pool.connection(timeout=pool_wait) as conn:
             cursor = await conn.execute(sql, params or None)
             return await cursor.fetchall()
 
     async def acquire(self) -> Connection:
-        return _AsyncDriver(await self._pool.getconn())
+        return _AsyncDriver(await self._pool.getconn(timeout=_ACQUIRE_TIMEOUT))
 
     async def release(self, db: Connection) -> None:
         assert isinstance(db, _AsyncDriver)
@@ -207,9 +291,12 @@ def _copy(conn: psycopg.Connection[Row], sql: str, rows: Sequence[Sequence[objec
 
 
 def _pooled_fetch(
-    pool: ConnectionPool[psycopg.Connection[Row]], sql: str, params: Sequence[object]
+    pool: ConnectionPool[psycopg.Connection[Row]],
+    sql: str,
+    params: Sequence[object],
+    timeout: float,
 ) -> list[Row]:
-    with pool.connection() as conn:
+    with pool.connection(timeout=timeout) as conn:
         return conn.execute(sql, params or None).fetchall()
 
 
@@ -262,11 +349,14 @@ class _ThreadPool:
             raise
         return cls(pool)
 
-    async def fetch(self, sql: str, params: Sequence[object] = ()) -> list[Row]:
-        return await anyio.to_thread.run_sync(_pooled_fetch, self._pool, sql, params)
+    async def fetch(
+        self, sql: str, params: Sequence[object] = (), *, pool_wait: float = _ACQUIRE_TIMEOUT
+    ) -> list[Row]:
+        return await anyio.to_thread.run_sync(_pooled_fetch, self._pool, sql, params, pool_wait)
 
     async def acquire(self) -> Connection:
-        return _ThreadDriver(await anyio.to_thread.run_sync(self._pool.getconn))
+        getconn = functools.partial(self._pool.getconn, timeout=_ACQUIRE_TIMEOUT)
+        return _ThreadDriver(await anyio.to_thread.run_sync(getconn))
 
     async def release(self, db: Connection) -> None:
         assert isinstance(db, _ThreadDriver)
@@ -276,3 +366,59 @@ class _ThreadPool:
     async def aclose(self) -> None:
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(self._pool.close)
+
+
+# -- LISTEN ---------------------------------------------------------------------------
+
+
+class _AsyncListener:
+    def __init__(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        self.conn = conn
+
+    async def wait(self, seconds: float) -> bool:
+        came = False
+        # Run the generator to its end (stop_after): left suspended, it would hold
+        # the connection's lock. Notifications between calls are kept for the next.
+        async for _ in self.conn.notifies(timeout=seconds, stop_after=1):
+            came = True
+        return came
+
+    async def check(self) -> None:
+        await self.conn.execute("SELECT 1")
+
+    async def aclose(self) -> None:
+        with anyio.CancelScope(shield=True), contextlib.suppress(psycopg.Error):
+            await self.conn.close()
+
+
+def _wait_sync(conn: psycopg.Connection[Any], timeout: float) -> bool:
+    came = False
+    for _ in conn.notifies(timeout=timeout, stop_after=1):
+        came = True
+    return came
+
+
+class _ThreadListener:
+    """The sync connection waits in a worker thread, a short while at a time, so
+    cancelling the waiter (closing the store) takes at most ``_THREAD_WAIT``."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self.conn = conn
+        self._limiter = anyio.CapacityLimiter(1)
+
+    async def wait(self, seconds: float) -> bool:
+        deadline = anyio.current_time() + seconds
+        while True:
+            left = deadline - anyio.current_time()
+            if left <= 0:
+                return False
+            chunk = min(left, _THREAD_WAIT)
+            if await anyio.to_thread.run_sync(_wait_sync, self.conn, chunk, limiter=self._limiter):
+                return True
+
+    async def check(self) -> None:
+        await anyio.to_thread.run_sync(self.conn.execute, "SELECT 1", limiter=self._limiter)
+
+    async def aclose(self) -> None:
+        with anyio.CancelScope(shield=True), contextlib.suppress(psycopg.Error):
+            await anyio.to_thread.run_sync(self.conn.close, limiter=self._limiter)

@@ -17,6 +17,15 @@ suite runs on both. Use it as an async context manager (or call :meth:`open` and
   become visible, in commit order with no holes.
 - **Reads** run on any pooled connection, each its own statement, and see the
   last committed state.
+- **Notifications**: every commit sends ``NOTIFY storykit_events`` with the new
+  head id. :meth:`watch` keeps one connection of its own listening and calls back
+  on each one (the event bus's :meth:`~storykit.events.EventBus.nudge`), so a
+  replica's subscribers get another replica's events at once instead of at the
+  next poll. A lost listen connection is re-made with backoff (the poll covers the
+  meantime) and the callback called once it is back: what was missed is in the log.
+- **The database gone**: reads and writes fail fast with
+  :class:`~storykit.errors.Unavailable` (503), :meth:`ping` answers False, and
+  everything recovers by itself when it is back (the pool checks connections).
 
 How the store drives psycopg on asyncio and on trio is in :mod:`._pg_driver`.
 """
@@ -25,7 +34,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import AsyncIterator, Mapping, Sequence
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
@@ -36,19 +46,36 @@ from anyio.abc import TaskGroup
 
 from storykit import tickets
 from storykit.auth import Principal
-from storykit.errors import BackendError, NotFound
+from storykit.errors import BackendError, NotFound, Unavailable
 from storykit.idempotency import IdempotentResult
 from storykit.models import Event, Plan, Risk, Status, Suggestion
 from storykit.store import _pg_schema
 from storykit.store._batch import PendingWrite, prepare
 from storykit.store._driver import Row
 from storykit.store._pg_batch import commit_batch, fail
-from storykit.store._pg_driver import Connection, Pool, connect, open_pool, rollback
+from storykit.store._pg_driver import (
+    Connection,
+    Pool,
+    connect,
+    is_unavailable,
+    listen,
+    open_pool,
+    rollback,
+)
 from storykit.store._values import event_id as _event_id
 from storykit.store._values import limit as _limit
 from storykit.store._writer import GroupWriter
 
 __all__ = ["PostgresStore"]
+
+log = logging.getLogger(__name__)
+
+# How long a health check waits for the database.
+_PING_TIMEOUT = 2.0
+# The listen connection: a round trip after this long without a notification, to
+# notice a connection that died silently; backoff between attempts to re-make it.
+_LISTEN_CHECK = 30.0
+_RETRY_FIRST, _RETRY_MAX = 0.1, 5.0
 
 
 class PostgresStore:
@@ -72,6 +99,7 @@ class PostgresStore:
         self._pool: Pool | None = None
         self._db: Connection | None = None  # the writer's, while writes keep coming
         self._task_group: TaskGroup | None = None
+        self._listening = anyio.CancelScope()
         self._writer = self._new_writer()
 
     def _new_writer(self) -> GroupWriter:
@@ -106,6 +134,7 @@ class PostgresStore:
             await self._close_pool()
             raise
         self._writer = self._new_writer()
+        self._listening = anyio.CancelScope()
         self._task_group = task_group
         task_group.start_soon(self._writer.run)
 
@@ -113,6 +142,7 @@ class PostgresStore:
         task_group, self._task_group = self._task_group, None
         if task_group is None:
             return
+        self._listening.cancel()
         self._writer.close()  # the writer drains the queue, then returns
         try:
             await task_group.__aexit__(None, None, None)
@@ -138,18 +168,67 @@ class PostgresStore:
             await pool.aclose()  # shielded: a leaked pool keeps threads and connections
 
     async def ping(self) -> bool:
-        try:
-            return await self._read("SELECT 1") == [(1,)]
-        except (BackendError, RuntimeError):
-            return False
+        """True if the database answers within a couple of seconds."""
+        with anyio.move_on_after(_PING_TIMEOUT * 2):  # the pool's wait is the first bound
+            try:
+                return await self._read("SELECT 1", pool_wait=_PING_TIMEOUT) == [(1,)]
+            except (BackendError, RuntimeError):
+                return False
+        return False
+
+    # -- notifications -------------------------------------------------------------
+    def watch(self, on_notify: Callable[[], object]) -> None:
+        """Call ``on_notify()`` whenever any replica commits events, until :meth:`aclose`.
+
+        Runs a listener on a connection of its own (see the module docstring); the
+        callback runs on the event loop's thread and must not block.
+        """
+        if self._task_group is None:
+            raise RuntimeError("the store is not open")
+        self._task_group.start_soon(self._listen, on_notify)
+
+    async def _listen(self, on_notify: Callable[[], object]) -> None:
+        delay = _RETRY_FIRST
+        with self._listening:
+            while True:
+                try:
+                    listener = await listen(self.conninfo)
+                except (psycopg.Error, OSError) as exc:
+                    log.warning("cannot listen for events (%s); retrying in %.1fs", exc, delay)
+                else:
+                    try:
+                        delay = _RETRY_FIRST
+                        on_notify()  # what committed while no one listened is in the log
+                        while True:
+                            if await listener.wait(_LISTEN_CHECK):
+                                on_notify()
+                            else:
+                                await listener.check()
+                    except (psycopg.Error, OSError) as exc:
+                        log.warning(
+                            "the listen connection failed (%s); re-making it in %.1fs,"
+                            " the event bus polls meanwhile",
+                            exc,
+                            delay,
+                        )
+                    finally:
+                        await listener.aclose()
+                await anyio.sleep(delay)
+                delay = min(delay * 2, _RETRY_MAX)
 
     # -- reads -------------------------------------------------------------------
-    async def _read(self, sql: str, params: Sequence[object] = ()) -> list[Row]:
+    async def _read(
+        self, sql: str, params: Sequence[object] = (), *, pool_wait: float | None = None
+    ) -> list[Row]:
         if self._pool is None:
             raise RuntimeError("the store is not open")
         try:
-            return await self._pool.fetch(sql, params)
+            if pool_wait is None:
+                return await self._pool.fetch(sql, params)
+            return await self._pool.fetch(sql, params, pool_wait=pool_wait)
         except psycopg.Error as exc:
+            if is_unavailable(exc):
+                raise Unavailable(f"the database is unavailable ({exc}); retry later") from exc
             raise BackendError(f"database read failed: {exc}") from exc
 
     async def get_suggestion(self, suggestion_id: str) -> Suggestion:

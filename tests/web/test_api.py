@@ -237,7 +237,8 @@ async def test_responses_match_the_documented_models(client: Client) -> None:
 async def test_health_needs_no_key_and_reports_the_database(client: Client) -> None:
     response = await client.get("/health")
     assert response.status_code == 200
-    assert (await response.get_json())["status"] == "ok"
+    body = await response.get_json()
+    assert body["status"] == "ok" and body["database"] == "ok"
 
 
 async def test_the_whole_review_flow_over_http(client: Client) -> None:

@@ -23,10 +23,12 @@ bp = Blueprint("system", __name__)
 @tag(["system"])
 @public
 async def health() -> tuple[dict[str, Any], int]:
-    """Liveness and readiness: 200 when the database answers, 503 when it does not."""
+    """Liveness and readiness: 200 when the database answers (within seconds), 503 when
+    it does not; ``database`` says which. A load balancer's health check."""
     host = state()
     ready = host.core is not None and await host.core.store.ping()
-    body = {"status": "ok" if ready else "unavailable", "version": storykit.__version__}
+    status = "ok" if ready else "unavailable"
+    body = {"status": status, "version": storykit.__version__, "database": status}
     return body, 200 if ready else 503
 
 
