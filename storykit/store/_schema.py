@@ -69,6 +69,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX suggestions_agent ON suggestions (agent, id)",
         "CREATE INDEX suggestions_risk ON suggestions (risk, id)",
     ),
+    # 3: the event log's epoch, a random id made once per database, so a client can tell
+    # an id from this log from the same number in another (a replaced or recreated file).
+    (
+        "CREATE TABLE meta (id INTEGER PRIMARY KEY CHECK (id = 1), epoch TEXT NOT NULL)",
+        "INSERT INTO meta (id, epoch) VALUES (1, lower(hex(randomblob(16))))",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -60,6 +60,7 @@ class SqliteStore:
         self._closing = False
         self._transactions = 0
         self._writes = 0
+        self._epoch: str | None = None
 
     @property
     def transactions(self) -> int:
@@ -81,6 +82,8 @@ class SqliteStore:
             await _schema.migrate(self._writer)
             self._reader = await _connect(self.path)
             await self._reader.execute("PRAGMA query_only = ON")
+            [(epoch,)] = await self._reader.execute("SELECT epoch FROM meta WHERE id = 1")
+            self._epoch = str(epoch)
             task_group = anyio.create_task_group()
             await task_group.__aenter__()
         except BaseException:
@@ -208,6 +211,13 @@ class SqliteStore:
     async def last_event_id(self) -> int:
         [(last,)] = await self._read("SELECT COALESCE(MAX(id), 0) FROM events")
         return int(last)
+
+    async def epoch(self) -> str:
+        # Read once at open: it never changes, and replacing the file under an open
+        # store does not change which file its connections read either.
+        if self._epoch is None:
+            raise RuntimeError("the store is not open")
+        return self._epoch
 
     # -- writes ------------------------------------------------------------------
     async def write(
