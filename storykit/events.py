@@ -361,6 +361,15 @@ class Subscription:
             self._wakeup.set()
         return dropped
 
+    @property
+    def pending(self) -> bool:
+        """True when the next item is already at hand: iterating will not wait or read.
+
+        A consumer that forwards items to a socket checks it to yield between
+        back-to-back sends, so it notices a client that went away after one of them.
+        """
+        return bool(self._backlog) or bool(self._queue) or self._gap is not None
+
     def __aiter__(self) -> Subscription:
         return self
 
