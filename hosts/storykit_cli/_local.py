@@ -8,7 +8,7 @@ nothing. Like any reviewer, that user cannot approve what they proposed themselv
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from storykit.events import Gap
 from storykit.models import Event, to_dict
 from storykit.services import Storykit
 from storykit.settings import Settings
-from storykit_cli.client import JSON, OnProgress
+from storykit_cli.client import JSON, OnProgress, reset_notice
 from storykit_cli.context import local_user
 
 __all__ = ["LocalClient"]
@@ -29,25 +29,35 @@ __all__ = ["LocalClient"]
 _PROGRESS_GRACE = 2.0
 
 
-def _page(items: Sequence[Any], limit: int) -> JSON:
-    """The routes' list envelope: a full page means there may be more after its last id."""
+def _page(items: Sequence[Any], limit: int, head: int) -> JSON:
+    """The routes' list envelope: a full page means there may be more after its last id;
+    ``head`` is the newest event id, read before the items."""
     return {
         "items": [to_dict(i) for i in items],
         "next_after": items[-1].id if len(items) == limit else None,
+        "head": head,
     }
 
 
 class LocalClient:
-    def __init__(self, core: Storykit, actor: Principal) -> None:
+    def __init__(
+        self,
+        core: Storykit,
+        actor: Principal,
+        on_notice: Callable[[str], None] | None = None,
+    ) -> None:
         self.core = core
         self.actor = actor
+        self._notice = on_notice or (lambda _message: None)
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def open(cls, data_dir: Path | None) -> AsyncIterator[LocalClient]:
+    async def open(
+        cls, data_dir: Path | None, *, on_notice: Callable[[str], None] | None = None
+    ) -> AsyncIterator[LocalClient]:
         settings = Settings.from_env(data_dir=data_dir)
         async with Storykit.open(settings) as core:
-            yield cls(core, Principal(name=local_user(), role=Role.ADMIN))
+            yield cls(core, Principal(name=local_user(), role=Role.ADMIN), on_notice)
 
     # -- suggestions ----------------------------------------------------------
     async def generate(
@@ -98,10 +108,11 @@ class LocalClient:
         after: str | None,
         limit: int,
     ) -> JSON:
+        head = await self.core.event_head()
         items = await self.core.list_suggestions(
             status=status, source=source, agent=agent, risk=risk, after=after, limit=limit
         )
-        return _page(items, limit)
+        return _page(items, limit, head)
 
     async def get_suggestion(self, suggestion_id: str) -> JSON:
         return to_dict(await self.core.get_suggestion(suggestion_id))
@@ -139,7 +150,8 @@ class LocalClient:
         return to_dict(await self.core.plan(self.actor, goal=goal, suggestion_ids=suggestion_ids))
 
     async def list_plans(self, *, after: str | None, limit: int) -> JSON:
-        return _page(await self.core.list_plans(after=after, limit=limit), limit)
+        head = await self.core.event_head()
+        return _page(await self.core.list_plans(after=after, limit=limit), limit, head)
 
     async def get_plan(self, plan_id: str) -> JSON:
         return to_dict(await self.core.get_plan(plan_id))
@@ -180,12 +192,15 @@ class LocalClient:
         return {
             "items": [to_dict(e) for e in events],
             "last_id": events[-1].id if events else after,
+            "head": await self.core.event_head(),
         }
 
     async def follow_events(self, *, after: int | None) -> AsyncIterator[JSON]:
         # The bus polls the store, so this also sees what a server or another CLI
         # writes to the same database.
         async with self.core.bus.subscribe(last_event_id=after) as subscription:
+            if subscription.reset:
+                self._notice(reset_notice(after, subscription.head))
             async for item in subscription:
                 if isinstance(item, Gap):
                     async for missed in self._replay(item):

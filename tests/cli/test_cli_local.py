@@ -337,7 +337,7 @@ def test_events_prints_the_log_and_pages_with_after() -> None:
     suggestion_id = generate()[0]
     ok_json("suggest", "review", suggestion_id, "--approve")
     page = ok_json("events")
-    assert set(page) == {"items", "last_id"}
+    assert set(page) == {"items", "last_id", "head"}
     types = [e["type"] for e in page["items"]]
     assert types == [
         "suggest.progress",
@@ -348,6 +348,7 @@ def test_events_prints_the_log_and_pages_with_after() -> None:
     assert page["last_id"] == page["items"][-1]["id"]
     later = ok_json("events", "--after", "2", "--limit", "1")
     assert [e["id"] for e in later["items"]] == [3]
+    assert later["head"] == 4
     text = storykit("events").stdout.splitlines()
     assert len(text) == 4 and "suggest.reviewed" in text[-1] and f"id={suggestion_id}" in text[-1]
 
@@ -372,6 +373,32 @@ def test_events_follow_sees_what_another_process_writes(
         follower.wait(timeout=DEADLINE)
         follower.stdout.close()  # type: ignore[union-attr]
     lines.join()
+
+
+def test_events_follow_from_past_the_end_says_so_and_follows_from_the_newest(
+    local_env: Path, repo: Path, plugin_path: list[str]
+) -> None:
+    ok_json("policy", "set", "-", input='{"deny-word": {"word": "X"}}')  # event 1
+    env = subprocess_env({"STORYKIT_DATA_DIR": str(local_env), "REPO_PATH": str(repo)}, plugin_path)
+    command = [sys.executable, "-m", "storykit_cli", "events", "-f", "--json", "--after", "999"]
+    follower = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        lines = LineReader(follower.stdout)  # type: ignore[arg-type]
+        notices = LineReader(follower.stderr)  # type: ignore[arg-type]
+        notice = notices.next()  # said once subscribed: what is written now will show
+        assert "event 999 is not in the event log (its newest is 1" in notice
+        ok_json("policy", "set", "-", input='{"deny-word": {"word": "Y"}}')
+        event = json.loads(lines.next())
+        assert (event["id"], event["type"]) == (2, "policy.updated")
+    finally:
+        follower.terminate()
+        follower.wait(timeout=DEADLINE)
+        follower.stdout.close()  # type: ignore[union-attr]
+        follower.stderr.close()  # type: ignore[union-attr]
+    lines.join()
+    notices.join()
 
 
 def test_keys_new_prints_a_key_and_the_api_tokens_entry() -> None:
