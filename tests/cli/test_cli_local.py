@@ -82,7 +82,8 @@ def test_a_failing_source_is_reported_and_exits_4(monkeypatch: pytest.MonkeyPatc
 def test_list_filters_pages_and_says_how_to_get_the_next_page() -> None:
     ids = generate()
     page = ok_json("suggest", "list")
-    assert set(page) == {"items", "next_after"} and page["next_after"] is None
+    assert set(page) == {"items", "next_after", "head"} and page["next_after"] is None
+    assert page["head"] == 3  # two progress events and suggest.generated: all in the list
     assert {s["id"] for s in page["items"]} == set(ids)
     first = ok_json("suggest", "list", "--limit", "1")
     assert len(first["items"]) == 1 and first["next_after"] == first["items"][0]["id"]
@@ -242,7 +243,8 @@ def test_plan_create_list_show_select_and_pr() -> None:
     assert "Only one" in text and "choose one: storykit plan select" in text
 
     listed = ok_json("plan", "list")
-    assert set(listed) == {"items", "next_after"} and len(listed["items"]) == 2
+    assert set(listed) == {"items", "next_after", "head"} and len(listed["items"]) == 2
+    assert listed["head"] == ok_json("events", "--limit", "1")["head"]
     assert "Review everything" in storykit("plan", "list").stdout
 
     shown = storykit("plan", "show", plan["id"], "--diff").stdout
