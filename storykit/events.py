@@ -17,6 +17,13 @@ exactly once, to every subscriber and listener.
   replica committed).
   Whichever of publish and pump delivers an event first wins; the other is a
   duplicate and is dropped.
+- A subscription starts at a known point: :attr:`Subscription.head`, the log's
+  newest id when it started. Everything after it is delivered, so a client that read
+  a snapshot (a list) at head ``h`` and subscribes from ``h`` misses nothing. Resuming
+  from an id this log does not have (ahead of its end, or from another
+  :attr:`Subscription.epoch`) starts at the head instead and sets
+  :attr:`Subscription.reset`: the client's view belongs to another log and must be
+  reloaded.
 - Each subscriber has a bounded queue. On overflow the oldest event is dropped,
   counted (:attr:`EventBus.dropped`, :attr:`EventBus.on_drop`) and reported to the
   subscriber in-band as a :class:`Gap` before its next event, so it can read the
@@ -67,6 +74,8 @@ class EventLog(Protocol):
     async def read_events(self, *, after: int = 0, limit: int = 100) -> list[Event]: ...
 
     async def last_event_id(self) -> int: ...
+
+    async def epoch(self) -> str: ...
 
 
 Listener = Callable[[Event], object]
@@ -240,12 +249,15 @@ class EventBus:
 
         return remove
 
-    def subscribe(self, *, last_event_id: int | None = None) -> Subscription:
+    def subscribe(
+        self, *, last_event_id: int | None = None, epoch: str | None = None
+    ) -> Subscription:
         """A stream of events after ``last_event_id`` (the log's backlog first), or
-        only new ones if it is None. Use it as ``async with bus.subscribe() as sub:``
-        and iterate ``sub``: it yields :class:`~storykit.models.Event` and
-        :class:`Gap` items."""
-        return Subscription(self, last_event_id)
+        after the log's head if it is None. ``epoch`` is the log ``last_event_id``
+        came from, if known. Use it as ``async with bus.subscribe() as sub:`` and
+        iterate ``sub``: it yields :class:`~storykit.models.Event` and :class:`Gap`
+        items."""
+        return Subscription(self, last_event_id, epoch)
 
     @property
     def subscriber_count(self) -> int:
@@ -255,9 +267,13 @@ class EventBus:
 class Subscription:
     """One subscriber's view of the bus: backlog from the log, then live events.
 
-    The live queue is registered on entry, before the backlog is read, so an event
-    committed meanwhile is in the log read, in the queue, or both; both is
-    resolved by skipping ids at or below the last one yielded.
+    The live queue is registered on entry, before the log's head is read and before
+    the backlog is, so an event committed meanwhile is in the log read, in the queue,
+    or both; both is resolved by skipping ids at or below the last one yielded.
+
+    After entry, :attr:`head` is the log's newest id then (every later event will be
+    yielded), :attr:`epoch` the log's epoch, and :attr:`reset` tells whether the
+    requested ``last_event_id`` was not in this log (see the module docstring).
     """
 
     __slots__ = (
@@ -270,12 +286,20 @@ class Subscription:
         "_queue",
         "_replaying",
         "_wakeup",
+        "_wanted_epoch",
+        "epoch",
+        "head",
+        "reset",
     )
 
-    def __init__(self, bus: EventBus, last_event_id: int | None) -> None:
+    def __init__(self, bus: EventBus, last_event_id: int | None, epoch: str | None) -> None:
         self._bus = bus
-        self._cursor = last_event_id  # the newest id yielded (None: nothing yet)
-        self._replaying = last_event_id is not None
+        self._cursor = last_event_id  # the newest id yielded (or to resume after)
+        self._wanted_epoch = epoch
+        self._replaying = False
+        self.head = 0
+        self.epoch = ""
+        self.reset = False
         # Made only when replaying: an idle live subscriber should cost as little as can be.
         self._backlog: collections.deque[Event] | None = None
         self._queue: collections.deque[Event] = collections.deque()
@@ -288,12 +312,25 @@ class Subscription:
         if self._entered:
             raise RuntimeError("a subscription can be entered only once")
         self._entered = True
-        if self._cursor is not None:
-            # A Last-Event-ID from the future (the database was replaced) would make
-            # every new event look already seen: resume from the log's end instead.
-            # Read before registering, so nothing committed after it can be skipped.
-            self._cursor = min(self._cursor, await self._bus.store.last_event_id())
+        # Registered first: every event delivered from here on is queued, so none
+        # committed after the head is read can be missed.
         self._bus._subscriptions.add(self)
+        try:
+            self.head = await self._bus.store.last_event_id()
+            self.epoch = await self._bus.store.epoch()
+        except BaseException:
+            self._end()
+            raise
+        wanted = self._cursor
+        if wanted is not None and (
+            wanted > self.head or self._wanted_epoch not in (None, self.epoch)
+        ):
+            # An id from another log (the database was replaced or restored): taken
+            # as it is, it would skip new events or replay unrelated ones.
+            self.reset = True
+            wanted = None
+        self._cursor = self.head if wanted is None else wanted
+        self._replaying = self._cursor < self.head
         return self
 
     async def __aexit__(
@@ -334,6 +371,15 @@ class Subscription:
         if self._wakeup is not None:
             self._wakeup.set()
         return dropped
+
+    @property
+    def pending(self) -> bool:
+        """True when the next item is already at hand: iterating will not wait or read.
+
+        A consumer that forwards items to a socket checks it to yield between
+        back-to-back sends, so it notices a client that went away after one of them.
+        """
+        return bool(self._backlog) or bool(self._queue) or self._gap is not None
 
     def __aiter__(self) -> Subscription:
         return self

@@ -47,6 +47,14 @@ class Metrics:
             "Events dropped from full per-connection SSE queues.",
             registry=r,
         )
+        self.sse_streams_dropped = Counter(
+            "storykit_sse_streams_dropped",
+            "SSE streams the server closed, by reason"
+            " (slow: a send did not finish within SSE_SEND_TIMEOUT).",
+            ["reason"],
+            registry=r,
+        )
+        self.sse_streams_dropped.labels(reason="slow")  # shown as 0 before the first drop
         self.rate_limited = Counter(
             "storykit_rate_limited", "Requests refused by the rate limiter.", ["agent"], registry=r
         )

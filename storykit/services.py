@@ -141,6 +141,10 @@ class Storykit(SuggestionCases, PlanCases):
             raise Invalid(f"after must be an event id: a whole number from 0 to {MAX_INT64}")
         return await self.store.read_events(after=after, limit=_limit(limit, 1000))
 
+    async def event_head(self) -> int:
+        """The newest event id: read it before a snapshot (a list) to resume after it."""
+        return await self.store.last_event_id()
+
     async def refresh_gauges(self) -> None:
         self.metrics.set_suggestion_counts(await self.store.count_suggestions_by_status())
 

@@ -44,6 +44,7 @@ class Settings:
     """``REDIS_URL``: rate limits in Redis instead of the database."""
     sse_queue_max: int = 1000
     sse_heartbeat_interval: float = 15.0
+    sse_send_timeout: float = 10.0
     rate_limit_rps: float = 5.0
     rate_limit_burst: int = 10
     log_file: Path | None = None
@@ -145,6 +146,7 @@ class Settings:
             "redis_url": _redis_url(env.get("REDIS_URL", "").strip()),
             "sse_queue_max": _get(env, "SSE_QUEUE_MAX", _positive_int, "1000"),
             "sse_heartbeat_interval": _get(env, "SSE_HEARTBEAT_INTERVAL", _positive_float, "15"),
+            "sse_send_timeout": _get(env, "SSE_SEND_TIMEOUT", _positive_float, "10"),
             "rate_limit_rps": _get(env, "RATE_LIMIT_RPS", _positive_float, "5"),
             "rate_limit_burst": _get(env, "RATE_LIMIT_BURST", _positive_int, "10"),
             "log_file": Path(env["LOG_FILE"]).expanduser() if env.get("LOG_FILE") else None,

@@ -8,7 +8,7 @@ nothing. Like any reviewer, that user cannot approve what they proposed themselv
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from storykit.models import Event, to_dict
 from storykit.paths import find_repo_root
 from storykit.services import Storykit
 from storykit.settings import Settings
-from storykit_cli.client import JSON, OnProgress
+from storykit_cli.client import JSON, OnProgress, reset_notice
 from storykit_cli.context import local_user
 from storykit_cli.errors import Failure
 
@@ -31,22 +31,32 @@ __all__ = ["LocalClient"]
 _PROGRESS_GRACE = 2.0
 
 
-def _page(items: Sequence[Any], limit: int) -> JSON:
-    """The routes' list envelope: a full page means there may be more after its last id."""
+def _page(items: Sequence[Any], limit: int, head: int) -> JSON:
+    """The routes' list envelope: a full page means there may be more after its last id;
+    ``head`` is the newest event id, read before the items."""
     return {
         "items": [to_dict(i) for i in items],
         "next_after": items[-1].id if len(items) == limit else None,
+        "head": head,
     }
 
 
 class LocalClient:
-    def __init__(self, core: Storykit, actor: Principal) -> None:
+    def __init__(
+        self,
+        core: Storykit,
+        actor: Principal,
+        on_notice: Callable[[str], None] | None = None,
+    ) -> None:
         self.core = core
         self.actor = actor
+        self._notice = on_notice or (lambda _message: None)
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def open(cls, data_dir: Path | None) -> AsyncIterator[LocalClient]:
+    async def open(
+        cls, data_dir: Path | None, *, on_notice: Callable[[str], None] | None = None
+    ) -> AsyncIterator[LocalClient]:
         settings = Settings.from_env(data_dir=data_dir)
         if find_repo_root(settings.repo_path) is None and not settings.db_path.exists():
             # Nothing here yet, and no repository to work on: making an empty data
@@ -62,7 +72,7 @@ class LocalClient:
                 " or use --url and --key to work against a running server",
             )
         async with Storykit.open(settings) as core:
-            yield cls(core, Principal(name=local_user(), role=Role.ADMIN))
+            yield cls(core, Principal(name=local_user(), role=Role.ADMIN), on_notice)
 
     # -- suggestions ----------------------------------------------------------
     async def generate(
@@ -113,10 +123,11 @@ class LocalClient:
         after: str | None,
         limit: int,
     ) -> JSON:
+        head = await self.core.event_head()
         items = await self.core.list_suggestions(
             status=status, source=source, agent=agent, risk=risk, after=after, limit=limit
         )
-        return _page(items, limit)
+        return _page(items, limit, head)
 
     async def get_suggestion(self, suggestion_id: str) -> JSON:
         return to_dict(await self.core.get_suggestion(suggestion_id))
@@ -178,7 +189,8 @@ class LocalClient:
         return to_dict(await self.core.plan(self.actor, goal=goal, suggestion_ids=suggestion_ids))
 
     async def list_plans(self, *, after: str | None, limit: int) -> JSON:
-        return _page(await self.core.list_plans(after=after, limit=limit), limit)
+        head = await self.core.event_head()
+        return _page(await self.core.list_plans(after=after, limit=limit), limit, head)
 
     async def get_plan(self, plan_id: str) -> JSON:
         return to_dict(await self.core.get_plan(plan_id))
@@ -224,12 +236,15 @@ class LocalClient:
         return {
             "items": [to_dict(e) for e in events],
             "last_id": events[-1].id if events else after,
+            "head": await self.core.event_head(),
         }
 
     async def follow_events(self, *, after: int | None) -> AsyncIterator[JSON]:
         # The bus polls the store, so this also sees what a server or another CLI
         # writes to the same database.
         async with self.core.bus.subscribe(last_event_id=after) as subscription:
+            if subscription.reset:
+                self._notice(reset_notice(after, subscription.head))
             async for item in subscription:
                 if isinstance(item, Gap):
                     async for missed in self._replay(item):

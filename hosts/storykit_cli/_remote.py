@@ -2,8 +2,10 @@
 
 The key travels only in the ``X-API-Key`` header (never in a URL, an error message
 or a log line). Errors come back as problem+json; their ``detail`` is what the
-user sees. The live stream (``GET /events``) is read with httpx-sse and resumed
-with ``Last-Event-ID`` after a disconnect, so nothing is missed across a restart.
+user sees. The live stream (``GET /events``) is read with httpx-sse: its ``ready``
+event says where it starts (``head``) and which log it reads (``epoch``), and a
+disconnect is resumed with ``Last-Event-ID`` and that epoch, so nothing is missed
+across a restart and ids from a replaced database are not taken for this one's.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from httpx_sse import SSEError, aconnect_sse
 
 import storykit
 from storykit.errors import StorykitError
-from storykit_cli.client import JSON, OnProgress
+from storykit_cli.client import JSON, OnProgress, reset_notice
 from storykit_cli.errors import USAGE, ConnectionFailed, Failure
 
 __all__ = ["RemoteClient", "RemoteError"]
@@ -173,8 +175,7 @@ class RemoteClient:
         finished = anyio.Event()
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._watch_progress, on_progress, connected, finished)
-            # The server subscribes before it answers, so once the stream is open
-            # every progress event of this run will reach it.
+            # Once the stream said `ready`, every later event of this run will reach it.
             with anyio.move_on_after(CONNECT_TIMEOUT):
                 await connected.wait()
             try:
@@ -191,10 +192,11 @@ class RemoteClient:
         """Render progress from the live stream; best effort, never fails the command."""
         try:
             async with aconnect_sse(self._http, "GET", "/events", timeout=_LONG) as source:
-                connected.set()
                 if source.response.status_code != 200:
                     return
                 async for sse in source.aiter_sse():
+                    if sse.event == "ready":
+                        connected.set()
                     if sse.event != "message" or not sse.data:
                         continue
                     event = json.loads(sse.data)
@@ -304,30 +306,9 @@ class RemoteClient:
     async def read_events(self, *, after: int, limit: int) -> JSON:
         return await self._call("GET", "/events/log", params={"after": after, "limit": limit})
 
-    async def _has_events_after(self, after: int) -> bool:
-        return bool((await self.read_events(after=after, limit=1))["items"])
-
-    async def _newest_event_id(self) -> int:
-        """The newest id in the log, in a few small requests (ids only grow).
-
-        Following "from now on" needs it: without a known position, a stream that
-        drops before its first event could not resume without losing events.
-        """
-        if not await self._has_events_after(0):
-            return 0
-        low, high = 0, 1  # some id is above ``low``; none known to be above ``high`` yet
-        while await self._has_events_after(high):
-            low, high = high, high * 2
-        while high - low > 1:
-            middle = (low + high) // 2
-            if await self._has_events_after(middle):
-                low = middle
-            else:
-                high = middle
-        return high
-
     async def follow_events(self, *, after: int | None) -> AsyncIterator[JSON]:
-        last = await self._newest_event_id() if after is None else after
+        last = after  # None: from the head the first `ready` names
+        epoch: str | None = None  # the log `last` belongs to, once the server said
         delay = RECONNECT_FIRST
         lost: str | None = None
         while True:
@@ -336,7 +317,8 @@ class RemoteClient:
                     self._http,
                     "GET",
                     "/events",
-                    headers={"Last-Event-ID": str(last)},
+                    headers={} if last is None else {"Last-Event-ID": str(last)},
+                    params={} if epoch is None else {"epoch": epoch},
                     timeout=httpx.Timeout(STREAM_IDLE_TIMEOUT, connect=CONNECT_TIMEOUT),
                 ) as source:
                     response = source.response
@@ -350,14 +332,22 @@ class RemoteClient:
                         lost = None
                     delay = RECONNECT_FIRST
                     async for sse in source.aiter_sse():
-                        if sse.event == "gap":
+                        if sse.event in ("ready", "reset"):
+                            position = json.loads(sse.data)
+                            epoch = str(position["epoch"])
+                            if sse.event == "reset":
+                                self._notice(reset_notice(last, int(position["head"])))
+                            if sse.event == "reset" or last is None:
+                                last = int(position["head"])
+                        elif sse.event == "gap":
                             gap = json.loads(sse.data)
-                            async for missed in self._replay(last, int(gap["last_id"])):
+                            start = last if last is not None else int(gap["first_id"]) - 1
+                            async for missed in self._replay(start, int(gap["last_id"])):
                                 last = int(missed["id"])
                                 yield missed
                         elif sse.event == "message" and sse.data:
                             event = json.loads(sse.data)
-                            if int(event["id"]) > last:
+                            if last is None or int(event["id"]) > last:
                                 last = int(event["id"])
                                 yield event
                 reason = "the server closed the stream"

@@ -104,6 +104,14 @@ class Client(Protocol):
         ...
 
 
+def reset_notice(last: int | None, head: int) -> str:
+    """What a follower says when the event log does not have the id it resumes from."""
+    return (
+        f"event {last} is not in the event log (its newest is {head}; a replaced or"
+        " restored database?); following from there"
+    )
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
 class Connection:
     """Where the commands run: the global options that choose the mode."""
@@ -112,7 +120,8 @@ class Connection:
     key: str | None = dataclasses.field(default=None, repr=False)
     data_dir: Path | None = None
     on_notice: Callable[[str], None] | None = None
-    """Where a remote client reports a lost connection it is retrying (stderr)."""
+    """Where a client reports what it works around: a lost connection it is retrying, a
+    resume point the event log does not have (stderr)."""
 
 
 @contextlib.asynccontextmanager
@@ -128,5 +137,5 @@ async def connect(connection: Connection) -> AsyncIterator[Client]:
     else:
         from storykit_cli._local import LocalClient
 
-        async with LocalClient.open(connection.data_dir) as local:
+        async with LocalClient.open(connection.data_dir, on_notice=connection.on_notice) as local:
             yield local

@@ -45,11 +45,13 @@ def core() -> Storykit:
     return state().require_core()
 
 
-def page(items: Sequence[Any], limit: int) -> dict[str, Any]:
-    """A keyset page: ``next_after`` is the last id when the page is full, else None."""
+def page(items: Sequence[Any], limit: int, head: int) -> dict[str, Any]:
+    """A keyset page: ``next_after`` is the last id when the page is full, else None;
+    ``head`` the newest event id, read before the items (so every change up to it is in)."""
     return {
         "items": [to_dict(item) for item in items],
         "next_after": items[-1].id if len(items) == limit else None,
+        "head": head,
     }
 
 

@@ -139,14 +139,22 @@ class EventLogQuery(_Query):
 # -- responses (documented in the OpenAPI document; shapes are the core's models) ---------
 
 
+_HEAD = (
+    "The newest event id when the list was read: every change up to it is in the list, so"
+    " `GET /events` with `Last-Event-ID: <head>` brings every later one."
+)
+
+
 class SuggestionPage(BaseModel):
     items: list[Suggestion]
     next_after: str | None = Field(None, description="Pass as `after` for the next page.")
+    head: int = Field(description=_HEAD)
 
 
 class PlanPage(BaseModel):
     items: list[Plan]
     next_after: str | None = None
+    head: int = Field(description=_HEAD)
 
 
 class GenerateReply(BaseModel):
@@ -163,6 +171,7 @@ class PolicyDocument(BaseModel):
 class EventPage(BaseModel):
     items: list[Event]
     last_id: int
+    head: int = Field(description="The newest event id in the log when the page was read.")
 
 
 class Ticket(BaseModel):

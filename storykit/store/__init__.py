@@ -123,6 +123,13 @@ class Store(Protocol):
         (:mod:`storykit.observers`).
         """
 
+    async def epoch(self) -> str:
+        """This event log's id: random, made once with the database, never changed.
+
+        Event ids count within one log; a client resuming with an id and the epoch it
+        came from can tell a replaced database (same ids, other events) from its own.
+        """
+
     # -- writes --------------------------------------------------------------
     async def write(
         self,

@@ -120,6 +120,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             allowed boolean NOT NULL
         )""",
     ),
+    # 5: the event log's epoch, a random id made once per database, so a client can tell
+    # an id from this log from the same number in another (a restored or recreated one).
+    (
+        "CREATE TABLE meta (id integer PRIMARY KEY CHECK (id = 1), epoch text NOT NULL)",
+        "INSERT INTO meta (id, epoch) VALUES (1, replace(gen_random_uuid()::text, '-', ''))",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -103,6 +103,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             lease_until REAL NOT NULL DEFAULT 0
         ) WITHOUT ROWID""",
     ),
+    # 5: the event log's epoch, a random id made once per database, so a client can tell
+    # an id from this log from the same number in another (a replaced or recreated file).
+    (
+        "CREATE TABLE meta (id INTEGER PRIMARY KEY CHECK (id = 1), epoch TEXT NOT NULL)",
+        "INSERT INTO meta (id, epoch) VALUES (1, lower(hex(randomblob(16))))",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

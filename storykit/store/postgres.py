@@ -94,6 +94,7 @@ class PostgresStore:
         self.conninfo = conninfo
         self.max_batch = max_batch
         self.pool_size = pool_size
+        self._epoch: str | None = None
         self.migrated_from: int | None = None
         """The schema version :meth:`open` found (0: a fresh database), None before."""
         self._pool: Pool | None = None
@@ -122,6 +123,8 @@ class PostgresStore:
         try:
             self.migrated_from = await _migrate(self.conninfo)
             self._pool = await open_pool(self.conninfo, max_size=self.pool_size)
+            [(epoch,)] = await self._read("SELECT epoch FROM meta WHERE id = 1")
+            self._epoch = str(epoch)
             task_group = anyio.create_task_group()
             await task_group.__aenter__()
         except psycopg.Error as exc:
@@ -289,6 +292,12 @@ class PostgresStore:
     async def get_policy_config(self) -> Mapping[str, Any] | None:
         rows = await self._read("SELECT doc FROM policy_config WHERE id = 1")
         return dict(json.loads(rows[0][0])) if rows else None
+
+    async def epoch(self) -> str:
+        # Read once at open: it never changes.
+        if self._epoch is None:
+            raise RuntimeError("the store is not open")
+        return self._epoch
 
     async def get_idempotent(self, agent: str, route: str, key: str) -> IdempotentResult | None:
         rows = await self._read(

@@ -76,6 +76,7 @@ class SqliteStore:
         self._side_lock = anyio.Lock()
         self.owner = secrets.token_hex(8)
         """Who this store is when it holds an observer's lease (one per open store)."""
+        self._epoch: str | None = None
 
     @property
     def transactions(self) -> int:
@@ -98,6 +99,8 @@ class SqliteStore:
             self._reader = await _connect(self.path)
             await self._reader.execute("PRAGMA query_only = ON")
             self._side = await _connect(self.path)
+            [(epoch,)] = await self._reader.execute("SELECT epoch FROM meta WHERE id = 1")
+            self._epoch = str(epoch)
             task_group = anyio.create_task_group()
             await task_group.__aenter__()
         except BaseException:
@@ -332,6 +335,13 @@ class SqliteStore:
                     (self.owner,),
                 )
             )
+
+    async def epoch(self) -> str:
+        # Read once at open: it never changes, and replacing the file under an open
+        # store does not change which file its connections read either.
+        if self._epoch is None:
+            raise RuntimeError("the store is not open")
+        return self._epoch
 
     # -- writes ------------------------------------------------------------------
     async def write(

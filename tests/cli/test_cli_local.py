@@ -83,7 +83,8 @@ def test_a_failing_source_is_reported_and_exits_4(monkeypatch: pytest.MonkeyPatc
 def test_list_filters_pages_and_says_how_to_get_the_next_page() -> None:
     ids = generate()
     page = ok_json("suggest", "list")
-    assert set(page) == {"items", "next_after"} and page["next_after"] is None
+    assert set(page) == {"items", "next_after", "head"} and page["next_after"] is None
+    assert page["head"] == 3  # two progress events and suggest.generated: all in the list
     assert {s["id"] for s in page["items"]} == set(ids)
     first = ok_json("suggest", "list", "--limit", "1")
     assert len(first["items"]) == 1 and first["next_after"] == first["items"][0]["id"]
@@ -269,7 +270,8 @@ def test_plan_create_list_show_select_and_pr() -> None:
     assert "Only one" in text and "choose one: storykit plan select" in text
 
     listed = ok_json("plan", "list")
-    assert set(listed) == {"items", "next_after"} and len(listed["items"]) == 2
+    assert set(listed) == {"items", "next_after", "head"} and len(listed["items"]) == 2
+    assert listed["head"] == ok_json("events", "--limit", "1")["head"]
     assert "Review everything" in storykit("plan", "list").stdout
 
     shown = storykit("plan", "show", plan["id"], "--diff").stdout
@@ -397,7 +399,7 @@ def test_events_prints_the_log_and_pages_with_after() -> None:
     suggestion_id = generate()[0]
     ok_json("suggest", "review", suggestion_id, "--approve")
     page = ok_json("events")
-    assert set(page) == {"items", "last_id"}
+    assert set(page) == {"items", "last_id", "head"}
     types = [e["type"] for e in page["items"]]
     assert types == [
         "suggest.progress",
@@ -408,6 +410,7 @@ def test_events_prints_the_log_and_pages_with_after() -> None:
     assert page["last_id"] == page["items"][-1]["id"]
     later = ok_json("events", "--after", "2", "--limit", "1")
     assert [e["id"] for e in later["items"]] == [3]
+    assert later["head"] == 4
     text = storykit("events").stdout.splitlines()
     assert len(text) == 4 and "suggest.reviewed" in text[-1] and f"id={suggestion_id}" in text[-1]
 
@@ -432,6 +435,32 @@ def test_events_follow_sees_what_another_process_writes(
         follower.wait(timeout=DEADLINE)
         follower.stdout.close()  # type: ignore[union-attr]
     lines.join()
+
+
+def test_events_follow_from_past_the_end_says_so_and_follows_from_the_newest(
+    local_env: Path, repo: Path, plugin_path: list[str]
+) -> None:
+    ok_json("policy", "set", "-", input='{"deny-word": {"word": "X"}}')  # event 1
+    env = subprocess_env({"STORYKIT_DATA_DIR": str(local_env), "REPO_PATH": str(repo)}, plugin_path)
+    command = [sys.executable, "-m", "storykit_cli", "events", "-f", "--json", "--after", "999"]
+    follower = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        lines = LineReader(follower.stdout)  # type: ignore[arg-type]
+        notices = LineReader(follower.stderr)  # type: ignore[arg-type]
+        notice = notices.next()  # said once subscribed: what is written now will show
+        assert "event 999 is not in the event log (its newest is 1" in notice
+        ok_json("policy", "set", "-", input='{"deny-word": {"word": "Y"}}')
+        event = json.loads(lines.next())
+        assert (event["id"], event["type"]) == (2, "policy.updated")
+    finally:
+        follower.terminate()
+        follower.wait(timeout=DEADLINE)
+        follower.stdout.close()  # type: ignore[union-attr]
+        follower.stderr.close()  # type: ignore[union-attr]
+    lines.join()
+    notices.join()
 
 
 def test_keys_new_prints_a_key_and_the_api_tokens_entry() -> None:

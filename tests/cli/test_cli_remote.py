@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -261,18 +262,71 @@ def test_events_follow_resumes_after_the_server_restarts(
     assert ADMIN_KEY not in stderr
 
 
-@pytest.mark.parametrize("newest", [0, 1, 2, 3, 7, 8, 1000])
-def test_following_from_now_finds_the_newest_event_id(newest: int) -> None:
-    """Without --after, the follower starts from the log's newest id (found by bisection)."""
+def sse_reply(*blocks: str) -> httpx.Response:
+    return httpx.Response(
+        200,
+        headers={"content-type": "text/event-stream"},
+        content="".join(block + "\n\n" for block in blocks).encode(),
+    )
 
-    def handler(request: httpx.Request) -> httpx.Response:
-        after = int(request.url.params["after"])
-        items = [{"id": after + 1}] if after < newest else []
-        return httpx.Response(200, json={"items": items, "last_id": after + len(items)})
 
-    async def main() -> int:
+def event_block(event_id: int) -> str:
+    data = {"id": event_id, "type": "t", "at": "2026-01-01T00:00:00+00:00", "data": {}}
+    return f"id: {event_id}\ndata: {json.dumps(data)}"
+
+
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+def follow(handler: Handler, after: int | None, count: int) -> Any:
+    """The first ``count`` events ``follow_events`` yields, and the notices it gave."""
+    notices: list[str] = []
+
+    async def main() -> list[int]:
         transport = httpx.MockTransport(handler)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-            return await RemoteClient(http, "http://test", None)._newest_event_id()
+            client = RemoteClient(http, "http://test", notices.append)
+            got: list[int] = []
+            with anyio.fail_after(DEADLINE):
+                async with contextlib.aclosing(client.follow_events(after=after)) as events:
+                    async for event in events:
+                        got.append(int(event["id"]))
+                        if len(got) == count:
+                            break
+            return got
 
-    assert anyio.run(main) == newest
+    return anyio.run(main), notices
+
+
+def test_following_from_now_starts_at_the_ready_head_and_resumes_with_the_epoch() -> None:
+    """Without --after, the follower starts where the stream's `ready` says, and a
+    reconnect resumes after the last event with the log's epoch."""
+    asked: list[tuple[str | None, str | None]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        asked.append((request.headers.get("last-event-id"), request.url.params.get("epoch")))
+        if len(asked) == 1:  # a stream that ends after one event
+            ready = 'retry: 2000\nevent: ready\ndata: {"head": 7, "epoch": "e1"}'
+            return sse_reply(ready, event_block(8))
+        return sse_reply('event: ready\ndata: {"head": 9, "epoch": "e1"}', event_block(9))
+
+    got, notices = follow(handler, None, 2)
+    assert got == [8, 9]
+    assert asked == [(None, None), ("8", "e1")]
+    assert any("lost the event stream" in n for n in notices)
+
+
+def test_following_past_the_end_of_the_log_is_reset_to_its_head() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        assert request.headers["last-event-id"] == "100"
+        position = '{"head": 5, "epoch": "e1"}'
+        return sse_reply(
+            f"event: ready\ndata: {position}", f"event: reset\ndata: {position}", event_block(6)
+        )
+
+    got, notices = follow(handler, 100, 1)
+    assert got == [6]
+    assert notices == [
+        "event 100 is not in the event log (its newest is 5; a replaced or restored"
+        " database?); following from there"
+    ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 
 from storykit.events import EventBus, Gap, Item, Subscription
 from storykit.models import Event
+from storykit.store._schema import MIGRATIONS
 from storykit.store.sqlite import SqliteStore
 
 pytestmark = pytest.mark.anyio
@@ -84,12 +86,91 @@ async def test_replay_from_any_id(store: SqliteStore) -> None:
             assert got == written[last_event_id:]
 
 
-async def test_resuming_past_the_end_of_the_log_gets_new_events(store: SqliteStore) -> None:
+async def test_resuming_past_the_end_of_the_log_is_a_reset(store: SqliteStore) -> None:
     async with EventBus(store, poll_interval=None) as bus:
         await commit(store, bus, 2)
         async with bus.subscribe(last_event_id=500) as sub:  # the database was replaced
+            assert (sub.reset, sub.head) == (True, 2)
             written = await commit(store, bus, 2)
             assert await take(sub, 2) == written
+
+
+async def test_a_subscription_starts_at_the_head_and_names_the_epoch(store: SqliteStore) -> None:
+    async with EventBus(store, poll_interval=None) as bus:
+        await commit(store, bus, 3)
+        async with bus.subscribe() as sub:
+            assert (sub.head, sub.epoch, sub.reset) == (3, await store.epoch(), False)
+            assert len(sub.epoch) == 32
+            written = await commit(store, bus, 1)
+            assert await take(sub, 1) == written
+
+
+class CommitsWhileHeadIsRead:
+    """An event log where a write commits (and is published) right after the head is read."""
+
+    def __init__(self, store: SqliteStore) -> None:
+        self.store = store
+        self.bus: EventBus | None = None
+        self.late: list[Event] = []
+
+    async def read_events(self, *, after: int = 0, limit: int = 100) -> list[Event]:
+        return await self.store.read_events(after=after, limit=limit)
+
+    async def last_event_id(self) -> int:
+        head = await self.store.last_event_id()
+        if self.bus is not None and not self.late:
+            self.late += await commit(self.store, self.bus)
+        return head
+
+    async def epoch(self) -> str:
+        return await self.store.epoch()
+
+
+async def test_an_event_committed_while_subscribing_is_not_lost(store: SqliteStore) -> None:
+    log = CommitsWhileHeadIsRead(store)
+    async with EventBus(log, poll_interval=None) as bus:
+        await commit(store, bus, 2)
+        log.bus = bus
+        async with bus.subscribe() as sub:
+            assert sub.head == 2
+            assert await take(sub, 1) == log.late
+
+
+async def test_resuming_with_the_epoch_replays_and_another_epoch_is_a_reset(
+    store: SqliteStore,
+) -> None:
+    async with EventBus(store, poll_interval=None) as bus:
+        written = await commit(store, bus, 4)
+        epoch = await store.epoch()
+        async with bus.subscribe(last_event_id=1, epoch=epoch) as sub:
+            assert sub.reset is False
+            assert await take(sub, 3) == written[1:]
+        async with bus.subscribe(last_event_id=1, epoch="a-replaced-database") as sub:
+            assert (sub.reset, sub.head, sub.epoch) == (True, 4, epoch)
+            more = await commit(store, bus, 1)
+            assert await take(sub, 1) == more  # no replay of another log's ids
+
+
+async def test_the_epoch_is_made_once_per_database(tmp_path: Path) -> None:
+    async with SqliteStore(tmp_path / "a.db") as a:
+        first = await a.epoch()
+    async with SqliteStore(tmp_path / "a.db") as a, SqliteStore(tmp_path / "b.db") as b:
+        assert await a.epoch() == first
+        assert await b.epoch() != first
+
+
+async def test_an_older_database_gets_an_epoch(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    for step in MIGRATIONS[:2]:  # the file as version 2 left it
+        for statement in step:
+            conn.execute(statement)
+    conn.execute("CREATE TABLE schema_version (id INTEGER PRIMARY KEY, version INTEGER)")
+    conn.execute("INSERT INTO schema_version VALUES (1, 2)")
+    conn.commit()
+    conn.close()
+    async with SqliteStore(path) as store:
+        assert len(await store.epoch()) == 32
 
 
 async def test_backlog_then_live_without_duplicates_or_gaps(store: SqliteStore) -> None:

@@ -90,10 +90,12 @@ class PageProblems:
 def open_page(
     request: pytest.FixtureRequest, browser: Any, server: StorykitServer
 ) -> Iterator[Callable[..., Any]]:
-    """``open_page(hash="#/suggestions", key="reviewer", width=1280, height=800, url=None)``.
+    """``open_page(hash="#/suggestions", key="reviewer", width=1280, height=800, url=None,
+    before=None)``.
 
     ``key`` is a role name from ``ui_harness.KEYS`` (stored in localStorage before the
-    page loads, as if typed earlier), or None for a first visit.
+    page loads, as if typed earlier), or None for a first visit. ``before(page)`` runs
+    before the page loads (to install routes, say).
     """
     contexts: list[Any] = []
     pages: list[Any] = []
@@ -106,6 +108,7 @@ def open_page(
         width: int = 1280,
         height: int = 800,
         url: str | None = None,
+        before: Callable[[Any], None] | None = None,
     ) -> Any:
         context = browser.new_context(viewport={"width": width, "height": height})
         context.set_default_timeout(10_000)
@@ -118,6 +121,8 @@ def open_page(
         page = context.new_page()
         problems.watch(page)
         pages.append(page)
+        if before is not None:
+            before(page)
         page.goto(url or f"{server.url}/story/ui{hash}")
         return page
 

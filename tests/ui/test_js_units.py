@@ -120,12 +120,17 @@ def test_parse_plain_unified_diff_and_split_rows(js) -> None:
     assert result["stats"] == {"files": 2, "additions": 4, "deletions": 4}
 
 
-FAKE_LIVE = """
+FAKE_SETUP = """
 class FakeSource {
   constructor(url) {
     this.url = url;
     FakeSource.all.push(this);
-    setTimeout(() => this.onopen && this.onopen(), 0);
+    const position = { data: JSON.stringify({ head: FakeSource.head, epoch: FakeSource.epoch }) };
+    setTimeout(() => {
+      if (this.onopen) this.onopen();
+      this.onready(position);  // what the server sends first
+      if (FakeSource.resets) this.onreset(position);
+    }, 0);
   }
   addEventListener(type, fn) { this["on" + type] = fn; }
   close() { this.closed = true; }
@@ -136,6 +141,9 @@ class FakeSource {
   }
 }
 FakeSource.all = [];
+FakeSource.head = 12;
+FakeSource.epoch = "e1";
+FakeSource.resets = false;
 window.EventSource = FakeSource;
 const log = Array.from({ length: 12 },
   (_, i) => ({ id: i + 1, type: "suggest.submitted", at: "", data: {} }));
@@ -156,9 +164,12 @@ const states = [];
 live.addEventListener("event", e => seen.push([e.detail.event.id, e.detail.replayed]));
 live.addEventListener("state", e => states.push(e.detail.detail));
 const tick = () => new Promise(r => setTimeout(r, 0));
+"""
+START = """
 live.start();
 while (live.state !== "live") await tick();
 """
+FAKE_LIVE = FAKE_SETUP + START
 
 
 def test_live_recovers_a_gap_from_the_log_once(js) -> None:
@@ -203,9 +214,79 @@ def test_live_resumes_with_a_new_ticket_and_counts_missed_events(js) -> None:
         """,
     )
     assert result["urls"][0] == "/events?ticket=tk_0"
-    assert result["urls"][1] == "/events?ticket=tk_1&last_event_id=5"
+    assert result["urls"][1] == "/events?ticket=tk_1&last_event_id=5&epoch=e1"
     assert result["closed"] is True
     assert result["seen"] == list(range(1, 13))
     assert result["resync"] == {"missed": 7, "from": 5, "head": 12}
     assert "Reconnecting… (attempt 1)" in result["states"]
     assert "Resumed · caught up 7 missed events" in result["states"]
+
+
+def test_live_starts_from_a_snapshot_loaded_before_it_connected(js) -> None:
+    result = js(
+        "live.js",
+        FAKE_SETUP
+        + """
+        live.loaded(7);
+        live.loaded(4);                // the oldest snapshot wins
+        """
+        + START
+        + """
+        live.loaded(12);               // one read after the stream started: nothing to do
+        await tick();
+        return { urls: FakeSource.all.map(s => s.url), calls };
+        """,
+    )
+    assert result["urls"] == ["/events?ticket=tk_0&last_event_id=4"]
+    assert result["calls"] == []
+
+
+def test_live_reads_the_log_for_a_snapshot_older_than_the_stream(js) -> None:
+    result = js(
+        "live.js",
+        FAKE_LIVE
+        + """
+        // The stream started live at head 12; a list read before it answers with head 9.
+        live.loaded(9);
+        while (seen.length < 3) await tick();
+        FakeSource.all[0].send(log[11]);   // 12 again, from the stream: a duplicate
+        await tick();
+        return { urls: FakeSource.all.map(s => s.url), calls, seen };
+        """,
+    )
+    assert result["urls"] == ["/events?ticket=tk_0"]
+    assert result["calls"] == [9]
+    assert result["seen"] == [[10, True], [11, True], [12, True]]
+
+
+def test_live_reset_starts_over_from_the_servers_head(js) -> None:
+    result = js(
+        "live.js",
+        FAKE_LIVE
+        + """
+        let resync = null;
+        live.addEventListener("resync", e => (resync = e.detail));
+        const first = FakeSource.all[0];
+        for (const e of log.slice(0, 5)) first.send(e);
+        FakeSource.head = 2;              // the server came back with another database
+        FakeSource.epoch = "e2";
+        FakeSource.resets = true;
+        first.onerror();
+        while (live.state !== "resumed") await tick();
+        FakeSource.resets = false;
+        const second = FakeSource.all[1];
+        second.send({ id: 3, type: "suggest.submitted", at: "", data: {} });  // a new id 3
+        second.onerror();
+        while (FakeSource.all.length < 3) await tick();
+        live.stop();
+        return { urls: FakeSource.all.map(s => s.url), resync, states, calls,
+                 last: live.lastEventId, epoch: live.epoch, seen: seen.map(([id]) => id) };
+        """,
+    )
+    assert result["urls"][1] == "/events?ticket=tk_1&last_event_id=5&epoch=e1"
+    assert result["resync"] == {"missed": None, "from": None, "head": None}
+    assert "Resumed · the server's event log changed; reloaded" in result["states"]
+    assert result["calls"] == []  # nothing read from the other log as if missed
+    assert result["seen"] == [1, 2, 3, 4, 5, 3]  # id 3 of the new log is news
+    assert (result["last"], result["epoch"]) == (3, "e2")
+    assert result["urls"][2] == "/events?ticket=tk_2&last_event_id=3&epoch=e2"

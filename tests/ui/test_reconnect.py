@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from typing import Any
 
 import pytest
 from playwright.sync_api import expect
@@ -84,3 +85,32 @@ def test_every_reconnect_uses_a_fresh_ticket_not_the_key(open_page, server) -> N
     assert streams, urls
     assert all("ticket=tk_" in u and "key=" not in u for u in streams)
     assert re.search(r"last_event_id=\d+", streams[-1])
+
+
+def test_a_suggestion_committed_while_the_page_connects_is_shown(open_page, server) -> None:
+    """The list is read, then a suggestion is committed, then the stream opens: the
+    stream starts from the list's head, so the suggestion arrives (SPEC §5)."""
+    title = f"Committed while the page connected {uuid.uuid4().hex[:6]}"
+    listed: list[int] = []
+
+    def list_then_commit(route: Any) -> None:
+        response = route.fetch()  # the real snapshot, with its head
+        if not listed:
+            listed.append(response.json()["head"])
+            server.submit(title, one_line_diff("hello.py", "x = 1", "x = 16", 2))
+        route.fulfill(response=response)
+
+    def hold_the_stream(route: Any) -> None:
+        if listed:
+            route.continue_()
+        else:
+            route.abort()  # the page retries a moment later
+
+    def before(page: Any) -> None:
+        page.route(re.compile(r"/suggestions\?"), list_then_commit)
+        page.route("**/events/ticket", hold_the_stream)
+
+    page = open_page(before=before)
+    expect(page.locator("#conn")).to_have_attribute("data-state", "live")
+    expect(page.locator(".item-list a.item", has_text=title)).to_be_visible()
+    assert listed

@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 import re
 import signal
+import socket
+import struct
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import anyio
 import httpx
 import pytest
+import structlog
 from httpx_sse import connect_sse
 from realserver import (
     ADMIN_KEY,
@@ -53,8 +57,8 @@ def submit(server: Server, n: int) -> str:
 
 
 def real_events(source: object) -> Iterator[object]:
-    """httpx-sse also yields the ``retry:`` block as an empty event; skip those."""
-    return (e for e in source.iter_sse() if e.data)  # type: ignore[attr-defined]
+    """The events themselves: not ``ready``, ``reset`` or ``gap``."""
+    return (e for e in source.iter_sse() if e.event == "message" and e.data)  # type: ignore[attr-defined]
 
 
 def gauge(server: Server) -> float:
@@ -86,6 +90,9 @@ def test_stream_has_retry_ids_heartbeats_and_headers(server: Server) -> None:
         assert response.headers["x-accel-buffering"] == "no"
         lines = response.iter_lines()
         assert next(lines) == "retry: 2000"
+        assert next(lines) == "event: ready"
+        ready = next(lines)
+        assert ready.startswith("data: ") and json.loads(ready[6:])["head"] == 0
         submit(server, 1)
         seen: list[str] = []
         for line in lines:
@@ -336,18 +343,12 @@ async def test_overflow_drops_the_oldest_and_tells_the_client_which_ids(tmp_path
 
 
 @pytest.mark.anyio
-async def test_a_stalled_client_does_not_hold_up_the_others(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import storykit_quart.sse as sse_module
-
-    monkeypatch.setattr(sse_module, "SEND_TIMEOUT", 0.2)
-    settings = make_settings(tmp_path, {"SSE_HEARTBEAT_INTERVAL": "30"})
+async def test_a_stalled_client_does_not_hold_up_the_others(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, {"SSE_HEARTBEAT_INTERVAL": "30", "SSE_SEND_TIMEOUT": "0.2"})
     settings.ensure_dirs()
+    metrics = Metrics()
     async with SqliteStore(settings.db_path) as store:
         bus = EventBus(store, queue_max=100, poll_interval=None)
-
-        sse = in_process_sse(settings, bus, Metrics())
         scope = SCOPE
         healthy: list[bytes] = []
         opened = [anyio.Event(), anyio.Event()]
@@ -376,20 +377,219 @@ async def test_a_stalled_client_does_not_hold_up_the_others(
             await anyio.sleep_forever()
             raise AssertionError
 
-        async def run_stalled() -> None:
-            await sse(scope, never_disconnects, stalled_send)
-            stalled_ended.set()
+        with structlog.testing.capture_logs() as logs:
+            sse = in_process_sse(settings, bus, metrics)
 
-        async with bus, anyio.create_task_group() as tg:
-            tg.start_soon(run_stalled)
-            tg.start_soon(sse, scope, never_disconnects, healthy_send)
-            for event in opened:  # both subscribed (the handler subscribes before it writes)
-                await event.wait()
-            for n in range(3):
-                bus.publish(await store.write("test.event", {"n": n}))
-            with anyio.fail_after(10):
-                await got_all.wait()
-                await stalled_ended.wait()  # dropped after the send timeout
-            assert bus.subscriber_count == 1
-            tg.cancel_scope.cancel()
+            async def run_stalled() -> None:
+                await sse(scope, never_disconnects, stalled_send)
+                stalled_ended.set()
+
+            async with bus, anyio.create_task_group() as tg:
+                tg.start_soon(run_stalled)
+                tg.start_soon(sse, scope, never_disconnects, healthy_send)
+                for event in opened:  # both subscribed (the handler subscribes before it writes)
+                    await event.wait()
+                for n in range(3):
+                    bus.publish(await store.write("test.event", {"n": n}))
+                with anyio.fail_after(10):
+                    await got_all.wait()
+                    await stalled_ended.wait()  # dropped after the send timeout
+                assert bus.subscriber_count == 1
+                tg.cancel_scope.cancel()
         assert stalled_started.is_set()
+        assert metrics.sse_streams_dropped.labels(reason="slow")._value.get() == 1
+        drops = [e for e in logs if e["event"] == "sse stream dropped"]
+        assert len(drops) == 1
+        assert drops[0]["reason"] == "slow" and drops[0]["agent"] == "me"
+        assert drops[0]["last_event_id"] is None  # its first event never got out
+        assert "reviewkey12" not in repr(drops)
+
+
+@pytest.mark.anyio
+async def test_the_first_send_after_the_client_left_is_the_last(tmp_path: Path) -> None:
+    """Sends into a dead connection return as if they worked (Hypercorn swallows the
+    error) and the disconnect comes through receive: the stream must stop there, not
+    after the rest of its backlog."""
+    settings = make_settings(tmp_path, {"SSE_HEARTBEAT_INTERVAL": "30"})
+    settings.ensure_dirs()
+    async with SqliteStore(settings.db_path) as store:
+        for n in range(50):
+            await store.write("test.event", {"n": n})
+        bus = EventBus(store, poll_interval=None)
+        sse = in_process_sse(settings, bus, Metrics())
+        inbox_in, inbox_out = anyio.create_memory_object_stream[dict[str, object]](10)
+        sent: list[int] = []
+
+        async def send(message: dict[str, object]) -> None:
+            body = message.get("body")
+            if isinstance(body, bytes) and body.startswith(b"id: "):
+                sent.append(int(body.split(b"\n")[0][4:]))
+                if len(sent) == 3:  # the client is gone after this one
+                    inbox_in.send_nowait({"type": "http.disconnect"})
+
+        async def receive() -> dict[str, object]:
+            return await inbox_out.receive()
+
+        scope = SCOPE | {"query_string": b"key=reviewkey12&last_event_id=0"}
+        async with bus:
+            with anyio.fail_after(10):
+                await sse(scope, receive, send)
+        assert sent == [1, 2, 3]
+        assert bus.subscriber_count == 0
+        inbox_in.close()
+        inbox_out.close()
+
+
+# -- the stream's start: ready, head, reset -------------------------------------------
+
+
+def sse_client_events(url: str, **params: str) -> Iterator[Any]:
+    """Every SSE event (``ready`` and ``reset`` included), from a GET on ``/events``."""
+    with (
+        httpx.Client(timeout=10) as client,
+        connect_sse(
+            client, "GET", f"{url}/events", params={"key": REVIEWER_KEY, **params}
+        ) as source,
+    ):
+        yield from source.iter_sse()
+
+
+def test_a_list_head_is_where_the_stream_resumes_without_a_loss(server: Server) -> None:
+    submit(server, 1)
+    submit(server, 2)
+    listed = httpx.get(f"{server.url}/suggestions", headers={"X-API-Key": AGENT_KEY}).json()
+    assert listed["head"] == 2 and len(listed["items"]) == 2
+    plans = httpx.get(f"{server.url}/plans", headers={"X-API-Key": AGENT_KEY}).json()
+    assert plans["head"] == 2
+    late = submit(server, 3)  # committed after the snapshot, before the stream opens
+    log = httpx.get(
+        f"{server.url}/events/log",
+        params={"after": 0, "limit": 1},
+        headers={"X-API-Key": AGENT_KEY},
+    ).json()
+    assert (log["last_id"], log["head"]) == (1, 3)
+    events = sse_client_events(server.url, last_event_id=str(listed["head"]))
+    ready = next(events)
+    assert ready.event == "ready"
+    position = json.loads(ready.data)
+    assert position["head"] == 3 and len(position["epoch"]) == 32
+    first = next(e for e in events if e.event == "message")
+    assert (int(first.id), json.loads(first.data)["data"]["id"]) == (3, late)
+    events.close()  # type: ignore[attr-defined]
+
+
+def test_resuming_from_another_log_is_a_reset_not_a_silent_clamp(server: Server) -> None:
+    submit(server, 1)
+    submit(server, 2)
+    events = sse_client_events(server.url)
+    epoch = json.loads(next(events).data)["epoch"]
+    events.close()  # type: ignore[attr-defined]
+    for n, asked in enumerate(
+        [{"last_event_id": "99"}, {"last_event_id": "1", "epoch": "0" * 32}], start=3
+    ):
+        events = sse_client_events(server.url, **asked)
+        ready, reset = next(events), next(events)
+        assert (ready.event, reset.event) == ("ready", "reset"), asked
+        assert json.loads(reset.data) == {"head": n - 1, "epoch": epoch}
+        submit(server, n)
+        after = next(events)
+        assert (after.event, int(after.id)) == ("message", n), asked  # nothing replayed
+        events.close()  # type: ignore[attr-defined]
+    events = sse_client_events(server.url, last_event_id="1", epoch=epoch)
+    assert next(events).event == "ready"
+    after = next(events)
+    assert (after.event, int(after.id)) == ("message", 2)  # the same log: a plain resume
+    events.close()  # type: ignore[attr-defined]
+
+
+# -- clients that stop reading or vanish, on a real server -----------------------------
+
+
+def fill_log(data_dir: Path, count: int, size: int) -> int:
+    """Write ``count`` events of ``size`` bytes to the server's database; their total size."""
+
+    async def write() -> None:
+        async with SqliteStore(data_dir / "storykit.db") as store:
+            for start in range(0, count, 100):  # concurrent writes share one commit
+                async with anyio.create_task_group() as tg:
+                    for n in range(start, min(count, start + 100)):
+                        tg.start_soon(store.write, "test.bulk", {"n": n, "pad": "x" * size})
+
+    anyio.run(write)
+    return count * size
+
+
+def stream_socket(server: Server, query: str) -> socket.socket:
+    """A raw client socket with a small receive buffer, the request sent, nothing read."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: the window
+    sock.settimeout(20)
+    sock.connect(("127.0.0.1", server.port))
+    sock.sendall(f"GET /events?{query} HTTP/1.1\r\nHost: test\r\n\r\n".encode())
+    return sock
+
+
+def read_until_closed(sock: socket.socket) -> tuple[int, str]:
+    """Read until the server ends the connection: (bytes read, "eof" or "reset")."""
+    got = 0
+    try:
+        while chunk := sock.recv(65536):
+            got += len(chunk)
+    except ConnectionResetError:
+        return got, "reset"
+    return got, "eof"
+
+
+def metric(server: Server, name: str) -> float:
+    text = httpx.get(f"{server.url}/metrics").text
+    match = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)
+    assert match, text
+    return float(match.group(1))
+
+
+@pytest.mark.parametrize("worker", WORKERS)
+def test_a_client_that_stops_reading_has_its_connection_closed(tmp_path: Path, worker: str) -> None:
+    total = fill_log(tmp_path / "data", 300, 10_000)  # far more than the socket buffers
+    srv = start_server(tmp_path, worker=worker, env=FAST | {"SSE_SEND_TIMEOUT": "0.5"})
+    dropped = 'storykit_sse_streams_dropped_total{reason="slow"}'
+    try:
+        assert metric(srv, dropped) == 0
+        sock = stream_socket(srv, f"key={REVIEWER_KEY}&last_event_id=0")
+        try:
+            wait_until(lambda: metric(srv, dropped) == 1)
+            wait_until(lambda: gauge(srv) == 0)
+            got, how = read_until_closed(sock)  # the client wakes up: the server is gone
+        finally:
+            sock.close()
+        # Reset, not drained: the client gets what its own buffer held, not the backlog.
+        assert how == "reset" and got < total // 10, (how, got)
+    finally:
+        srv.stop()
+    drops = [
+        json.loads(line)
+        for line in srv.log_file.read_text().splitlines()
+        if "sse stream dropped" in line
+    ]
+    assert len(drops) == 1
+    assert drops[0]["reason"] == "slow" and drops[0]["connection_reset"] is True
+    assert REVIEWER_KEY not in srv.log_file.read_text()
+
+
+@pytest.mark.parametrize("worker", WORKERS)
+def test_a_client_gone_mid_replay_is_not_written_to_again(tmp_path: Path, worker: str) -> None:
+    fill_log(tmp_path / "data", 1200, 1000)
+    srv = start_server(tmp_path, worker=worker, env=FAST)
+    try:
+        sock = stream_socket(srv, f"key={REVIEWER_KEY}&last_event_id=0")
+        got = 0
+        while got < 20_000:  # well into the replay of its backlog
+            got += len(sock.recv(4096))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()  # a cut: RST
+        wait_until(lambda: gauge(srv) == 0)
+        submit(srv, 1)  # the server is fine afterwards
+    finally:
+        srv.stop()
+    log = srv.log_file.read_text()
+    assert "socket.send() raised exception" not in log
+    assert "Error in ASGI Framework" not in log

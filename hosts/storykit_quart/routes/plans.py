@@ -30,9 +30,10 @@ async def create_plan(data: PlanBody) -> Reply:
 @requires(Role.AGENT)
 @validate_querystring(PageQuery)
 async def list_plans(query_args: PageQuery) -> Reply:
-    """Plans, newest first."""
+    """Plans, newest first; ``head`` is the newest event id when the list was read."""
+    head = await core().event_head()  # first: a change after it has a newer event
     items = await core().list_plans(after=query_args.after, limit=query_args.limit)
-    return page(items, query_args.limit)
+    return page(items, query_args.limit, head)
 
 
 @bp.get("/plans/<plan_id>")

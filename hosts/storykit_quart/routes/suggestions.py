@@ -52,7 +52,11 @@ async def submit(data: SubmitBody) -> Reply:
 @requires(Role.AGENT)
 @validate_querystring(SuggestionQuery)
 async def list_suggestions(query_args: SuggestionQuery) -> Reply:
-    """Suggestions, newest first. Filter by status, source, agent, risk; page with ``after``."""
+    """Suggestions, newest first. Filter by status, source, agent, risk; page with ``after``.
+
+    ``head`` is the newest event id when the list was read: subscribe from it.
+    """
+    head = await core().event_head()  # first: a change after it has a newer event
     items = await core().list_suggestions(
         status=query_args.status,
         source=query_args.source,
@@ -61,7 +65,7 @@ async def list_suggestions(query_args: SuggestionQuery) -> Reply:
         after=query_args.after,
         limit=query_args.limit,
     )
-    return page(items, query_args.limit)
+    return page(items, query_args.limit, head)
 
 
 @bp.get("/suggestions/<suggestion_id>")

@@ -73,11 +73,15 @@ async def me() -> dict[str, Any]:
 @requires(Role.AGENT)
 @validate_querystring(EventLogQuery)
 async def event_log(query_args: EventLogQuery) -> dict[str, Any]:
-    """Stored events with ``id > after``, oldest first: recovery after a gap; the audit trail."""
+    """Stored events with ``id > after``, oldest first: recovery after a gap; the audit trail.
+
+    ``head`` is the newest id in the log (read after the page, so no item is above it).
+    """
     events = await core().read_events(after=query_args.after, limit=query_args.limit)
     return {
         "items": [to_dict(e) for e in events],
         "last_id": events[-1].id if events else query_args.after,
+        "head": await core().event_head(),
     }
 
 

@@ -19,11 +19,20 @@ export class Api {
    * @param {string} options.base  origin (and path prefix) of the storykit server
    * @param {() => string|null} options.key
    * @param {(err: ApiError) => void} [options.onUnauthorized]
+   * @param {(head: number) => void} [options.onSnapshot]  called with each list's `head`
    */
-  constructor({ base, key, onUnauthorized }) {
+  constructor({ base, key, onUnauthorized, onSnapshot }) {
     this.base = base.replace(/\/+$/, "");
     this.key = key;
     this.onUnauthorized = onUnauthorized || (() => {});
+    this.onSnapshot = onSnapshot || (() => {});
+  }
+
+  /** A list page: its `head` (the newest event id when it was read) goes to onSnapshot. */
+  async list(path, query) {
+    const page = await this.get(path, query);
+    if (page && typeof page.head === "number") this.onSnapshot(page.head);
+    return page;
   }
 
   url(path, query) {
@@ -101,7 +110,7 @@ export class Api {
     return this.get("/plugins");
   }
   suggestions(filters = {}, after = null, limit = 100) {
-    return this.get("/suggestions", { ...filters, after, limit });
+    return this.list("/suggestions", { ...filters, after, limit });
   }
   suggestion(id) {
     return this.get(`/suggestions/${encodeURIComponent(id)}`);
@@ -116,7 +125,7 @@ export class Api {
     return this.post("/suggest/llm", { id, instructions });
   }
   plans(after = null, limit = 100) {
-    return this.get("/plans", { after, limit });
+    return this.list("/plans", { after, limit });
   }
   plan(id) {
     return this.get(`/plans/${encodeURIComponent(id)}`);

@@ -149,6 +149,8 @@ async function connect() {
     base: keys.apiBase,
     key: () => keys.key,
     onUnauthorized: (err) => unauthorized(err),
+    // Every list read is a snapshot: the live stream makes sure what came after it arrives.
+    onSnapshot: (head) => app.api === api && app.live && app.live.loaded(head),
   });
   app.api = api;
   showState("connecting", "Connecting…");
