@@ -26,6 +26,8 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+import anyio
+
 from storykit.errors import BackendError, NotConfigured
 
 if TYPE_CHECKING:
@@ -163,6 +165,9 @@ return {'1', tostring(tat), tostring(now)}
 """
 
 
+PING_TIMEOUT = 2.0
+
+
 class RedisRateLimiter(_Gcra):
     """In Redis: one Lua script per request (atomic there), by Redis's clock.
 
@@ -189,6 +194,17 @@ class RedisRateLimiter(_Gcra):
                 " and that Redis is up"
             ) from exc
         return self._decide(_text(allowed) == "1", float(_text(tat)), float(_text(now)))
+
+    async def ping(self) -> bool:
+        """True if Redis answers within :data:`PING_TIMEOUT` seconds (readiness)."""
+        import coredis.exceptions
+
+        with anyio.move_on_after(PING_TIMEOUT):
+            try:
+                return bool(await self._client.ping())
+            except (coredis.exceptions.RedisError, OSError):
+                return False
+        return False
 
 
 def _text(value: object) -> str:

@@ -188,6 +188,8 @@ class Health(BaseModel):
     status: Literal["ok", "unavailable"]
     version: str
     database: Literal["ok", "unavailable"]
+    redis: Literal["ok", "unavailable"] | None = None
+    """Only with ``REDIS_URL`` (rate limits in Redis)."""
 
 
 class PluginFailureModel(BaseModel):

@@ -11,6 +11,7 @@ import storykit
 from storykit.auth import Role
 from storykit.metrics import CONTENT_TYPE
 from storykit.models import to_dict
+from storykit.ratelimit import RedisRateLimiter
 from storykit_quart.access import actor, core, public, requires, state
 from storykit_quart.schemas import EventLogQuery, EventPage, Health, Me, PluginsReply, Ticket
 
@@ -23,13 +24,21 @@ bp = Blueprint("system", __name__)
 @tag(["system"])
 @public
 async def health() -> tuple[dict[str, Any], int]:
-    """Liveness and readiness: 200 when the database answers (within seconds), 503 when
-    it does not; ``database`` says which. A load balancer's health check."""
+    """Liveness and readiness: 200 when the database (and Redis, with ``REDIS_URL``)
+    answers within seconds, 503 when not; ``database`` and ``redis`` say which. A load
+    balancer's health check."""
     host = state()
-    ready = host.core is not None and await host.core.store.ping()
-    status = "ok" if ready else "unavailable"
-    body = {"status": status, "version": storykit.__version__, "database": status}
-    return body, 200 if ready else 503
+    database = host.core is not None and await host.core.store.ping()
+    body: dict[str, Any] = {
+        "version": storykit.__version__,
+        "database": "ok" if database else "unavailable",
+    }
+    ready = database
+    if isinstance(host.limiter, RedisRateLimiter):  # REDIS_URL: rate limits live there
+        redis = await host.limiter.ping()
+        body["redis"] = "ok" if redis else "unavailable"
+        ready = ready and redis
+    return {"status": "ok" if ready else "unavailable"} | body, 200 if ready else 503
 
 
 @bp.get("/metrics")
