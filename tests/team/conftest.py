@@ -1,8 +1,9 @@
 """A team on one PostgreSQL database: ``storykit serve`` replicas behind a real HAProxy.
 
 PostgreSQL is ``STORYKIT_TEST_POSTGRES`` (as in tests/core); HAProxy is Debian's
-``haproxy`` (scripts/system-deps.sh). Either missing skips these tests, except under
-CI (``CI`` set), where it fails them: a CI run must never pass without them.
+``haproxy`` (scripts/system-deps.sh); Redis (for the Redis rate limiter) is
+``STORYKIT_TEST_REDIS``. Any of them missing skips the tests that need it, except
+under CI (``CI`` set), where it fails them: a CI run must never pass without them.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import psycopg
 import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from team import ADMIN_URL
+from team import ADMIN_URL, REDIS_URL, redis_call
 
 
 def _missing(message: str) -> None:
@@ -54,3 +55,12 @@ def database_url() -> Iterator[str]:
                 sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(sql.Identifier(name))
             )
             admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def redis_url() -> str:
+    try:
+        redis_call(REDIS_URL, "ping")
+    except Exception as exc:
+        _missing(f"Redis is unreachable at {REDIS_URL} ({exc!r}); set STORYKIT_TEST_REDIS")
+    return REDIS_URL

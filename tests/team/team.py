@@ -14,11 +14,14 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import anyio
+import coredis
 import httpx
 
 ADMIN_URL = os.environ.get(
     "STORYKIT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
+REDIS_URL = os.environ.get("STORYKIT_TEST_REDIS", "redis://127.0.0.1:6379/0")
 KEYS = "bot:agent=agentkey123,root:admin=adminkey123"
 AGENT_KEY = "agentkey123"
 HEADERS = {"X-API-Key": AGENT_KEY}
@@ -139,11 +142,14 @@ def start_replica(
 
 
 @contextlib.contextmanager
-def replicas(tmp_path: Path, database_url: str, workers: Sequence[str]) -> Iterator[list[Replica]]:
+def replicas(
+    tmp_path: Path, database_url: str, workers: Sequence[str], **env: str
+) -> Iterator[list[Replica]]:
+    """One replica per entry of ``workers`` (its event loop), each with ``env`` on top."""
     started: list[Replica] = []
     try:
         for i, worker in enumerate(workers, 1):
-            started.append(start_replica(tmp_path, f"r{i}", database_url, worker=worker))
+            started.append(start_replica(tmp_path, f"r{i}", database_url, worker=worker, **env))
         yield started
     finally:
         for replica in started:
@@ -282,3 +288,14 @@ def all_ids(url: str) -> list[int]:
 
 def database_name(url: str) -> str:
     return url.rsplit("/", 1)[1]
+
+
+def redis_call(url: str, method: str, *args: object) -> object:
+    """One coredis call (``ping``, ``exists``, ``delete``, …) on ``url``, from sync code."""
+
+    async def call() -> object:
+        client = coredis.Redis.from_url(url)
+        async with client:
+            return await getattr(client, method)(*args)
+
+    return anyio.run(call)
