@@ -46,9 +46,9 @@ from anyio.abc import TaskGroup
 
 from storykit import tickets
 from storykit.auth import Principal
-from storykit.errors import BackendError, NotFound, Unavailable
+from storykit.errors import BackendError, Unavailable
 from storykit.idempotency import IdempotentResult
-from storykit.models import Event, Plan, Risk, Status, Suggestion
+from storykit.models import Event, Plan, Suggestion
 from storykit.store import _pg_schema
 from storykit.store._batch import PendingWrite, prepare
 from storykit.store._driver import Row
@@ -62,6 +62,7 @@ from storykit.store._pg_driver import (
     open_pool,
     rollback,
 )
+from storykit.store._reads import DocumentReads
 from storykit.store._values import event_id as _event_id
 from storykit.store._values import limit as _limit
 from storykit.store._writer import GroupWriter
@@ -78,8 +79,10 @@ _LISTEN_CHECK = 30.0
 _RETRY_FIRST, _RETRY_MAX = 0.1, 5.0
 
 
-class PostgresStore:
+class PostgresStore(DocumentReads):
     """The :class:`~storykit.store.Store` on one PostgreSQL database."""
+
+    PARAM = "%s"
 
     def __init__(self, conninfo: str, *, max_batch: int = 1000, pool_size: int = 10) -> None:
         """``conninfo``: a ``postgresql://`` URL or a libpq ``key=value`` string.
@@ -233,89 +236,6 @@ class PostgresStore:
             if is_unavailable(exc):
                 raise Unavailable(f"the database is unavailable ({exc}); retry later") from exc
             raise BackendError(f"database read failed: {exc}") from exc
-
-    async def get_suggestion(self, suggestion_id: str) -> Suggestion:
-        rows = await self._read("SELECT doc FROM suggestions WHERE id = %s", (suggestion_id,))
-        if not rows:
-            raise NotFound(f"no suggestion {suggestion_id!r}")
-        return Suggestion.from_dict(json.loads(rows[0][0]))
-
-    async def list_suggestions(
-        self,
-        *,
-        status: Status | None = None,
-        source: str | None = None,
-        agent: str | None = None,
-        risk: Risk | None = None,
-        after: str | None = None,
-        limit: int = 50,
-    ) -> list[Suggestion]:
-        # Column names come from this fixed mapping, never from the caller.
-        filters = {"status": status, "source": source, "agent": agent, "risk": risk}
-        where = [f"{column} = %s" for column, value in filters.items() if value is not None]
-        params: list[object] = [str(value) for value in filters.values() if value is not None]
-        if after is not None:
-            where.append("id < %s")
-            params.append(after)
-        sql = "SELECT doc FROM suggestions"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        rows = await self._read(f"{sql} ORDER BY id DESC LIMIT %s", [*params, _limit(limit)])
-        return [Suggestion.from_dict(json.loads(doc)) for (doc,) in rows]
-
-    async def count_suggestions_by_status(self) -> dict[Status, int]:
-        counts = dict.fromkeys(Status, 0)
-        for status, count in await self._read(
-            "SELECT status, COUNT(*) FROM suggestions GROUP BY status"
-        ):
-            counts[Status(status)] = int(count)
-        return counts
-
-    async def get_plan(self, plan_id: str) -> Plan:
-        rows = await self._read("SELECT doc FROM plans WHERE id = %s", (plan_id,))
-        if not rows:
-            raise NotFound(f"no plan {plan_id!r}")
-        return Plan.from_dict(json.loads(rows[0][0]))
-
-    async def list_plans(self, *, after: str | None = None, limit: int = 50) -> list[Plan]:
-        if after is None:
-            rows = await self._read(
-                "SELECT doc FROM plans ORDER BY id DESC LIMIT %s", (_limit(limit),)
-            )
-        else:
-            rows = await self._read(
-                "SELECT doc FROM plans WHERE id < %s ORDER BY id DESC LIMIT %s",
-                (after, _limit(limit)),
-            )
-        return [Plan.from_dict(json.loads(doc)) for (doc,) in rows]
-
-    async def get_policy_config(self) -> Mapping[str, Any] | None:
-        rows = await self._read("SELECT doc FROM policy_config WHERE id = 1")
-        return dict(json.loads(rows[0][0])) if rows else None
-
-    async def epoch(self) -> str:
-        # Read once at open: it never changes.
-        if self._epoch is None:
-            raise RuntimeError("the store is not open")
-        return self._epoch
-
-    async def get_idempotent(self, agent: str, route: str, key: str) -> IdempotentResult | None:
-        rows = await self._read(
-            "SELECT request_hash, suggestion_id, response FROM idempotency_keys"
-            " WHERE agent = %s AND route = %s AND key = %s",
-            (agent, route, key),
-        )
-        if not rows:
-            return None
-        [(request_hash, suggestion_id, response)] = rows
-        return IdempotentResult(
-            agent=agent,
-            route=route,
-            key=key,
-            request_hash=str(request_hash),
-            suggestion_id=str(suggestion_id),
-            response=json.loads(response),
-        )
 
     async def read_events(self, *, after: int = 0, limit: int = 100) -> list[Event]:
         rows = await self._read(_READ_EVENTS, (_event_id(after), _limit(limit)))

@@ -44,20 +44,23 @@ from anyio.abc import TaskGroup
 from storykit import tickets
 from storykit._offload import off_loop
 from storykit.auth import Principal
-from storykit.errors import BackendError, NotFound
+from storykit.errors import BackendError
 from storykit.idempotency import IdempotentResult
-from storykit.models import Event, Plan, Risk, Status, Suggestion
+from storykit.models import Event, Plan, Suggestion
 from storykit.store import _schema
 from storykit.store._batch import PendingWrite, commit_batch, prepare
 from storykit.store._driver import Driver, Row, connect, rollback
+from storykit.store._reads import DocumentReads
 from storykit.store._values import event_id as _event_id
 from storykit.store._values import limit as _limit
 
 __all__ = ["SqliteStore"]
 
 
-class SqliteStore:
+class SqliteStore(DocumentReads):
     """The :class:`~storykit.store.Store` on one SQLite file."""
+
+    PARAM = "?"
 
     def __init__(self, path: str | Path, *, max_batch: int = 1000) -> None:
         if str(path) == ":memory:" or not str(path):
@@ -157,83 +160,6 @@ class SqliteStore:
             return await self._reader.execute(sql, params)
         except sqlite3.Error as exc:
             raise BackendError(f"database read failed: {exc}") from exc
-
-    async def get_suggestion(self, suggestion_id: str) -> Suggestion:
-        rows = await self._read("SELECT doc FROM suggestions WHERE id = ?", (suggestion_id,))
-        if not rows:
-            raise NotFound(f"no suggestion {suggestion_id!r}")
-        return Suggestion.from_dict(json.loads(rows[0][0]))
-
-    async def list_suggestions(
-        self,
-        *,
-        status: Status | None = None,
-        source: str | None = None,
-        agent: str | None = None,
-        risk: Risk | None = None,
-        after: str | None = None,
-        limit: int = 50,
-    ) -> list[Suggestion]:
-        # Column names come from this fixed mapping, never from the caller.
-        filters = {"status": status, "source": source, "agent": agent, "risk": risk}
-        where = [f"{column} = ?" for column, value in filters.items() if value is not None]
-        params: list[object] = [str(value) for value in filters.values() if value is not None]
-        if after is not None:
-            where.append("id < ?")
-            params.append(after)
-        sql = "SELECT doc FROM suggestions"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        rows = await self._read(f"{sql} ORDER BY id DESC LIMIT ?", [*params, _limit(limit)])
-        return [Suggestion.from_dict(json.loads(doc)) for (doc,) in rows]
-
-    async def count_suggestions_by_status(self) -> dict[Status, int]:
-        counts = dict.fromkeys(Status, 0)
-        for status, count in await self._read(
-            "SELECT status, COUNT(*) FROM suggestions GROUP BY status"
-        ):
-            counts[Status(status)] = int(count)
-        return counts
-
-    async def get_plan(self, plan_id: str) -> Plan:
-        rows = await self._read("SELECT doc FROM plans WHERE id = ?", (plan_id,))
-        if not rows:
-            raise NotFound(f"no plan {plan_id!r}")
-        return Plan.from_dict(json.loads(rows[0][0]))
-
-    async def list_plans(self, *, after: str | None = None, limit: int = 50) -> list[Plan]:
-        if after is None:
-            rows = await self._read(
-                "SELECT doc FROM plans ORDER BY id DESC LIMIT ?", (_limit(limit),)
-            )
-        else:
-            rows = await self._read(
-                "SELECT doc FROM plans WHERE id < ? ORDER BY id DESC LIMIT ?",
-                (after, _limit(limit)),
-            )
-        return [Plan.from_dict(json.loads(doc)) for (doc,) in rows]
-
-    async def get_policy_config(self) -> Mapping[str, Any] | None:
-        rows = await self._read("SELECT doc FROM policy_config WHERE id = 1")
-        return dict(json.loads(rows[0][0])) if rows else None
-
-    async def get_idempotent(self, agent: str, route: str, key: str) -> IdempotentResult | None:
-        rows = await self._read(
-            "SELECT request_hash, suggestion_id, response FROM idempotency_keys"
-            " WHERE agent = ? AND route = ? AND key = ?",
-            (agent, route, key),
-        )
-        if not rows:
-            return None
-        [(request_hash, suggestion_id, response)] = rows
-        return IdempotentResult(
-            agent=agent,
-            route=route,
-            key=key,
-            request_hash=str(request_hash),
-            suggestion_id=str(suggestion_id),
-            response=json.loads(response),
-        )
 
     async def read_events(self, *, after: int = 0, limit: int = 100) -> list[Event]:
         rows = await self._read(
@@ -336,14 +262,6 @@ class SqliteStore:
                 )
             )
 
-    async def epoch(self) -> str:
-        # Read once at open: it never changes, and replacing the file under an open
-        # store does not change which file its connections read either.
-        if self._epoch is None:
-            raise RuntimeError("the store is not open")
-        return self._epoch
-
-    # -- writes ------------------------------------------------------------------
     async def write(
         self,
         event_type: str,

@@ -1,0 +1,121 @@
+"""The reads both stores share: documents by id, keyset pages, counts, idempotency keys.
+
+SQLite and PostgreSQL differ here only in the parameter marker (``?`` or ``%s``) and in
+how a statement reaches the database (``_read``), which each store provides. The only
+thing formatted into SQL is that marker, a class constant: values are always parameters.
+"""
+
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from storykit.errors import NotFound
+from storykit.idempotency import IdempotentResult
+from storykit.models import Plan, Risk, Status, Suggestion
+from storykit.store._driver import Row
+from storykit.store._values import limit as _limit
+
+__all__ = ["DocumentReads"]
+
+
+class DocumentReads:
+    """Mixed into a store that sets :attr:`PARAM` and :attr:`_epoch` and has ``_read``."""
+
+    PARAM: str
+    """The driver's parameter marker."""
+    _epoch: str | None
+
+    async def _read(self, sql: str, params: Sequence[object] = ()) -> list[Row]:
+        raise NotImplementedError
+
+    async def get_suggestion(self, suggestion_id: str) -> Suggestion:
+        p = self.PARAM
+        rows = await self._read(f"SELECT doc FROM suggestions WHERE id = {p}", (suggestion_id,))
+        if not rows:
+            raise NotFound(f"no suggestion {suggestion_id!r}")
+        return Suggestion.from_dict(json.loads(rows[0][0]))
+
+    async def list_suggestions(
+        self,
+        *,
+        status: Status | None = None,
+        source: str | None = None,
+        agent: str | None = None,
+        risk: Risk | None = None,
+        after: str | None = None,
+        limit: int = 50,
+    ) -> list[Suggestion]:
+        p = self.PARAM
+        # Column names come from this fixed mapping, never from the caller.
+        filters = {"status": status, "source": source, "agent": agent, "risk": risk}
+        where = [f"{column} = {p}" for column, value in filters.items() if value is not None]
+        params: list[object] = [str(value) for value in filters.values() if value is not None]
+        if after is not None:
+            where.append(f"id < {p}")
+            params.append(after)
+        sql = "SELECT doc FROM suggestions"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        rows = await self._read(f"{sql} ORDER BY id DESC LIMIT {p}", [*params, _limit(limit)])
+        return [Suggestion.from_dict(json.loads(doc)) for (doc,) in rows]
+
+    async def count_suggestions_by_status(self) -> dict[Status, int]:
+        counts = dict.fromkeys(Status, 0)
+        for status, count in await self._read(
+            "SELECT status, COUNT(*) FROM suggestions GROUP BY status"
+        ):
+            counts[Status(status)] = int(count)
+        return counts
+
+    async def get_plan(self, plan_id: str) -> Plan:
+        rows = await self._read(f"SELECT doc FROM plans WHERE id = {self.PARAM}", (plan_id,))
+        if not rows:
+            raise NotFound(f"no plan {plan_id!r}")
+        return Plan.from_dict(json.loads(rows[0][0]))
+
+    async def list_plans(self, *, after: str | None = None, limit: int = 50) -> list[Plan]:
+        p = self.PARAM
+        if after is None:
+            rows = await self._read(
+                f"SELECT doc FROM plans ORDER BY id DESC LIMIT {p}", (_limit(limit),)
+            )
+        else:
+            rows = await self._read(
+                f"SELECT doc FROM plans WHERE id < {p} ORDER BY id DESC LIMIT {p}",
+                (after, _limit(limit)),
+            )
+        return [Plan.from_dict(json.loads(doc)) for (doc,) in rows]
+
+    async def get_policy_config(self) -> Mapping[str, Any] | None:
+        rows = await self._read("SELECT doc FROM policy_config WHERE id = 1")
+        return dict(json.loads(rows[0][0])) if rows else None
+
+    async def get_idempotent(self, agent: str, route: str, key: str) -> IdempotentResult | None:
+        p = self.PARAM
+        rows = await self._read(
+            "SELECT request_hash, suggestion_id, response FROM idempotency_keys"
+            f" WHERE agent = {p} AND route = {p} AND key = {p}",
+            (agent, route, key),
+        )
+        if not rows:
+            return None
+        [(request_hash, suggestion_id, response)] = rows
+        return IdempotentResult(
+            agent=agent,
+            route=route,
+            key=key,
+            request_hash=str(request_hash),
+            suggestion_id=str(suggestion_id),
+            response=json.loads(response),
+        )
+
+    async def epoch(self) -> str:
+        # Read once at open: it never changes (and replacing an SQLite file under an
+        # open store does not change which file its connections read either).
+        if self._epoch is None:
+            raise RuntimeError("the store is not open")
+        return self._epoch
