@@ -313,18 +313,22 @@ class PostgresStore(DocumentReads):
             except BaseException:
                 await rollback(db)
                 raise
-            try:
-                if events:
-                    await db.execute(
-                        "UPDATE observer_cursors SET last_id = %s WHERE name = %s",
-                        (events[-1].id, observer),
-                    )
-                await db.execute("COMMIT")
-            except psycopg.Error as exc:
-                await rollback(db)
-                raise BackendError(f"database write failed: {exc}") from exc
+            # The observer has run these events: a shutdown now must not roll the cursor
+            # back, or another process would run them again.
+            with anyio.CancelScope(shield=True):
+                try:
+                    if events:
+                        await db.execute(
+                            "UPDATE observer_cursors SET last_id = %s WHERE name = %s",
+                            (events[-1].id, observer),
+                        )
+                    await db.execute("COMMIT")
+                except psycopg.Error as exc:
+                    await rollback(db)
+                    raise BackendError(f"database write failed: {exc}") from exc
         finally:
-            await self._pool.release(db)
+            with anyio.CancelScope(shield=True):
+                await self._pool.release(db)
 
     async def gcra(self, key: str, interval: float, tolerance: float) -> tuple[bool, float, float]:
         """One GCRA step for ``key`` by the server's clock: (allowed, new TAT, now).

@@ -242,14 +242,17 @@ class SqliteStore(DocumentReads):
         last = int(rows[0][0])
         events = await self.read_events(after=last, limit=limit)
         yield events
+        # The observer has run these events: a shutdown now must not leave the cursor
+        # behind, or another process would run them again.
         if events:
-            await self._side_run(
-                (
-                    "UPDATE observer_cursors SET last_id = ?"
-                    " WHERE name = ? AND owner = ? AND last_id = ?",
-                    (events[-1].id, observer, self.owner, last),
+            with anyio.CancelScope(shield=True):
+                await self._side_run(
+                    (
+                        "UPDATE observer_cursors SET last_id = ?"
+                        " WHERE name = ? AND owner = ? AND last_id = ?",
+                        (events[-1].id, observer, self.owner, last),
+                    )
                 )
-            )
 
     async def _release_leases(self) -> None:
         if self._side is None:
