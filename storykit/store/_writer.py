@@ -5,11 +5,8 @@ everything queued (up to ``max_batch``), hands it to ``commit`` as one batch, an
 wakes each caller with its event or its error. Under load many writes share one
 transaction, which is what makes appending events cheap.
 
-This is the write loop :class:`~storykit.store.sqlite.SqliteStore` has inline,
-lifted out so that the PostgreSQL store runs the very same one, with two
-additions: an ``idle`` hook (the PostgreSQL writer gives its connection back to
-the pool when writes stop) and the ``queued``/``in_flight`` counts. The SQLite
-store can switch to it without any change in behaviour.
+Both stores run this one loop; the PostgreSQL store adds an ``idle`` hook (its
+writer gives its connection back to the pool when writes stop).
 """
 
 from __future__ import annotations

@@ -27,7 +27,6 @@ two of its own, so they never wait for a batch of writes in this process.
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import json
 import secrets
@@ -53,6 +52,7 @@ from storykit.store._driver import Driver, Row, connect, rollback
 from storykit.store._reads import DocumentReads
 from storykit.store._values import event_id as _event_id
 from storykit.store._values import limit as _limit
+from storykit.store._writer import GroupWriter
 
 __all__ = ["SqliteStore"]
 
@@ -70,11 +70,7 @@ class SqliteStore(DocumentReads):
         self._writer: Driver | None = None
         self._reader: Driver | None = None
         self._task_group: TaskGroup | None = None
-        self._queue: collections.deque[PendingWrite] = collections.deque()
-        self._wakeup: anyio.Event | None = None
-        self._closing = False
-        self._transactions = 0
-        self._writes = 0
+        self._group = self._new_group()
         self._side: Driver | None = None
         self._side_lock = anyio.Lock()
         self.owner = secrets.token_hex(8)
@@ -84,12 +80,19 @@ class SqliteStore(DocumentReads):
     @property
     def transactions(self) -> int:
         """Write transactions committed so far (fewer than :attr:`writes` under load)."""
-        return self._transactions
+        return self._group.transactions
 
     @property
     def writes(self) -> int:
         """Writes that committed (each appended one event)."""
-        return self._writes
+        return self._group.writes
+
+    def _new_group(self) -> GroupWriter:
+        return GroupWriter(self._commit, max_batch=self.max_batch)
+
+    async def _commit(self, batch: Sequence[PendingWrite]) -> bool:
+        assert self._writer is not None
+        return await commit_batch(self._writer, batch)
 
     # -- lifecycle -------------------------------------------------------------
     async def open(self) -> None:
@@ -109,17 +112,15 @@ class SqliteStore(DocumentReads):
         except BaseException:
             await self._close_connections()
             raise
-        self._closing = False
+        self._group = self._new_group()
         self._task_group = task_group
-        task_group.start_soon(self._write_loop)
+        task_group.start_soon(self._group.run)
 
     async def aclose(self) -> None:
         task_group, self._task_group = self._task_group, None
         if task_group is None:
             return
-        self._closing = True  # the writer drains the queue, then returns
-        if self._wakeup is not None:
-            self._wakeup.set()
+        self._group.close()  # the writer drains the queue, then returns
         try:
             await task_group.__aexit__(None, None, None)
             with anyio.CancelScope(shield=True):
@@ -283,7 +284,7 @@ class SqliteStore(DocumentReads):
         withdrawn; after that it commits (or fails) without the caller: its event
         still reaches subscribers through the event bus's catch-up from the log.
         """
-        if self._task_group is None or self._closing:
+        if self._task_group is None or self._group.closing:
             raise RuntimeError("the store is not open")
         pending = await off_loop(  # serialising a 5 MB diff is no work for the event loop
             _size(suggestions, plans),
@@ -298,58 +299,9 @@ class SqliteStore(DocumentReads):
                 idempotency=idempotency,
             ),
         )
-        if self._task_group is None or self._closing:  # closed while that ran
+        if self._task_group is None or self._group.closing:  # closed while that ran
             raise RuntimeError("the store is not open")
-        self._queue.append(pending)
-        if self._wakeup is not None:
-            self._wakeup.set()
-        try:
-            await pending.done.wait()
-        except BaseException:
-            if not pending.taken:
-                pending.cancelled = True
-            raise
-        if pending.error is not None:
-            raise pending.error
-        assert pending.event is not None
-        return pending.event
-
-    async def _write_loop(self) -> None:
-        try:
-            while True:
-                while not self._queue:
-                    if self._closing:
-                        return
-                    self._wakeup = anyio.Event()
-                    await self._wakeup.wait()
-                batch = self._take_batch()
-                if not batch:
-                    continue
-                # Shielded: a batch is short, and abandoning it halfway would leave the
-                # connection inside a transaction and its callers waiting forever.
-                with anyio.CancelScope(shield=True):
-                    assert self._writer is not None
-                    if await commit_batch(self._writer, batch):
-                        self._transactions += 1
-                        self._writes += sum(1 for w in batch if w.event is not None)
-                for w in batch:  # in id order, so callers tend to publish in id order
-                    w.done.set()
-        finally:
-            # Cancelled while idle (the host shut down under us): nobody will run
-            # what is still queued, so tell its callers instead of leaving them hanging.
-            while self._queue:
-                w = self._queue.popleft()
-                w.error = RuntimeError("the store closed before this write ran")
-                w.done.set()
-
-    def _take_batch(self) -> list[PendingWrite]:
-        batch: list[PendingWrite] = []
-        while self._queue and len(batch) < self.max_batch:
-            w = self._queue.popleft()
-            if not w.cancelled:
-                w.taken = True
-                batch.append(w)
-        return batch
+        return await self._group.submit(pending)
 
 
 # Now, as Unix seconds with fractions, is SQLite's clock (julianday('now')): one clock
