@@ -45,7 +45,7 @@ from storykit.idempotency import IdempotentResult
 from storykit.models import Event, Plan, Risk, Status, Suggestion, to_dict, utcnow
 from storykit.store._driver import Driver, rollback
 
-__all__ = ["PendingWrite", "commit_batch", "dumps", "prepare"]
+__all__ = ["PendingWrite", "accept", "commit_batch", "dumps", "prepare"]
 
 # Errors caused by the values of one write, which retrying write by write isolates:
 # SQLite refusing them (a constraint, a trigger, too big) or sqlite3 failing to bind
@@ -266,18 +266,7 @@ async def _transaction(db: Driver, batch: Sequence[PendingWrite], *, isolate: bo
 async def _apply(db: Driver, writes: Sequence[PendingWrite], at: datetime) -> None:
     current = await _versions(db, {key for w in writes for key in w.expect})
     policy = await _policy(db) if any(w.policy_expect is not None for w in writes) else None
-    accepted: list[PendingWrite] = []
-    for w in writes:
-        stale = sorted(key for key, seen in w.expect.items() if current.get(key) != seen)
-        if w.policy_expect is not None and w.policy_expect != policy:
-            stale.append("the policy document")
-        if stale:
-            w.error = Conflict(f"changed since it was read: {', '.join(stale)}")
-            continue
-        current.update(w.versions)  # later writes in this batch must see this one
-        if w.policy_json is not None:
-            policy = json.loads(w.policy_json)
-        accepted.append(w)
+    accepted = accept(writes, current, policy)
     if not accepted:
         return
     suggestion_rows = [row for w in accepted for row in w.suggestion_rows]
@@ -310,6 +299,28 @@ async def _apply(db: Driver, writes: Sequence[PendingWrite], at: datetime) -> No
 def _insert_events(n: int) -> str:
     values = ", ".join(["(?, ?, ?)"] * n)
     return f"INSERT INTO events (type, at, data) VALUES {values} RETURNING id"  # noqa: S608
+
+
+def accept(
+    writes: Sequence[PendingWrite], current: dict[str, datetime], policy: Any
+) -> list[PendingWrite]:
+    """The writes whose ``expect`` and ``policy_expect`` hold, in submission order; each
+    stale one gets its :class:`~storykit.errors.Conflict`. ``current`` (the rows'
+    ``updated_at``) and ``policy`` (the stored config) are what the database holds, and
+    each accepted write's changes count for the writes after it in the same batch."""
+    accepted: list[PendingWrite] = []
+    for w in writes:
+        stale = sorted(key for key, seen in w.expect.items() if current.get(key) != seen)
+        if w.policy_expect is not None and w.policy_expect != policy:
+            stale.append("the policy document")
+        if stale:
+            w.error = Conflict(f"changed since it was read: {', '.join(stale)}")
+            continue
+        current.update(w.versions)
+        if w.policy_json is not None:
+            policy = json.loads(w.policy_json)
+        accepted.append(w)
+    return accepted
 
 
 async def _policy(db: Driver) -> Any:

@@ -44,9 +44,9 @@ from typing import Any
 import psycopg
 import psycopg.errors
 
-from storykit.errors import BackendError, Conflict, Invalid, Unavailable
+from storykit.errors import BackendError, Invalid, Unavailable
 from storykit.models import Event, utcnow
-from storykit.store._batch import PendingWrite
+from storykit.store._batch import PendingWrite, accept
 from storykit.store._pg_driver import Connection, is_unavailable, rollback
 
 __all__ = ["commit_batch", "fail"]
@@ -166,18 +166,7 @@ async def _apply(db: Connection, writes: Sequence[PendingWrite], at: datetime, n
     """
     current = await _versions(db, {key for w in writes for key in w.expect})
     policy = await _policy(db) if any(w.policy_expect is not None for w in writes) else None
-    accepted: list[PendingWrite] = []
-    for w in writes:
-        stale = sorted(key for key, seen in w.expect.items() if current.get(key) != seen)
-        if w.policy_expect is not None and w.policy_expect != policy:
-            stale.append("the policy document")
-        if stale:
-            w.error = Conflict(f"changed since it was read: {', '.join(stale)}")
-            continue
-        current.update(w.versions)  # later writes in this batch must see this one
-        if w.policy_json is not None:
-            policy = json.loads(w.policy_json)
-        accepted.append(w)
+    accepted = accept(writes, current, policy)
     if not accepted:
         return next_id
     suggestion_rows = [row for w in accepted for row in w.suggestion_rows]
