@@ -68,7 +68,7 @@ class CoreBase:
         )
         self.bus.publish(event)
         if suggestions or plans:
-            await self.artifacts.write(suggestions, plans)
+            self.artifacts.submit(suggestions, plans)  # written after, off the reply's path
         return event
 
     async def emit(self, event_type: str, data: Mapping[str, Any]) -> Event:

@@ -3,14 +3,24 @@
 They live under the data directory's ``suggestions/`` and ``plans/`` and nowhere
 else: file names come only from validated ids, and every path is checked to stay
 inside its folder before anything is written. Writes are atomic (temp + rename).
+
+They are written off the commit path (:meth:`ArtifactWriter.submit`): a change is
+stored and answered first, and a background task (:meth:`ArtifactWriter.run`)
+writes its files afterwards, retrying a failed write a few times. A disk error
+therefore never turns a stored change into an error reply (after which a retry by
+the client would store it twice); it is logged and counted
+(``storykit_artifact_write_failures_total``), and the next change of the same
+suggestion or plan writes its files again. Several changes of one object waiting
+together are written once, newest first wins.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import anyio
@@ -19,23 +29,104 @@ from storykit.errors import Invalid
 from storykit.ids import check_id
 from storykit.models import Plan, Suggestion, to_dict
 
-__all__ = ["ArtifactWriter"]
+__all__ = ["RETRY_DELAYS", "ArtifactWriter"]
+
+RETRY_DELAYS = (0.2, 1.0, 5.0)
+"""Seconds before each retry of a failed write; after the last, the write is given up."""
+
+log = logging.getLogger("storykit.artifacts")
 
 
 class ArtifactWriter:
-    def __init__(self, suggestions_dir: Path, plans_dir: Path) -> None:
+    """Writes artifacts after the commit: :meth:`submit` queues, :meth:`run` writes."""
+
+    def __init__(
+        self,
+        suggestions_dir: Path,
+        plans_dir: Path,
+        *,
+        retry_delays: Sequence[float] = RETRY_DELAYS,
+        on_failure: Callable[[str], None] | None = None,
+    ) -> None:
         self.suggestions_dir = suggestions_dir
         self.plans_dir = plans_dir
+        self.retry_delays = tuple(retry_delays)
+        self.on_failure = on_failure
+        """Called with ``"suggestion"`` or ``"plan"`` for each write given up."""
+        self._pending: dict[str, Suggestion | Plan] = {}
+        self._writing = False
+        self._running = False
+        self._wakeup: anyio.Event | None = None
+        self._settled: anyio.Event | None = None
 
-    async def write(self, suggestions: Sequence[Suggestion], plans: Sequence[Plan]) -> None:
-        """Write every artifact of one change in a single trip to a worker thread."""
-        await anyio.to_thread.run_sync(self._write_all, suggestions, plans)
+    def submit(self, suggestions: Sequence[Suggestion], plans: Sequence[Plan]) -> None:
+        """Queue the artifacts of a committed change; returns at once."""
+        items: list[Suggestion | Plan] = [*suggestions, *plans]
+        for item in items:
+            self._pending.pop(item.id, None)  # re-queued at the end: written in commit order
+            self._pending[item.id] = item
+        if self._pending and self._wakeup is not None:
+            self._wakeup.set()
 
-    def _write_all(self, suggestions: Sequence[Suggestion], plans: Sequence[Plan]) -> None:
-        for s in suggestions:
-            self._write_suggestion(s)
-        for p in plans:
-            self._write_plan(p)
+    async def run(self) -> None:
+        """Write what is queued, as it comes, until cancelled."""
+        self._running = True
+        try:
+            while True:
+                if not self._pending:
+                    self._wakeup = anyio.Event()
+                    await self._wakeup.wait()
+                await self._write_pending()
+        finally:
+            self._running = False
+
+    async def flush(self) -> None:
+        """Return once everything queued so far is written (or given up). Without a
+        running :meth:`run` task, write it here."""
+        while self._pending or self._writing:
+            if not self._running and not self._writing:
+                await self._write_pending()
+                continue
+            if self._settled is None:
+                self._settled = anyio.Event()
+            await self._settled.wait()
+
+    async def _write_pending(self) -> None:
+        batch = list(self._pending.values())
+        self._pending.clear()
+        self._writing = True
+        try:
+            for delay in (*self.retry_delays, None):
+                batch = await anyio.to_thread.run_sync(self._write_all, batch)
+                if not batch:
+                    break
+                if delay is None:
+                    for item in batch:
+                        kind = "suggestion" if isinstance(item, Suggestion) else "plan"
+                        log.error("gave up writing the artifacts of %s %s", kind, item.id)
+                        if self.on_failure is not None:
+                            self.on_failure(kind)
+                    break
+                await anyio.sleep(delay)
+        finally:
+            self._writing = False
+            if self._settled is not None and not self._pending:
+                self._settled.set()
+                self._settled = None
+
+    def _write_all(self, items: Sequence[Suggestion | Plan]) -> list[Suggestion | Plan]:
+        """Write each item's files in this worker thread; return the ones that failed."""
+        failed: list[Suggestion | Plan] = []
+        for item in items:
+            try:
+                if isinstance(item, Suggestion):
+                    self._write_suggestion(item)
+                else:
+                    self._write_plan(item)
+            except OSError as exc:
+                log.warning("could not write the artifacts of %s: %s", item.id, exc)
+                failed.append(item)
+        return failed
 
     def _write_suggestion(self, s: Suggestion) -> None:
         base = _inside(self.suggestions_dir, check_id(s.id, "sug"))

@@ -71,6 +71,15 @@ class Metrics:
             registry=r,
         )
 
+        self.artifact_failures = Counter(
+            "storykit_artifact_write_failures",
+            "Artifact writes given up after their retries, by kind (suggestion, plan).",
+            ["kind"],
+            registry=r,
+        )
+        for kind in ("suggestion", "plan"):
+            self.artifact_failures.labels(kind=kind)  # shown as 0 before the first failure
+
     def set_suggestion_counts(self, counts: dict[Status, int]) -> None:
         for status in Status:
             self.suggestions.labels(status=status.value).set(counts.get(status, 0))

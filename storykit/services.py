@@ -38,6 +38,9 @@ from storykit.store import Store, Watchable, open_store
 
 __all__ = ["GenerateResult", "Storykit"]
 
+ARTIFACT_FLUSH_DEADLINE = 10.0
+"""Seconds :meth:`Storykit.open` waits at exit for queued artifacts to be written."""
+
 
 class Storykit(SuggestionCases, PlanCases):
     """The storykit core: settings, store, event bus, plugins and the use cases over them.
@@ -63,7 +66,11 @@ class Storykit(SuggestionCases, PlanCases):
         self.registry = registry
         self.metrics = metrics
         self.policy = PolicyEngine(registry)
-        self.artifacts = ArtifactWriter(settings.suggestions_dir, settings.plans_dir)
+        self.artifacts = ArtifactWriter(
+            settings.suggestions_dir,
+            settings.plans_dir,
+            on_failure=lambda kind: metrics.artifact_failures.labels(kind=kind).inc(),
+        )
         self.observers: ObserverRunner | None = None
         """What runs the ``storykit_on_event`` observers here, if this process does."""
 
@@ -101,9 +108,14 @@ class Storykit(SuggestionCases, PlanCases):
                     await core.observers.prepare()
                     tg.start_soon(core.observers.run)
                 bus.add_listener(core._observe)
+                tg.start_soon(core.artifacts.run)
                 try:
                     yield core
                 finally:
+                    # What was committed gets its files before the process goes (a CLI
+                    # command exits right after its change), within a bound.
+                    with anyio.move_on_after(ARTIFACT_FLUSH_DEADLINE, shield=True):
+                        await core.artifacts.flush()
                     tg.cancel_scope.cancel()
 
     # -- events ---------------------------------------------------------------

@@ -94,6 +94,7 @@ async def test_submit_stores_screens_and_writes_one_event(tmp_path: Path) -> Non
         assert s.decision is not None and s.decision.policy_version
         assert await events_since(core, before) == ["suggest.submitted"]
         assert await core.get_suggestion(s.id) == s
+        await core.artifacts.flush()  # written after the commit, off the reply's path
         artifact = json.loads((tmp_path / "data" / "suggestions" / f"{s.id}.json").read_text())
         assert artifact["diff"] == DIFF
         assert (tmp_path / "data" / "suggestions" / f"{s.id}.md").read_text().startswith("# Bump a")
