@@ -84,9 +84,11 @@ def get_plugin_manager(
             except Exception as exc:
                 # Fail closed: a policy plugin that silently did not load would let
                 # everything through. Say which plugin, and how to leave it out.
+                hint = "leave it out with STORYKIT_LOAD_PLUGINS"
+                if isinstance(exc, ModuleNotFoundError) and ep.value.startswith("storykit_"):
+                    hint = f"pip install 'storykit[plugins]', or {hint}"  # a first-party one
                 raise PluginError(
-                    f"cannot import {ep.value}: {type(exc).__name__}: {exc}"
-                    f" (leave it out with STORYKIT_LOAD_PLUGINS)",
+                    f"cannot import {ep.value}: {type(exc).__name__}: {exc} ({hint})",
                     plugin=ep.name,
                     hook="load",
                 ) from exc

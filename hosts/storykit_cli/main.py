@@ -139,11 +139,33 @@ def serve(g: Globals, host: str, port: int, worker: str, data_dir: str | None) -
       API_TOKENS='ci:agent=…,me:reviewer=…' storykit serve --port 8003
     """
     from storykit.settings import Settings
-    from storykit_quart.serve import serve as run
+
+    try:
+        from storykit_quart.serve import serve as run
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").partition(".")[0] not in _SERVER_PACKAGES:
+            raise
+        raise errors.Failure(
+            f"storykit serve needs the web server's packages ({exc.name} is missing)",
+            hint="pip install 'storykit[server]'",
+        ) from None
 
     chosen = data_dir or g.connection.data_dir
     settings = Settings.from_env(data_dir=chosen)
     run(settings, host=host, port=port, worker=worker, say=click.echo)
+
+
+_SERVER_PACKAGES = (
+    "quart",
+    "quart_schema",
+    "quart_trio",
+    "quart_cors",
+    "hypercorn",
+    "pydantic",
+    "structlog",
+    "trio",
+)
+"""What ``storykit[server]`` installs: one of them missing means that extra is missing."""
 
 
 for command in (suggest, plan, pr, policy, plugins, events, keys, mcp):
