@@ -39,19 +39,31 @@ class Draft:
     """A suggestion a source proposes, before storykit stores and screens it."""
 
     title: str
+    """One line, at most 300 characters."""
     diff: str
+    """A unified diff (git style) against ``base_ref``, repository-relative paths."""
     rationale: str = ""
+    """Why the change is wanted; shown to the reviewer."""
     base_ref: str = "HEAD"
+    """The commit the diff applies to."""
     findings: tuple[Finding, ...] = ()
+    """What the source noticed (shown with the policies' findings)."""
     metadata: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    """Plain JSON values the source wants kept with the suggestion."""
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
 class GenerateRequest:
+    """What a source's ``generate`` is asked to look at."""
+
     repo_path: Path
+    """The repository to look at (read it; never write to it)."""
     paths: tuple[str, ...] = ()
     """Repository-relative paths to limit the run to; empty means the whole repository."""
     progress: Progress | None = None
+    """Where to report progress (``None`` when nobody listens): each
+    ``await request.progress({...})`` becomes one ``suggest.progress`` event carrying
+    the run's id."""
 
 
 @runtime_checkable
@@ -113,11 +125,15 @@ class PolicySubject:
     """What a policy judges: the proposal's text and its diff."""
 
     diff: str
+    """The unified diff being judged."""
     title: str = ""
     rationale: str = ""
     files: tuple[str, ...] = ()
+    """The repository-relative paths the diff touches (new names for renames)."""
     source: str = ""
+    """The source that proposed it (``agent`` for an outside agent's submission)."""
     agent: str = ""
+    """The key name of who proposed it."""
 
 
 @runtime_checkable
@@ -142,14 +158,22 @@ class Policy(Protocol):
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
 class PRRequest:
     repo_path: Path
+    """The repository; make branches with git plumbing or a worktree in ``work_dir``,
+    never in its working tree."""
     plan_id: str
     goal: str
     variant: Variant
+    """The selected variant; its ``diff`` is exactly what people approved."""
     suggestions: tuple[Suggestion, ...]
+    """The variant's suggestions, in order."""
     branch: str
+    """The branch to create."""
     base_ref: str
+    """The commit to branch from."""
     dry_run: bool
+    """Change nothing: return the operations it would run."""
     requested_by: str
+    """The key name of the person who asked."""
     work_dir: Path
     """A scratch folder inside storykit's data directory the backend may use."""
     branch_given: bool = False

@@ -159,10 +159,12 @@ def storykit_register_pr_backends(
 def storykit_on_event(event: Event) -> Any:
     """Observe every event after it is stored.
 
-    Called once per event, in id order, from the process that wrote it. Return
-    nothing, or an awaitable (an ``async def`` implementation) which storykit awaits
-    with a timeout. Results are ignored; an observer that raises is logged and
-    counted as a plugin error and never affects the change that caused the event.
+    Called once per event, in id order, by one of the processes that run observers
+    (the server; any one replica of a team), whichever process wrote the event
+    (:mod:`storykit.observers`). Return nothing, or an awaitable (an ``async def``
+    implementation) which storykit awaits with a timeout. Results are ignored; an
+    observer that raises is logged and counted as a plugin error and never affects the
+    change that caused the event.
 
     Example::
 

@@ -51,6 +51,8 @@ class Status(StrEnum):
 
 
 class Action(StrEnum):
+    """A reviewer's decision on a suggestion."""
+
     APPROVE = "approve"
     REVISE = "revise"
     REJECT = "reject"
@@ -76,11 +78,17 @@ class Finding:
     """One reason a policy (or a source's pre-review) gave."""
 
     rule: str
+    """A short id of what was found (``secret``, ``path-not-allowed``, a ruff code…)."""
     message: str
+    """One sentence a reviewer reads."""
     severity: Outcome = Outcome.WARN
+    """``deny`` blocks the suggestion, ``warn`` raises its risk, ``allow`` is informational."""
     policy: str = ""
+    """The policy (or source) that found it; set by the core."""
     file: str | None = None
+    """The repository-relative file it is about, if any."""
     line: int | None = None
+    """The line in the new file, if any."""
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Finding:
@@ -146,23 +154,37 @@ class Suggestion:
     """A proposed change: a unified diff with a title and a rationale."""
 
     id: str
+    """``sug_…``, stable across revisions."""
     source: str
+    """The source that proposed it (``agent`` for an outside agent's submission)."""
     agent: str
+    """The key name of who proposed it; that one can never approve it."""
     title: str
     diff: str
+    """The current revision's unified diff."""
     diff_hash: str
+    """SHA-256 of ``diff``; an approval counts only for the hash it was given to."""
     files: tuple[str, ...]
+    """The repository-relative paths the diff touches."""
     rationale: str = ""
     base_ref: str = "HEAD"
+    """The commit the diff applies to."""
     risk: Risk = Risk.UNKNOWN
+    """The highest risk any policy gave the current diff."""
     findings: tuple[Finding, ...] = ()
+    """What the policies (and the source) found in the current diff."""
     status: Status = Status.PENDING
+    """Where it is in review."""
     reviews: tuple[Review, ...] = ()
+    """Every decision given, oldest first (earlier revisions' too)."""
     decision: PolicyDecision | None = None
+    """The policies' combined verdict on the current diff."""
     revision: int = 1
+    """1 for the first diff; each revise adds one."""
     created_at: datetime = dataclasses.field(default_factory=utcnow)
     updated_at: datetime = dataclasses.field(default_factory=utcnow)
     metadata: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    """What the source kept with it (plain JSON)."""
 
     @property
     def approvals(self) -> tuple[Review, ...]:
@@ -201,8 +223,11 @@ class Conflict:
     """Two or more suggestions change overlapping lines of one file."""
 
     file: str
+    """The file both change."""
     suggestion_ids: tuple[str, ...]
+    """The suggestions whose hunks overlap there."""
     detail: str = ""
+    """Which lines, for people."""
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Conflict:
@@ -222,12 +247,19 @@ class Variant:
     """
 
     key: str
+    """Unique within the plan (``a``, ``b``, … or the planner's own)."""
     title: str
+    """What this way of doing it is, for people choosing."""
     suggestion_ids: tuple[str, ...]
+    """The suggestions it carries out, in the order their diffs apply."""
     diff: str = ""
+    """The combined diff, derived by the core."""
     conflicts: tuple[Conflict, ...] = ()
+    """Where its suggestions overlap; derived by the core."""
     risk: Risk = Risk.UNKNOWN
+    """The highest risk among its suggestions; derived by the core."""
     planner: str = ""
+    """The planner that proposed it; set by the core."""
     suggestion_hashes: Mapping[str, str] = dataclasses.field(default_factory=dict)
     """The ``diff_hash`` of each suggestion in ``diff`` when the plan was made: a PR is
     refused unless each is still the suggestion's approved diff."""
@@ -248,12 +280,20 @@ class Variant:
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
 class Plan:
+    """Approved suggestions grouped into variants, one of which becomes a branch or PR."""
+
     id: str
+    """``plan_…``."""
     goal: str
+    """What the person who made the plan wants done."""
     variants: tuple[Variant, ...]
+    """The ways to do it, as the planner proposed them."""
     created_by: str
+    """The key name of who made it."""
     selected: str | None = None
+    """The chosen variant's key, once chosen."""
     selected_by: str | None = None
+    """Who chose it."""
     created_at: datetime = dataclasses.field(default_factory=utcnow)
     updated_at: datetime = dataclasses.field(default_factory=utcnow)
 
@@ -279,12 +319,19 @@ class PRResult:
     """What a PR backend did (or, on a dry run, would do)."""
 
     backend: str
+    """The PR backend's name."""
     branch: str
+    """The branch made (or that would be made)."""
     diff: str
+    """Exactly the diff it carries: the variant's approved diff."""
     dry_run: bool
+    """True when nothing was changed."""
     operations: tuple[str, ...] = ()
+    """What it did (or would do), one line per step, for people."""
     commit: str | None = None
+    """The commit made, if any."""
     url: str | None = None
+    """The pull or merge request's address, if one was opened."""
     plan_id: str = ""
     variant: str = ""
 
@@ -308,8 +355,11 @@ class Event:
     """One state change. ``id`` increases monotonically across the log."""
 
     id: int
+    """Increases by one per event, in commit order, with no gaps."""
     type: str
+    """``suggest.submitted``, ``plan.created``… (docs/api.md lists them)."""
     data: Mapping[str, Any]
+    """The event's plain JSON payload."""
     at: datetime = dataclasses.field(default_factory=utcnow)
 
     @classmethod

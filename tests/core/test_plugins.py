@@ -387,3 +387,26 @@ def test_the_generated_hook_reference_is_current() -> None:
     from storykit.docgen import hook_reference
 
     assert (ROOT / "docs" / "plugins.md").read_text() == hook_reference()
+
+
+def test_the_plugin_reference_is_markdown_and_documents_the_types_plugins_see() -> None:
+    docs = (ROOT / "docs" / "plugins.md").read_text()
+    assert "``" not in docs.replace("```", "")  # reST literals became Markdown ones
+    assert not re.search(r":(class|mod|meth|func|attr):`", docs)  # no Sphinx roles
+    assert "::\n" not in docs
+    for name, module in [
+        ("Draft", "storykit.backends"),
+        ("GenerateRequest", "storykit.backends"),
+        ("Suggestion", "storykit.models"),
+        ("Variant", "storykit.models"),
+        ("Conflict", "storykit.models"),
+    ]:
+        section = docs.split(f"## `{name}`\n", 1)[1].split("\n## ", 1)[0]
+        assert f"`from {module} import {name}`" in section
+        assert "| field | type | default |" in section
+    progress = docs.split("## `GenerateRequest`\n", 1)[1].split("\n## ", 1)[0]
+    assert re.search(
+        r"\| `progress` \| `Progress \\\| None` \| `None` \| .*suggest\.progress", progress
+    )
+    suggestion = docs.split("## `Suggestion`\n", 1)[1].split("\n## ", 1)[0]
+    assert re.search(r"\| `diff_hash` \| `str` \| required \| .*approval", suggestion)
