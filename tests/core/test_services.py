@@ -34,6 +34,8 @@ from storykit.testing import (
     OTHER_AGENT,
     OTHER_REVIEWER,
     REVIEWER,
+    FakePolicy,
+    fake_plugin,
     make_diff,
     open_core,
 )
@@ -43,32 +45,6 @@ pytestmark = pytest.mark.anyio
 DIFF = make_diff("pkg/mod.py", "a = 1\n", "a = 2\n")
 OTHER_DIFF = make_diff("pkg/mod.py", "a = 1\n", "a = 3\n")
 SECRET_DIFF = make_diff("conf.py", "", "PASSWORD = 'forbidden'\n")
-
-
-class DenyWordPolicy:
-    """Denies added lines containing a configured word."""
-
-    name = "deny-word"
-
-    def default_config(self) -> dict[str, Any]:
-        return {"word": "forbidden"}
-
-    def validate_config(self, config: Any) -> None:
-        if not isinstance(config.get("word"), str):
-            raise Invalid("word must be a string")
-
-    async def check(self, subject: PolicySubject, config: Any) -> Sequence[Finding]:
-        return [
-            Finding(rule="word", message="forbidden word", severity=Outcome.DENY, policy=self.name)
-            for line in subject.diff.splitlines()
-            if line.startswith("+") and config["word"] in line
-        ]
-
-
-class PolicyPlugin:
-    @hookimpl
-    def storykit_register_policies(self, register: Any) -> None:
-        register(DenyWordPolicy())
 
 
 async def events_since(core: Storykit, after: int) -> list[str]:
@@ -84,7 +60,7 @@ async def approved(core: Storykit, diff: str = DIFF) -> Suggestion:
 
 
 async def test_submit_stores_screens_and_writes_one_event(tmp_path: Path) -> None:
-    async with open_core(tmp_path, plugins={"deny": PolicyPlugin()}) as core:
+    async with open_core(tmp_path, plugins={"deny": fake_plugin(FakePolicy())}) as core:
         before = await core.store.last_event_id()
         s = await core.submit(AGENT, title="Bump a", diff=DIFF, rationale="because")
         assert s.status is Status.PENDING
@@ -101,7 +77,7 @@ async def test_submit_stores_screens_and_writes_one_event(tmp_path: Path) -> Non
 
 
 async def test_policy_deny_blocks_and_blocked_cannot_be_approved(tmp_path: Path) -> None:
-    async with open_core(tmp_path, plugins={"deny": PolicyPlugin()}) as core:
+    async with open_core(tmp_path, plugins={"deny": fake_plugin(FakePolicy())}) as core:
         before = await core.store.last_event_id()
         s = await core.submit(AGENT, title="Add conf", diff=SECRET_DIFF)
         assert s.status is Status.BLOCKED
@@ -324,7 +300,7 @@ async def test_a_retried_revision_returns_the_first_result(
 
 
 async def test_what_get_policies_returned_can_be_edited_and_put_back(tmp_path: Path) -> None:
-    async with open_core(tmp_path, plugins={"deny": PolicyPlugin()}) as core:
+    async with open_core(tmp_path, plugins={"deny": fake_plugin(FakePolicy())}) as core:
         doc = await core.get_policies()
         doc["policies"]["deny-word"]["word"] = "bump"
         new = await core.set_policies(ADMIN, doc)
@@ -338,7 +314,7 @@ async def test_what_get_policies_returned_can_be_edited_and_put_back(tmp_path: P
 
 
 async def test_a_stale_version_or_if_match_is_refused_and_saves_nothing(tmp_path: Path) -> None:
-    async with open_core(tmp_path, plugins={"deny": PolicyPlugin()}) as core:
+    async with open_core(tmp_path, plugins={"deny": fake_plugin(FakePolicy())}) as core:
         mine = await core.get_policies()
         theirs = await core.set_policies(ADMIN, {"deny-word": {"word": "theirs"}})
         head = await core.store.last_event_id()
@@ -357,7 +333,7 @@ async def test_a_stale_version_or_if_match_is_refused_and_saves_nothing(tmp_path
 async def test_concurrent_edits_of_one_version_save_only_one(
     tmp_path: Path, db_env: dict[str, str]
 ) -> None:
-    async with open_core(tmp_path, plugins={"deny": PolicyPlugin()}, env=db_env) as core:
+    async with open_core(tmp_path, plugins={"deny": fake_plugin(FakePolicy())}, env=db_env) as core:
         read = await core.get_policies()
         outcomes: list[str] = []
 
@@ -678,12 +654,12 @@ async def test_refine_makes_a_new_revision_or_says_how_to_configure(tmp_path: Pa
 
 
 async def test_policies_are_validated_versioned_and_applied(tmp_path: Path) -> None:
-    async with open_core(tmp_path, plugins={"deny": PolicyPlugin()}) as core:
+    async with open_core(tmp_path, plugins={"deny": fake_plugin(FakePolicy())}) as core:
         doc = await core.get_policies()
         assert doc["policies"] == {"deny-word": {"word": "forbidden"}}
         with pytest.raises(Invalid, match="unknown policy 'nope'"):
             await core.set_policies(ADMIN, {"nope": {}})
-        with pytest.raises(Invalid, match="deny-word: word must be a string"):
+        with pytest.raises(Invalid, match="deny-word: word must be a non-empty string"):
             await core.set_policies(ADMIN, {"deny-word": {"word": 1}})
         with pytest.raises(Invalid, match="JSON object"):
             await core.set_policies(ADMIN, ["deny-word"])
@@ -700,9 +676,7 @@ async def test_policies_are_validated_versioned_and_applied(tmp_path: Path) -> N
         assert await core.store.last_event_id() == before + 1  # checking stores nothing
 
 
-class ExplodingPolicy(DenyWordPolicy):
-    name = "explodes"
-
+class ExplodingPolicy(FakePolicy):
     async def check(self, subject: PolicySubject, config: Any) -> Sequence[Finding]:
         raise ValueError("bad day")
 
@@ -710,7 +684,7 @@ class ExplodingPolicy(DenyWordPolicy):
 class ExplodingPlugin:
     @hookimpl
     def storykit_register_policies(self, register: Any) -> None:
-        register(ExplodingPolicy())
+        register(ExplodingPolicy(name="explodes"))
 
 
 async def test_a_failing_policy_is_reported_and_makes_risk_unknown(tmp_path: Path) -> None:
@@ -827,7 +801,9 @@ BAD = "\ud800"  # an unpaired surrogate: JSON can carry it, UTF-8 (and so SQLite
 
 
 async def test_text_utf8_cannot_hold_and_ids_beyond_64_bits_are_invalid(tmp_path: Path) -> None:
-    async with open_core(tmp_path, plugins={"deny": PolicyPlugin(), "r": RefinerPlugin()}) as core:
+    async with open_core(
+        tmp_path, plugins={"deny": fake_plugin(FakePolicy()), "r": RefinerPlugin()}
+    ) as core:
         s = await core.submit(AGENT, title="t", diff=DIFF)
         before = (await core.read_events(), await core.list_suggestions())
         bad_diff = make_diff("pkg/mod.py", "a = 1\n", f"a = '{BAD}'\n")
@@ -876,7 +852,7 @@ async def test_a_big_diff_is_parsed_while_the_event_loop_serves_others(
         return real_patch_set(diff)
 
     monkeypatch.setattr(storykit.diffs, "PatchSet", patch_set)
-    async with open_core(tmp_path, plugins={"deny": PolicyPlugin()}) as core:
+    async with open_core(tmp_path, plugins={"deny": fake_plugin(FakePolicy())}) as core:
 
         async def another_request() -> None:
             assert await anyio.to_thread.run_sync(parsing.wait, 30), "no parse started"

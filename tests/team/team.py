@@ -10,13 +10,15 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import anyio
 import coredis
 import httpx
+
+from storykit.testing import wait_until
 
 ADMIN_URL = os.environ.get(
     "STORYKIT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -31,15 +33,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def wait_for(condition: Callable[[], bool], *, what: str, deadline: float = 60.0) -> None:
-    """Poll ``condition`` until it holds (a bounded wait for a state, never a fixed sleep)."""
-    end = time.monotonic() + deadline
-    while not condition():
-        if time.monotonic() > end:
-            raise AssertionError(f"gave up after {deadline:g}s waiting for {what}")
-        time.sleep(0.05)
 
 
 def status(url: str) -> int:
@@ -134,7 +127,7 @@ def start_replica(
         return status(f"{replica.url}/health") == 200
 
     try:
-        wait_for(healthy, what=f"{name} to answer /health")
+        wait_until(healthy, what=f"{name} to answer /health", deadline=60)
     except BaseException:
         replica.kill()
         raise
@@ -204,7 +197,7 @@ def load_balancer(haproxy: str, tmp_path: Path, backends: Sequence[Replica]) -> 
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: status(f"{url}/health") == 200, what="HAProxy to answer")
+        wait_until(lambda: status(f"{url}/health") == 200, what="HAProxy to answer")
         yield url
     finally:
         proc.terminate()

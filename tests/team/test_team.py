@@ -24,8 +24,9 @@ from team import (
     replicas,
     sample_diff,
     status,
-    wait_for,
 )
+
+from storykit.testing import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -43,7 +44,7 @@ def test_every_client_gets_every_event_once_in_order_across_replicas(
         clients = [StreamClient(url, reconnect_every=25 + 7 * i) for i in range(CLIENTS)]
         for client in clients:
             client.start()
-        wait_for(lambda: all(c.landed for c in clients), what="every client to connect")
+        wait_until(lambda: all(c.landed for c in clients), what="every client to connect")
 
         served: list[str] = []
         written = threading.Semaphore(0)
@@ -78,7 +79,7 @@ def test_every_client_gets_every_event_once_in_order_across_replicas(
         assert len(log) >= WRITERS * WRITES_EACH
         assert log == list(range(1, len(log) + 1))
         try:
-            wait_for(
+            wait_until(
                 lambda: all(len(c.ids) >= len(log) for c in clients),
                 what="every client to catch up",
                 deadline=60,
@@ -129,7 +130,7 @@ def test_a_replica_that_loses_the_database_says_so_and_recovers(
             f"{a.url}/suggestions", headers=HEADERS, json={"title": "t", "diff": sample_diff(1)}
         )
         assert ok.status_code == 201
-        wait_for(lambda: seen == [1], what="the first event on b's stream")
+        wait_until(lambda: seen == [1], what="the first event on b's stream")
 
         with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
             ident = sql.Identifier(name)
@@ -153,10 +154,12 @@ def test_a_replica_that_loses_the_database_says_so_and_recovers(
             assert refused.headers["content-type"] == "application/problem+json"
             assert "database is unavailable" in refused.json()["detail"]
             # The open stream stays open, heartbeating.
-            wait_for(heartbeats.is_set, what="a heartbeat on b's stream while the database is down")
+            wait_until(
+                heartbeats.is_set, what="a heartbeat on b's stream while the database is down"
+            )
             admin.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(ident))
 
-        wait_for(
+        wait_until(
             lambda: status(f"{a.url}/health") == status(f"{b.url}/health") == 200,
             what="both replicas to recover",
         )
@@ -165,6 +168,6 @@ def test_a_replica_that_loses_the_database_says_so_and_recovers(
         )
         assert ok.status_code == 201, ok.text
         new_id = all_ids(a.url)[-1]
-        wait_for(lambda: new_id in seen, what="the new event on b's stream after recovery")
+        wait_until(lambda: new_id in seen, what="the new event on b's stream after recovery")
         done.set()
         assert seen == all_ids(b.url)

@@ -19,10 +19,10 @@ from team import (
     redis_call,
     replicas,
     sample_diff,
-    wait_for,
 )
 
 from storykit.ratelimit import REDIS_PREFIX
+from storykit.testing import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -157,13 +157,13 @@ def test_an_observer_fires_once_per_event_across_replicas(
         assert served == {"r1", "r2", "r3"}  # events written on every replica
         log = all_ids(url)
         assert len(log) >= 30
-        wait_for(lambda: set(log) <= set(observed()), what="the observer to see every event")
+        wait_until(lambda: set(log) <= set(observed()), what="the observer to see every event")
         # One more event, seen last (an observer gets its events in order): any second
         # delivery of the earlier ones by another replica has had its chance.
         last = http.post(f"{url}/suggestions", json={"title": "last", "diff": sample_diff(99)})
         assert last.status_code == 201, last.text
         log = all_ids(url)
-        wait_for(lambda: log[-1] in observed(), what="the observer to see the last event")
+        wait_until(lambda: log[-1] in observed(), what="the observer to see the last event")
         counts = observed()
 
     assert sorted(counts) == log  # every event, nothing else

@@ -11,7 +11,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from watchdog_helpers import Watchdog, child_script, process_gone, wait_for, watchdog_cli
+from watchdog_helpers import Watchdog, child_script, process_gone, watchdog_cli
+
+from storykit.testing import wait_until
 
 Start = Callable[..., Watchdog]
 
@@ -71,7 +73,7 @@ def test_unhealthy_child_is_restarted(watchdogs: Start, tmp_path: Path, free_por
     assert first["port"] == free_port
     assert first["url"] == f"http://127.0.0.1:{free_port}"
     hang.touch()
-    wait_for(
+    wait_until(
         lambda: (wd.status().get("last_exit") or {}).get("reason") == "unhealthy",
         what="a restart for failed probes",
     )
@@ -223,7 +225,7 @@ def test_leftover_grandchildren_are_killed_with_their_group(
     script = f'sleep 600 & echo $! > "{pidfile}"; exit 1'
     wd = watchdogs("--no-probe", "--max-failures", "1", command=["sh", "-c", script])
     assert wd.wait_exit() == 1
-    wait_for(lambda: pidfile.exists() and pidfile.read_text().strip(), what="the grandchild")
+    wait_until(lambda: pidfile.exists() and pidfile.read_text().strip(), what="the grandchild")
     assert process_gone(int(pidfile.read_text()))
 
 

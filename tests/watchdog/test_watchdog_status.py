@@ -6,8 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from watchdog_helpers import wait_for
-
+from storykit.testing import wait_until
 from storykit_watchdog.status import (
     ExitInfo,
     Status,
@@ -106,7 +105,7 @@ def test_a_zombie_is_not_alive() -> None:
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     try:
         # Not reaped yet, so a zombie once it has exited: poll, don't wait(), to keep it one.
-        wait_for(lambda: not pid_alive(proc.pid), what="the child to become a zombie")
+        wait_until(lambda: not pid_alive(proc.pid), what="the child to become a zombie")
         assert Path(f"/proc/{proc.pid}").exists()
     finally:
         proc.wait()

@@ -6,24 +6,14 @@ import json
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from storykit.testing import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 CHILDREN = Path(__file__).resolve().parent / "children"
 DEADLINE = 20.0  # generous: a loaded 2-core CI machine must never hit it
-
-
-def wait_for(
-    predicate: Callable[[], object], *, timeout: float = DEADLINE, what: str = "condition"
-) -> None:
-    end = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.02)
 
 
 def process_gone(pid: int) -> bool:
@@ -120,7 +110,7 @@ class Watchdog:
             return s.get("state") == state and all(s.get(k) == v for k, v in expected.items())
 
         try:
-            wait_for(matches, what=f"state {state!r} {expected or ''}")
+            wait_until(matches, what=f"state {state!r} {expected or ''}")
         except AssertionError as exc:
             raise AssertionError(f"{exc}\nstatus: {self.status()}\n{self.stderr()}") from None
         return self.status()
@@ -133,7 +123,7 @@ class Watchdog:
 
     def wait_log(self, text: str) -> None:
         log = self.dir / "server.log"
-        wait_for(lambda: log.exists() and text in log.read_text(), what=f"{text!r} in server.log")
+        wait_until(lambda: log.exists() and text in log.read_text(), what=f"{text!r} in server.log")
 
     def stop_file(self) -> None:
         (self.dir / "stop").touch()

@@ -22,11 +22,10 @@ from realserver import ADMIN_KEY, AGENT_KEY, KEYS, OTHER_KEY, REVIEWER_KEY
 
 import storykit_plugins.planner as planner
 import storykit_plugins.pr_dryrun as pr_dryrun
-from storykit.backends import PRRequest
 from storykit.hookspecs import hookimpl
-from storykit.models import Plan, PolicyDecision, PRResult, Risk, Suggestion, Variant
+from storykit.models import Plan, PolicyDecision, PRResult, Suggestion, Variant
 from storykit.plugins import get_plugin_manager
-from storykit.testing import make_diff, make_settings
+from storykit.testing import FakeBackend, FakePlanner, fake_plugin, make_diff, make_settings
 from storykit_quart import create_app
 from storykit_quart.schemas import (
     EventPage,
@@ -46,48 +45,17 @@ pytestmark = pytest.mark.anyio
 DIFF = make_diff("pkg/a.py", "a = 1\n", "a = 2\n")
 
 
-class Planner:
-    name = "all"
-
-    async def plan(self, goal: str, suggestions: Sequence[Suggestion]) -> Sequence[Variant]:
-        return [
-            Variant(
-                key="all",
-                title="All",
-                suggestion_ids=tuple(s.id for s in suggestions),
-                diff="".join(s.diff for s in suggestions),
-                risk=Risk.LOW,
-            )
-        ]
+def dry_run() -> FakeBackend:
+    return FakeBackend(name="dry-run", capabilities=frozenset())
 
 
-class DryRun:
-    name = "dry-run"
-    capabilities: frozenset[str] = frozenset()
-
-    async def open(self, request: PRRequest) -> PRResult:
-        return PRResult(
-            backend=self.name,
-            branch=request.branch,
-            diff=request.variant.diff,
-            dry_run=True,
-            operations=("git worktree add", "git apply", "git commit"),
-        )
-
-
-class Plugin:
-    @hookimpl
-    def storykit_register_planners(self, register: Any) -> None:
-        register(Planner())
-
-    @hookimpl
-    def storykit_register_pr_backends(self, register: Any) -> None:
-        register(DryRun())
+def planner_and_dry_run() -> object:
+    return fake_plugin(FakePlanner(name="all"), dry_run())
 
 
 def build(tmp_path: Path, *, plugins: Sequence[object] = (), **env: str) -> Quart:
     pm = get_plugin_manager(load_entrypoints=False)
-    pm.register(Plugin(), name="test-plugin")
+    pm.register(planner_and_dry_run(), name="test-plugin")
     for n, plugin in enumerate(plugins):
         pm.register(plugin, name=f"extra-{n}")
     settings = make_settings(
@@ -383,7 +351,7 @@ async def test_a_planners_own_diff_never_reaches_the_plan_or_the_pr(tmp_path: Pa
 
         @hookimpl
         def storykit_register_pr_backends(self, register: Any) -> None:
-            register(DryRun())
+            register(dry_run())
 
     pm = get_plugin_manager(load_entrypoints=False)
     pm.register(LiarPlugin(), name="liar-plugin")
@@ -707,7 +675,7 @@ async def policy_client(tmp_path: Path) -> AsyncIterator[Client]:
     from storykit_plugins.policies import opa, paths
 
     pm = get_plugin_manager(load_entrypoints=False)
-    pm.register(Plugin(), name="test-plugin")
+    pm.register(planner_and_dry_run(), name="test-plugin")
     pm.register(paths, name="paths")
     pm.register(opa, name="opa")
     settings = make_settings(

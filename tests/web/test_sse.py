@@ -31,7 +31,7 @@ from storykit.metrics import Metrics
 from storykit.ratelimit import RateLimiter
 from storykit.settings import Settings
 from storykit.store.sqlite import SqliteStore
-from storykit.testing import make_settings
+from storykit.testing import make_settings, wait_until
 from storykit_quart.sse import SSEMiddleware
 from storykit_quart.state import HostState
 
@@ -66,17 +66,6 @@ def gauge(server: Server) -> float:
     match = re.search(r"^storykit_sse_connections (\S+)$", text, re.M)
     assert match, text
     return float(match.group(1))
-
-
-def wait_until(predicate: object, deadline: float = 20.0) -> None:
-    import time
-
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        if predicate():  # type: ignore[operator]
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not met before the deadline")
 
 
 def test_stream_has_retry_ids_heartbeats_and_headers(server: Server) -> None:
