@@ -1,6 +1,6 @@
 """What every command shares: the global options, running a use case, printing.
 
-A command builds one call on the :class:`~storykit_cli.client.Client` and hands it
+A command builds one call on the :class:`~storykit_cli.transport.Client` and hands it
 to :func:`run`, which picks the mode, runs it on an event loop and returns the
 JSON; :func:`output` prints it for people or, with ``--json``, as is.
 """
@@ -15,12 +15,12 @@ from typing import Any, TypeVar
 
 import click
 
-from storykit_cli.client import JSON, Client, Connection
+from storykit_cli.client import Connection
+from storykit_cli.transport import JSON, Client
 
 __all__ = [
     "Globals",
     "json_option",
-    "local_user",
     "notice",
     "output",
     "pass_globals",
@@ -40,16 +40,6 @@ class Globals:
 
 
 pass_globals = click.make_pass_decorator(Globals, ensure=False)
-
-
-def local_user() -> str:
-    """The OS user: the local mode's actor, and the default name for a new key."""
-    import getpass
-
-    try:
-        return getpass.getuser() or "local"
-    except (KeyError, OSError):  # no USER/LOGNAME and no passwd entry (some containers)
-        return "local"
 
 
 def notice(message: str) -> None:
