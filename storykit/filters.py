@@ -14,7 +14,7 @@ import enum
 from collections.abc import Mapping
 from typing import TypeVar
 
-from storykit._unicode import require_utf8
+from storykit._unicode import check_text
 from storykit.errors import Invalid
 from storykit.models import Risk, Status
 
@@ -82,12 +82,4 @@ def _member(kind: type[_E], value: object, key: str) -> _E | None:
 
 
 def _name(value: object, key: str) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise Invalid(f"{key} must be a string")
-    if len(value) > MAX_NAME:
-        raise Invalid(f"{key} is too long ({len(value)} characters; the limit is {MAX_NAME})")
-    if "\x00" in value:
-        raise Invalid(f"{key} contains a NUL character")
-    return require_utf8(value, key)
+    return None if value is None else check_text(value, key, MAX_NAME)
