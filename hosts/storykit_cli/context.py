@@ -23,6 +23,7 @@ __all__ = [
     "json_option",
     "notice",
     "output",
+    "page_options",
     "pass_globals",
     "quiet_option",
     "read_text",
@@ -99,6 +100,25 @@ def quiet_option(fn: F) -> F:
     return click.option(
         "--quiet", "-q", is_flag=True, help="Print only the new id (for scripts: ID=$(…))."
     )(fn)
+
+
+def page_options(things: str, thing: str) -> Callable[[F], F]:
+    """``--limit`` and ``--after``: which keyset page of a list of ``things`` to show."""
+
+    def decorate(fn: F) -> F:
+        fn = click.option(
+            "--after", metavar="ID", help=f"Start after this {thing} (the next page)."
+        )(fn)
+        return click.option(
+            "--limit",
+            type=click.IntRange(1, 200),
+            default=50,
+            show_default=True,
+            metavar="N",
+            help=f"At most this many {things}.",
+        )(fn)
+
+    return decorate
 
 
 def json_option(fn: F) -> F:

@@ -8,6 +8,7 @@ from storykit_cli.context import (
     Globals,
     json_option,
     output,
+    page_options,
     pass_globals,
     quiet_option,
     read_text,
@@ -101,15 +102,7 @@ def generate(
 @click.option("--source", metavar="NAME", help="Only from this source (e.g. ruff, api).")
 @click.option("--agent", metavar="NAME", help="Only proposed by this agent (key name).")
 @click.option("--risk", type=click.Choice(RISKS), help="Only this risk.")
-@click.option(
-    "--limit",
-    type=click.IntRange(1, 200),
-    default=50,
-    show_default=True,
-    metavar="N",
-    help="At most this many suggestions.",
-)
-@click.option("--after", metavar="ID", help="Start after this suggestion (the next page).")
+@page_options("suggestions", "suggestion")
 @json_option
 @pass_globals
 def list_(g: Globals, /, limit: int, after: str | None, as_json: bool, **where: str | None) -> None:
