@@ -1,8 +1,10 @@
-"""Progress watching, written once (storykit_cli.watch), on both transports: a watcher
-shows its own run's progress and stops on its own run's end, not on another's."""
+"""Following and progress watching, written once (storykit_cli.watch): a watcher shows
+its own run's progress and stops on its own run's end, not on another's, on both
+transports; the follower replays what a stream dropped and resumes a lost one."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
@@ -19,6 +21,7 @@ from storykit.testing import open_core
 from storykit_cli import watch
 from storykit_cli._local import LocalTransport
 from storykit_cli._remote import RemoteTransport
+from storykit_cli.transport import JSON, Missed, Position, StreamItem, StreamLost
 
 REVIEWER = Principal(name="carol", role=Role.REVIEWER)
 
@@ -138,3 +141,76 @@ def test_a_remote_watcher_ignores_another_runs_events_and_stops_on_its_own() -> 
     assert anyio.run(main) == {"items": [], "count": 0, "errors": []}
     assert runs[0].startswith("run_")
     assert progress == [{"run": runs[0], "source": "fake", "done": 1, "total": 1}]
+
+
+class LogTransport:
+    """A transport over a list of events: each stream plays the items it is given next."""
+
+    where = "the fake log"
+
+    def __init__(self, events: Sequence[JSON], streams: list[list[StreamItem | None]]) -> None:
+        self.events = list(events)
+        self.streams = streams  # None in a stream: it breaks there
+        self.opened: list[tuple[int | None, str | None]] = []
+
+    async def read_events(self, *, after: int, limit: int) -> JSON:
+        items = [e for e in self.events if e["id"] > after][:limit]
+        head = self.events[-1]["id"] if self.events else 0
+        return {"items": items, "last_id": items[-1]["id"] if items else after, "head": head}
+
+    @contextlib.asynccontextmanager
+    async def stream(
+        self, *, after: int | None, epoch: str | None
+    ) -> AsyncIterator[AsyncIterator[StreamItem]]:
+        self.opened.append((after, epoch))
+        plays = self.streams.pop(0)
+
+        async def items() -> AsyncIterator[StreamItem]:
+            for item in plays:
+                if item is None:
+                    raise StreamLost("the test broke it")
+                yield item
+            await anyio.sleep_forever()  # a live stream with nothing more to say
+
+        yield items()
+
+
+def event(event_id: int) -> JSON:
+    return {"id": event_id, "type": "t", "at": "2026-01-01T00:00:00+00:00", "data": {}}
+
+
+def test_follow_reads_what_the_stream_dropped_from_the_log_and_resumes_after_a_loss() -> None:
+    log = [event(i) for i in range(1, 8)]
+    transport = LogTransport(
+        log,
+        [
+            [
+                Position(head=0, epoch="e1"),
+                log[0],
+                Missed(first_id=2, last_id=4),  # the queue overflowed: 2..4 are in the log
+                log[2],  # delivered live as well: not repeated
+                log[4],
+                None,
+            ],
+            [Position(head=5, epoch="e1"), log[5], log[6]],
+        ],
+    )
+    notices: list[str] = []
+
+    async def main() -> list[int]:
+        got: list[int] = []
+        with anyio.fail_after(DEADLINE):
+            followed = watch.follow(transport, after=None, on_notice=notices.append)
+            async with contextlib.aclosing(followed) as events:
+                async for item in events:
+                    got.append(int(item["id"]))
+                    if len(got) == len(log):
+                        break
+        return got
+
+    assert anyio.run(main) == [1, 2, 3, 4, 5, 6, 7]
+    assert transport.opened == [(None, None), (5, "e1")]
+    assert notices == [
+        "lost the event stream from the fake log (the test broke it); reconnecting",
+        "reconnected to the fake log",
+    ]
