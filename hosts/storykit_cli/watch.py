@@ -146,8 +146,10 @@ async def generate(
                     elif event.get("type") == "suggest.generated":
                         finished.set()
                         return
-        except StorykitError:
-            pass  # the stream was refused: the run still goes ahead
+        except (StorykitError, ValueError, KeyError):
+            # The stream was refused or spoke nonsense: the run still goes ahead, and its
+            # reply is what the command prints.
+            pass
         finally:
             subscribed.set()
 
