@@ -10,7 +10,7 @@ from typing import Any
 
 from storykit import rules
 from storykit._offload import off_loop
-from storykit._unicode import require_utf8
+from storykit._unicode import check_text
 from storykit.artifacts import ArtifactWriter
 from storykit.backends import Draft, PolicySubject, PreReviewer
 from storykit.diffs import ParsedDiff, diff_hash, parse_diff
@@ -225,15 +225,9 @@ def _branch(value: object) -> str:
 def _text(value: object, name: str, limit: int, *, required: bool = False) -> str:
     if value is None:
         value = ""
-    if not isinstance(value, str):
-        raise Invalid(f"{name} must be a string")
-    if required and not value.strip():
+    if required and isinstance(value, str) and not value.strip():
         raise Invalid(f"{name} is required")
-    if len(value) > limit:
-        raise Invalid(f"{name} is too long ({len(value)} characters; the limit is {limit})")
-    if "\x00" in value:
-        raise Invalid(f"{name} contains a NUL character")
-    return require_utf8(value, name)
+    return check_text(value, name, limit)
 
 
 async def _read_diff(

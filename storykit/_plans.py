@@ -21,6 +21,7 @@ from storykit.backends import Planner, PRRequest
 from storykit.combine import FilePatch, derive_variant
 from storykit.diffs import diff_hash
 from storykit.errors import Conflict, Invalid, NotConfigured, PluginError
+from storykit.filters import SuggestionFilter
 from storykit.ids import check_id, new_id
 from storykit.models import Plan, PRResult, Status, Suggestion, Variant, to_dict, utcnow
 from storykit.plugins import Registered
@@ -86,8 +87,9 @@ class PlanCases(CoreBase):
     async def _all_approved(self) -> list[Suggestion]:
         found: list[Suggestion] = []
         after: str | None = None
+        approved = SuggestionFilter(status=Status.APPROVED)
         while True:
-            page = await self.store.list_suggestions(status=Status.APPROVED, after=after, limit=200)
+            page = await self.store.list_suggestions(approved, after=after, limit=200)
             found.extend(page)
             if len(page) < 200:
                 return list(reversed(found))  # oldest first: the order they were proposed

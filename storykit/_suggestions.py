@@ -12,6 +12,7 @@ from storykit.auth import Principal, Role
 from storykit.backends import Draft, GenerateRequest
 from storykit.diffs import safe_repo_path
 from storykit.errors import Conflict, Forbidden, Invalid, NotConfigured, StorykitError
+from storykit.ids import check_id, new_id
 from storykit.models import Action, Review, Status, Suggestion, utcnow
 
 __all__ = ["GenerateResult", "SuggestionCases"]
@@ -19,6 +20,9 @@ __all__ = ["GenerateResult", "SuggestionCases"]
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
 class GenerateResult:
+    run: str
+    """The run's id (``run_…``), in each of its ``suggest.progress`` events and in its
+    ``suggest.generated``: a watcher tells its own run from anyone else's by it."""
     suggestions: tuple[Suggestion, ...]
     errors: tuple[str, ...] = ()
 
@@ -61,10 +65,21 @@ class SuggestionCases(CoreBase):
         return suggestion
 
     async def generate(
-        self, actor: Principal, *, sources: Sequence[str] | None = None, paths: Sequence[str] = ()
+        self,
+        actor: Principal,
+        *,
+        sources: Sequence[str] | None = None,
+        paths: Sequence[str] = (),
+        run: str | None = None,
     ) -> GenerateResult:
-        """Run suggestion sources (all, or those named) over the repository or some paths."""
+        """Run suggestion sources (all, or those named) over the repository or some paths.
+
+        ``run`` names the run in its events (default: a new ``run_…`` id). A caller that
+        watches the event stream for the run's progress picks it before it starts, so it
+        can tell its run's events from those of others running at the same time.
+        """
         actor.require(Role.REVIEWER)
+        run = check_id(run, "run", what="run") if run is not None else new_id("run")
         available = self.registry.sources
         names = list(sources) if sources else list(available)
         unknown = [n for n in names if n not in available]
@@ -81,7 +96,8 @@ class SuggestionCases(CoreBase):
             reg = available[name]
 
             async def progress(info: Mapping[str, Any], _name: str = name) -> None:
-                await self.emit("suggest.progress", {"source": _name, **dict(info)})
+                # The run last, so a source's own keys can never claim another run.
+                await self.emit("suggest.progress", {"source": _name, **dict(info), "run": run})
 
             request = GenerateRequest(
                 repo_path=self.settings.repo_path, paths=clean_paths, progress=progress
@@ -107,6 +123,7 @@ class SuggestionCases(CoreBase):
         await self._commit(
             "suggest.generated",
             {
+                "run": run,
                 "by": actor.name,
                 "sources": names,
                 "count": len(created),
@@ -115,7 +132,7 @@ class SuggestionCases(CoreBase):
             },
             suggestions=created,
         )
-        return GenerateResult(suggestions=tuple(created), errors=tuple(errors))
+        return GenerateResult(run=run, suggestions=tuple(created), errors=tuple(errors))
 
     async def revise(
         self,

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 from storykit.errors import Invalid
 
-__all__ = ["MAX_INT64", "require_utf8", "require_utf8_json"]
+__all__ = ["MAX_INT64", "check_text", "require_utf8", "require_utf8_json"]
 
 MAX_INT64 = 2**63 - 1
 """The largest integer SQLite (and PostgreSQL's ``bigint``) can hold."""
@@ -31,6 +31,18 @@ def require_utf8(text: str, what: str) -> str:
             f" (U+{ord(char):04X} at character {exc.start}); send UTF-8 text"
         ) from None
     return text
+
+
+def check_text(value: object, what: str, limit: int) -> str:
+    """``value`` if it is a string of at most ``limit`` characters that can be stored (no
+    NUL, valid UTF-8), else :class:`Invalid` naming ``what``."""
+    if not isinstance(value, str):
+        raise Invalid(f"{what} must be a string")
+    if len(value) > limit:
+        raise Invalid(f"{what} is too long ({len(value)} characters; the limit is {limit})")
+    if "\x00" in value:
+        raise Invalid(f"{what} contains a NUL character")
+    return require_utf8(value, what)
 
 
 def require_utf8_json(value: object, what: str) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import anyio
 import pluggy
 
-from storykit._base import MAX_TEXT, MAX_TITLE, _enum, _limit, _read_diff, _text
+from storykit._base import MAX_TEXT, MAX_TITLE, _limit, _read_diff, _text
 from storykit._plans import PlanCases
 from storykit._suggestions import GenerateResult, SuggestionCases
 from storykit._unicode import MAX_INT64
@@ -27,9 +27,10 @@ from storykit.auth import Principal, Role
 from storykit.backends import PolicySubject
 from storykit.errors import Conflict, Invalid, PreconditionFailed
 from storykit.events import EventBus
+from storykit.filters import SuggestionFilter
 from storykit.ids import check_id
 from storykit.metrics import Metrics
-from storykit.models import Event, Plan, PolicyDecision, Risk, Status, Suggestion
+from storykit.models import Event, Plan, PolicyDecision, Suggestion
 from storykit.observers import ObserverRunner
 from storykit.plugins import Registry, get_plugin_manager
 from storykit.policy import PolicyEngine, policy_version
@@ -126,19 +127,14 @@ class Storykit(SuggestionCases, PlanCases):
 
     async def list_suggestions(
         self,
+        where: SuggestionFilter | None = None,
         *,
-        status: str | None = None,
-        source: str | None = None,
-        agent: str | None = None,
-        risk: str | None = None,
         after: str | None = None,
         limit: int = 50,
     ) -> list[Suggestion]:
+        """Newest first, those ``where`` matches (default: all); ``after`` pages on."""
         return await self.store.list_suggestions(
-            status=_enum(Status, status, "status"),
-            source=_text(source, "source", MAX_TITLE) or None,
-            agent=_text(agent, "agent", MAX_TITLE) or None,
-            risk=_enum(Risk, risk, "risk"),
+            where,
             after=check_id(after, "sug", what="after") if after else None,
             limit=_limit(limit),
         )

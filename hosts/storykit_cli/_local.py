@@ -1,4 +1,4 @@
-"""The local client: the core in this process, on the local data directory.
+"""The local transport: the core in this process, on the local data directory.
 
 The actor is a local admin named after the OS user (``getpass.getuser()``): whoever
 can read the data directory already holds everything in it, so a key would guard
@@ -8,55 +8,36 @@ nothing. Like any reviewer, that user cannot approve what they proposed themselv
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from pathlib import Path
-from typing import Any
 
-import anyio
-
+from storykit import replies
 from storykit.auth import Principal, Role
-from storykit.events import Gap
-from storykit.models import Event, to_dict
+from storykit.events import Gap, Subscription
+from storykit.filters import SuggestionFilter
+from storykit.models import to_dict
 from storykit.paths import find_repo_root
 from storykit.services import Storykit
 from storykit.settings import Settings
-from storykit_cli.client import JSON, OnProgress, reset_notice
-from storykit_cli.context import local_user
 from storykit_cli.errors import Failure
+from storykit_cli.transport import JSON, Missed, Position, StreamItem
+from storykit_cli.user import local_user
 
-__all__ = ["LocalClient"]
-
-# How long to keep rendering progress after generate returns, waiting for its
-# final event; only a bound for a bus that stalls, never reached in practice.
-_PROGRESS_GRACE = 2.0
+__all__ = ["LocalTransport"]
 
 
-def _page(items: Sequence[Any], limit: int, head: int) -> JSON:
-    """The routes' list envelope: a full page means there may be more after its last id;
-    ``head`` is the newest event id, read before the items."""
-    return {
-        "items": [to_dict(i) for i in items],
-        "next_after": items[-1].id if len(items) == limit else None,
-        "head": head,
-    }
-
-
-class LocalClient:
-    def __init__(
-        self,
-        core: Storykit,
-        actor: Principal,
-        on_notice: Callable[[str], None] | None = None,
-    ) -> None:
+class LocalTransport:
+    def __init__(self, core: Storykit, actor: Principal) -> None:
         self.core = core
         self.actor = actor
-        self._notice = on_notice or (lambda _message: None)
+
+    @property
+    def where(self) -> str:
+        return str(self.core.settings.data_dir)
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def open(
-        cls, data_dir: Path | None, *, on_notice: Callable[[str], None] | None = None
-    ) -> AsyncIterator[LocalClient]:
+    async def open(cls, data_dir: Path | None) -> AsyncIterator[LocalTransport]:
         settings = Settings.from_env(data_dir=data_dir)
         if find_repo_root(settings.repo_path) is None and not settings.db_path.exists():
             # Nothing here yet, and no repository to work on: making an empty data
@@ -72,62 +53,33 @@ class LocalClient:
                 " or use --url and --key to work against a running server",
             )
         async with Storykit.open(settings) as core:
-            yield cls(core, Principal(name=local_user(), role=Role.ADMIN), on_notice)
+            yield cls(core, Principal(name=local_user(), role=Role.ADMIN))
+
+    # -- events ---------------------------------------------------------------
+    async def read_events(self, *, after: int, limit: int) -> JSON:
+        return await replies.event_log(self.core, after=after, limit=limit)
+
+    @contextlib.asynccontextmanager
+    async def stream(
+        self, *, after: int | None, epoch: str | None
+    ) -> AsyncIterator[AsyncIterator[StreamItem]]:
+        # The bus polls the store, so this also sees what a server or another CLI
+        # writes to the same database.
+        async with self.core.bus.subscribe(last_event_id=after, epoch=epoch) as subscription:
+            async with contextlib.aclosing(_items(subscription)) as items:
+                yield items
 
     # -- suggestions ----------------------------------------------------------
     async def generate(
-        self,
-        *,
-        sources: Sequence[str] | None,
-        paths: Sequence[str],
-        on_progress: OnProgress | None = None,
+        self, *, sources: Sequence[str] | None, paths: Sequence[str], run: str | None = None
     ) -> JSON:
-        if on_progress is None:
-            result = await self.core.generate(self.actor, sources=sources, paths=paths)
-        else:
-            # Subscribe before starting, so no progress event is published unseen.
-            async with (
-                self.core.bus.subscribe() as subscription,
-                anyio.create_task_group() as tg,
-            ):
-                finished = anyio.Event()
-
-                async def watch() -> None:
-                    async for item in subscription:
-                        if isinstance(item, Event) and item.type == "suggest.progress":
-                            on_progress(item.data)
-                        elif isinstance(item, Event) and item.type == "suggest.generated":
-                            finished.set()
-                            return
-
-                tg.start_soon(watch)
-                try:
-                    result = await self.core.generate(self.actor, sources=sources, paths=paths)
-                    with anyio.move_on_after(_PROGRESS_GRACE):
-                        await finished.wait()
-                finally:
-                    tg.cancel_scope.cancel()
-        return {
-            "items": [to_dict(s) for s in result.suggestions],
-            "count": len(result.suggestions),
-            "errors": list(result.errors),
-        }
+        result = await self.core.generate(self.actor, sources=sources, paths=paths, run=run)
+        return replies.generate_reply(result)
 
     async def list_suggestions(
-        self,
-        *,
-        status: str | None,
-        source: str | None,
-        agent: str | None,
-        risk: str | None,
-        after: str | None,
-        limit: int,
+        self, where: SuggestionFilter, *, after: str | None, limit: int
     ) -> JSON:
-        head = await self.core.event_head()
-        items = await self.core.list_suggestions(
-            status=status, source=source, agent=agent, risk=risk, after=after, limit=limit
-        )
-        return _page(items, limit, head)
+        return await replies.suggestion_page(self.core, where, after=after, limit=limit)
 
     async def get_suggestion(self, suggestion_id: str) -> JSON:
         return to_dict(await self.core.get_suggestion(suggestion_id))
@@ -189,8 +141,7 @@ class LocalClient:
         return to_dict(await self.core.plan(self.actor, goal=goal, suggestion_ids=suggestion_ids))
 
     async def list_plans(self, *, after: str | None, limit: int) -> JSON:
-        head = await self.core.event_head()
-        return _page(await self.core.list_plans(after=after, limit=limit), limit, head)
+        return await replies.plan_page(self.core, after=after, limit=limit)
 
     async def get_plan(self, plan_id: str) -> JSON:
         return to_dict(await self.core.get_plan(plan_id))
@@ -222,44 +173,13 @@ class LocalClient:
 
     # -- system ---------------------------------------------------------------
     async def plugins(self) -> JSON:
-        import storykit
+        return replies.plugins_reply(self.core)
 
-        return {
-            "version": storykit.__version__,
-            "plugins": self.core.plugins(),
-            "errors": [to_dict(f) for f in reversed(self.core.registry.failures)],
-            "pr_backend": self.core.settings.pr_backend,
-        }
 
-    async def read_events(self, *, after: int, limit: int) -> JSON:
-        events = await self.core.read_events(after=after, limit=limit)
-        return {
-            "items": [to_dict(e) for e in events],
-            "last_id": events[-1].id if events else after,
-            "head": await self.core.event_head(),
-        }
-
-    async def follow_events(self, *, after: int | None) -> AsyncIterator[JSON]:
-        # The bus polls the store, so this also sees what a server or another CLI
-        # writes to the same database.
-        async with self.core.bus.subscribe(last_event_id=after) as subscription:
-            if subscription.reset:
-                self._notice(reset_notice(after, subscription.head))
-            async for item in subscription:
-                if isinstance(item, Gap):
-                    async for missed in self._replay(item):
-                        yield missed
-                else:
-                    yield to_dict(item)
-
-    async def _replay(self, gap: Gap) -> AsyncIterator[JSON]:
-        cursor = gap.first_id - 1
-        while cursor < gap.last_id:
-            page = await self.core.read_events(after=cursor, limit=1000)
-            for event in page:
-                if event.id > gap.last_id:
-                    return
-                cursor = event.id
-                yield to_dict(event)
-            if not page:
-                return
+async def _items(subscription: Subscription) -> AsyncGenerator[StreamItem, None]:
+    yield Position(head=subscription.head, epoch=subscription.epoch, reset=subscription.reset)
+    async for item in subscription:
+        if isinstance(item, Gap):
+            yield Missed(first_id=item.first_id, last_id=item.last_id)
+        else:
+            yield to_dict(item)

@@ -1,11 +1,12 @@
-"""The remote client: a running storykit server over HTTP, with an API key.
+"""The remote transport: a running storykit server over HTTP, with an API key.
 
 The key travels only in the ``X-API-Key`` header (never in a URL, an error message
 or a log line). Errors come back as problem+json; their ``detail`` is what the
 user sees. The live stream (``GET /events``) is read with httpx-sse: its ``ready``
-event says where it starts (``head``) and which log it reads (``epoch``), and a
-disconnect is resumed with ``Last-Event-ID`` and that epoch, so nothing is missed
-across a restart and ids from a replaced database are not taken for this one's.
+event says where it starts (``head``) and which log it reads (``epoch``); the
+follower (:mod:`storykit_cli.watch`) resumes a lost one with ``Last-Event-ID`` and
+that epoch, so nothing is missed across a restart and ids from a replaced database
+are not taken for this one's.
 """
 
 from __future__ import annotations
@@ -13,29 +14,28 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
-import anyio
 import httpx
-from httpx_sse import SSEError, aconnect_sse
+from httpx_sse import ServerSentEvent, SSEError, aconnect_sse
 
 import storykit
 from storykit.errors import StorykitError
-from storykit_cli.client import JSON, OnProgress, reset_notice
 from storykit_cli.errors import USAGE, ConnectionFailed, Failure
+from storykit_cli.transport import JSON, Missed, Position, StreamItem, StreamLost
 
-__all__ = ["RemoteClient", "RemoteError"]
+if TYPE_CHECKING:
+    from storykit.filters import SuggestionFilter
+
+__all__ = ["RemoteError", "RemoteTransport"]
 
 CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 60.0
 # Longer than the server's default heartbeat (15 s) with room to spare: a stream
 # silent for this long is dead and gets reconnected.
 STREAM_IDLE_TIMEOUT = 45.0
-RECONNECT_FIRST = 0.2
-RECONNECT_MOST = 5.0
-_PROGRESS_GRACE = 2.0
 _LONG = httpx.Timeout(None, connect=CONNECT_TIMEOUT)  # generate, refine, plan, PR
 _HEADER_SAFE = re.compile(r"[!-~]+")  # printable ASCII, no spaces: what API_TOKENS accepts
 
@@ -80,19 +80,18 @@ def _seg(value: str) -> str:
     return quote(value, safe="")
 
 
-class RemoteClient:
-    def __init__(
-        self, http: httpx.AsyncClient, url: str, on_notice: Callable[[str], None] | None
-    ) -> None:
+class RemoteTransport:
+    def __init__(self, http: httpx.AsyncClient, url: str) -> None:
         self._http = http
         self.url = url
-        self._notice = on_notice or (lambda _message: None)
+
+    @property
+    def where(self) -> str:
+        return self.url
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def open(
-        cls, url: str, key: str | None, *, on_notice: Callable[[str], None] | None = None
-    ) -> AsyncIterator[RemoteClient]:
+    async def open(cls, url: str, key: str | None) -> AsyncIterator[RemoteTransport]:
         base = url.rstrip("/")
         parts = urlsplit(base)
         if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -117,7 +116,7 @@ class RemoteClient:
         headers = {"X-API-Key": key, "User-Agent": f"storykit-cli/{storykit.__version__}"}
         timeout = httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT)
         async with httpx.AsyncClient(base_url=base, headers=headers, timeout=timeout) as http:
-            yield cls(http, base, on_notice)
+            yield cls(http, base)
 
     async def _call(
         self,
@@ -160,74 +159,47 @@ class RemoteClient:
             )
         return data
 
+    # -- events ---------------------------------------------------------------
+    async def read_events(self, *, after: int, limit: int) -> JSON:
+        return await self._call("GET", "/events/log", params={"after": after, "limit": limit})
+
+    @contextlib.asynccontextmanager
+    async def stream(
+        self, *, after: int | None, epoch: str | None
+    ) -> AsyncIterator[AsyncIterator[StreamItem]]:
+        try:
+            async with aconnect_sse(
+                self._http,
+                "GET",
+                "/events",
+                headers={} if after is None else {"Last-Event-ID": str(after)},
+                params={} if epoch is None else {"epoch": epoch},
+                timeout=httpx.Timeout(STREAM_IDLE_TIMEOUT, connect=CONNECT_TIMEOUT),
+            ) as source:
+                response = source.response
+                if 400 <= response.status_code < 500:
+                    await response.aread()
+                    raise _problem(response)  # a bad key will not get better by retrying
+                if response.status_code != 200:
+                    raise StreamLost(f"HTTP {response.status_code}")
+                async with contextlib.aclosing(_items(source.aiter_sse())) as items:
+                    yield items
+        except (httpx.TransportError, SSEError) as exc:
+            raise StreamLost(_reason(exc)) from exc
+
     # -- suggestions ----------------------------------------------------------
     async def generate(
-        self,
-        *,
-        sources: Sequence[str] | None,
-        paths: Sequence[str],
-        on_progress: OnProgress | None = None,
+        self, *, sources: Sequence[str] | None, paths: Sequence[str], run: str | None = None
     ) -> JSON:
-        body = {"sources": list(sources) if sources else None, "paths": list(paths)}
-        if on_progress is None:
-            return await self._call("POST", "/suggest/generate", body=body, long=True)
-        connected = anyio.Event()
-        finished = anyio.Event()
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(self._watch_progress, on_progress, connected, finished)
-            # Once the stream said `ready`, every later event of this run will reach it.
-            with anyio.move_on_after(CONNECT_TIMEOUT):
-                await connected.wait()
-            try:
-                result = await self._call("POST", "/suggest/generate", body=body, long=True)
-                with anyio.move_on_after(_PROGRESS_GRACE):
-                    await finished.wait()
-            finally:
-                tg.cancel_scope.cancel()
-        return result
-
-    async def _watch_progress(
-        self, on_progress: OnProgress, connected: anyio.Event, finished: anyio.Event
-    ) -> None:
-        """Render progress from the live stream; best effort, never fails the command."""
-        try:
-            async with aconnect_sse(self._http, "GET", "/events", timeout=_LONG) as source:
-                if source.response.status_code != 200:
-                    return
-                async for sse in source.aiter_sse():
-                    if sse.event == "ready":
-                        connected.set()
-                    if sse.event != "message" or not sse.data:
-                        continue
-                    event = json.loads(sse.data)
-                    if event.get("type") == "suggest.progress":
-                        on_progress(event.get("data") or {})
-                    elif event.get("type") == "suggest.generated":
-                        finished.set()
-                        return
-        except (httpx.HTTPError, SSEError, ValueError):
-            pass
-        finally:
-            connected.set()
+        body: JSON = {"sources": list(sources) if sources else None, "paths": list(paths)}
+        if run is not None:
+            body["run"] = run
+        return await self._call("POST", "/suggest/generate", body=body, long=True)
 
     async def list_suggestions(
-        self,
-        *,
-        status: str | None,
-        source: str | None,
-        agent: str | None,
-        risk: str | None,
-        after: str | None,
-        limit: int,
+        self, where: SuggestionFilter, *, after: str | None, limit: int
     ) -> JSON:
-        params = {
-            "status": status,
-            "source": source,
-            "agent": agent,
-            "risk": risk,
-            "after": after,
-            "limit": limit,
-        }
+        params = where.params() | {"after": after, "limit": limit}
         return await self._call("GET", "/suggestions", params=params)
 
     async def get_suggestion(self, suggestion_id: str) -> JSON:
@@ -303,71 +275,21 @@ class RemoteClient:
     async def plugins(self) -> JSON:
         return await self._call("GET", "/plugins")
 
-    async def read_events(self, *, after: int, limit: int) -> JSON:
-        return await self._call("GET", "/events/log", params={"after": after, "limit": limit})
 
-    async def follow_events(self, *, after: int | None) -> AsyncIterator[JSON]:
-        last = after  # None: from the head the first `ready` names
-        epoch: str | None = None  # the log `last` belongs to, once the server said
-        delay = RECONNECT_FIRST
-        lost: str | None = None
-        while True:
-            try:
-                async with aconnect_sse(
-                    self._http,
-                    "GET",
-                    "/events",
-                    headers={} if last is None else {"Last-Event-ID": str(last)},
-                    params={} if epoch is None else {"epoch": epoch},
-                    timeout=httpx.Timeout(STREAM_IDLE_TIMEOUT, connect=CONNECT_TIMEOUT),
-                ) as source:
-                    response = source.response
-                    if 400 <= response.status_code < 500:
-                        await response.aread()
-                        raise _problem(response)  # a bad key will not get better by retrying
-                    if response.status_code != 200:
-                        raise httpx.RemoteProtocolError(f"HTTP {response.status_code}")
-                    if lost is not None:
-                        self._notice(f"reconnected to {self.url}")
-                        lost = None
-                    delay = RECONNECT_FIRST
-                    async for sse in source.aiter_sse():
-                        if sse.event in ("ready", "reset"):
-                            position = json.loads(sse.data)
-                            epoch = str(position["epoch"])
-                            if sse.event == "reset":
-                                self._notice(reset_notice(last, int(position["head"])))
-                            if sse.event == "reset" or last is None:
-                                last = int(position["head"])
-                        elif sse.event == "gap":
-                            gap = json.loads(sse.data)
-                            start = last if last is not None else int(gap["first_id"]) - 1
-                            async for missed in self._replay(start, int(gap["last_id"])):
-                                last = int(missed["id"])
-                                yield missed
-                        elif sse.event == "message" and sse.data:
-                            event = json.loads(sse.data)
-                            if last is None or int(event["id"]) > last:
-                                last = int(event["id"])
-                                yield event
-                reason = "the server closed the stream"
-            except (httpx.TransportError, SSEError) as exc:
-                reason = _reason(exc)
-            if lost is None:
-                lost = reason
-                self._notice(f"lost the event stream from {self.url} ({reason}); reconnecting")
-            await anyio.sleep(delay)
-            delay = min(delay * 2, RECONNECT_MOST)
-
-    async def _replay(self, after: int, until: int) -> AsyncIterator[JSON]:
-        """Events ``after < id <= until`` from the log: what an overflowing queue dropped."""
-        cursor = after
-        while cursor < until:
-            page = (await self.read_events(after=cursor, limit=1000))["items"]
-            if not page:
-                return
-            for event in page:
-                if int(event["id"]) > until:
-                    return
-                cursor = int(event["id"])
-                yield event
+async def _items(sse: AsyncIterator[ServerSentEvent]) -> AsyncGenerator[StreamItem, None]:
+    """The stream's SSE events as stream items; its end is a lost stream (a server closes
+    a stream only when it stops)."""
+    async for message in sse:
+        if message.event in ("ready", "reset"):
+            position = json.loads(message.data)
+            yield Position(
+                head=int(position["head"]),
+                epoch=str(position["epoch"]),
+                reset=message.event == "reset",
+            )
+        elif message.event == "gap":
+            gap = json.loads(message.data)
+            yield Missed(first_id=int(gap["first_id"]), last_id=int(gap["last_id"]))
+        elif message.event == "message" and message.data:
+            yield json.loads(message.data)
+    raise StreamLost("the server closed the stream")

@@ -1,6 +1,6 @@
 """What every command shares: the global options, running a use case, printing.
 
-A command builds one call on the :class:`~storykit_cli.client.Client` and hands it
+A command builds one call on the :class:`~storykit_cli.transport.Client` and hands it
 to :func:`run`, which picks the mode, runs it on an event loop and returns the
 JSON; :func:`output` prints it for people or, with ``--json``, as is.
 """
@@ -15,14 +15,15 @@ from typing import Any, TypeVar
 
 import click
 
-from storykit_cli.client import JSON, Client, Connection
+from storykit_cli.client import Connection
+from storykit_cli.transport import JSON, Client
 
 __all__ = [
     "Globals",
     "json_option",
-    "local_user",
     "notice",
     "output",
+    "page_options",
     "pass_globals",
     "quiet_option",
     "read_text",
@@ -40,16 +41,6 @@ class Globals:
 
 
 pass_globals = click.make_pass_decorator(Globals, ensure=False)
-
-
-def local_user() -> str:
-    """The OS user: the local mode's actor, and the default name for a new key."""
-    import getpass
-
-    try:
-        return getpass.getuser() or "local"
-    except (KeyError, OSError):  # no USER/LOGNAME and no passwd entry (some containers)
-        return "local"
 
 
 def notice(message: str) -> None:
@@ -109,6 +100,25 @@ def quiet_option(fn: F) -> F:
     return click.option(
         "--quiet", "-q", is_flag=True, help="Print only the new id (for scripts: ID=$(…))."
     )(fn)
+
+
+def page_options(things: str, thing: str) -> Callable[[F], F]:
+    """``--limit`` and ``--after``: which keyset page of a list of ``things`` to show."""
+
+    def decorate(fn: F) -> F:
+        fn = click.option(
+            "--after", metavar="ID", help=f"Start after this {thing} (the next page)."
+        )(fn)
+        return click.option(
+            "--limit",
+            type=click.IntRange(1, 200),
+            default=50,
+            show_default=True,
+            metavar="N",
+            help=f"At most this many {things}.",
+        )(fn)
+
+    return decorate
 
 
 def json_option(fn: F) -> F:

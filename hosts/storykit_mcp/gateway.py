@@ -41,7 +41,8 @@ class Gateway(Protocol):
     async def revise(self, suggestion_id: str, *, diff: str, rationale: str | None) -> JSON: ...
 
     async def list_mine(self, *, status: str | None, after: str | None, limit: int) -> JSON:
-        """The calling agent's suggestions, newest first, as ``{"items", "next_after"}``."""
+        """The calling agent's suggestions, newest first: a page of ``GET /suggestions``
+        (``{"items", "next_after", "head"}``)."""
         ...
 
 

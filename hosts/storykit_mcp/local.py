@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import anyio
 
+from storykit import replies
 from storykit.auth import Principal
 from storykit.events import Gap
+from storykit.filters import SuggestionFilter
 from storykit.models import to_dict
 from storykit.services import Storykit
 from storykit_mcp.gateway import JSON, MAX_WAIT, settled
@@ -81,10 +83,5 @@ class CoreGateway:
         return to_dict(revised)
 
     async def list_mine(self, *, status: str | None, after: str | None, limit: int) -> JSON:
-        items = await self.core.list_suggestions(
-            agent=self.actor.name, status=status, after=after, limit=limit
-        )
-        return {
-            "items": [to_dict(s) for s in items],
-            "next_after": items[-1].id if len(items) == limit else None,
-        }
+        where = SuggestionFilter.parse({"agent": self.actor.name, "status": status})
+        return await replies.suggestion_page(self.core, where, after=after, limit=limit)

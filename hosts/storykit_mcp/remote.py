@@ -19,6 +19,7 @@ from httpx_sse import SSEError, aconnect_sse
 
 import storykit
 from storykit.errors import Invalid, StorykitError
+from storykit.filters import SuggestionFilter
 from storykit_mcp.gateway import JSON, MAX_WAIT, settled
 
 __all__ = ["RemoteError", "RemoteGateway"]
@@ -149,7 +150,8 @@ class RemoteGateway:
     async def list_mine(self, *, status: str | None, after: str | None, limit: int) -> JSON:
         if self._me is None:
             self._me = str((await self._call("GET", "/me"))["name"])
-        params = {"agent": self._me, "status": status, "after": after, "limit": limit}
+        where = SuggestionFilter.parse({"agent": self._me, "status": status})
+        params = where.params() | {"after": after, "limit": limit}
         return await self._call("GET", "/suggestions", params=params)
 
 

@@ -39,6 +39,7 @@ def id_pattern(prefix: str) -> str:
 # Documented only: the core checks ids and names and says what is wrong in its own words.
 SuggestionId = Annotated[str, Field(json_schema_extra={"pattern": id_pattern("sug")})]
 PlanId = Annotated[str, Field(json_schema_extra={"pattern": id_pattern("plan")})]
+RunId = Annotated[str, Field(json_schema_extra={"pattern": id_pattern("run")})]
 StatusName = Annotated[str, Field(json_schema_extra={"enum": [s.value for s in Status]})]
 RiskName = Annotated[str, Field(json_schema_extra={"enum": [r.value for r in Risk]})]
 
@@ -63,6 +64,12 @@ class RevisionBody(_Body):
 class GenerateBody(_Body):
     sources: list[str] | None = Field(None, description="Source names; default: all.")
     paths: list[str] = Field(default_factory=list, description="Repository-relative paths.")
+    run: RunId | None = Field(
+        None,
+        description="The id the run's events carry (default: a new one). A client that"
+        " watches `GET /events` for its progress makes one (`run_` and a ULID) before it"
+        " starts, so it can tell its run's events from those of runs started meanwhile.",
+    )
 
 
 class RefineBody(_Body):

@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from storykit.auth import Principal
 from storykit.errors import NotConfigured
+from storykit.filters import SuggestionFilter
 from storykit.idempotency import IdempotentResult
-from storykit.models import Event, Plan, Risk, Status, Suggestion
+from storykit.models import Event, Plan, Status, Suggestion
 
 if TYPE_CHECKING:
     from contextlib import AbstractAsyncContextManager
@@ -68,15 +69,13 @@ class Store(Protocol):
 
     async def list_suggestions(
         self,
+        where: SuggestionFilter | None = None,
         *,
-        status: Status | None = None,
-        source: str | None = None,
-        agent: str | None = None,
-        risk: Risk | None = None,
         after: str | None = None,
         limit: int = 50,
     ) -> list[Suggestion]:
-        """Newest first; ``after`` is the last id of the previous page (keyset pagination)."""
+        """Newest first, those ``where`` matches (default: all); ``after`` is the last id
+        of the previous page (keyset pagination)."""
 
     async def count_suggestions_by_status(self) -> dict[Status, int]:
         """How many suggestions there are in each status."""

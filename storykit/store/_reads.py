@@ -14,8 +14,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from storykit.errors import NotFound
+from storykit.filters import SuggestionFilter
 from storykit.idempotency import IdempotentResult
-from storykit.models import Plan, Risk, Status, Suggestion
+from storykit.models import Plan, Status, Suggestion
 from storykit.store._driver import Row
 from storykit.store._values import limit as _limit
 
@@ -41,25 +42,22 @@ class DocumentReads:
 
     async def list_suggestions(
         self,
+        where: SuggestionFilter | None = None,
         *,
-        status: Status | None = None,
-        source: str | None = None,
-        agent: str | None = None,
-        risk: Risk | None = None,
         after: str | None = None,
         limit: int = 50,
     ) -> list[Suggestion]:
         p = self.PARAM
-        # Column names come from this fixed mapping, never from the caller.
-        filters = {"status": status, "source": source, "agent": agent, "risk": risk}
-        where = [f"{column} = {p}" for column, value in filters.items() if value is not None]
-        params: list[object] = [str(value) for value in filters.values() if value is not None]
+        # The filter's keys are its field names, which are these columns: never the caller's text.
+        conditions = (where or SuggestionFilter()).params()
+        clauses = [f"{column} = {p}" for column in conditions]
+        params: list[object] = list(conditions.values())
         if after is not None:
-            where.append(f"id < {p}")
+            clauses.append(f"id < {p}")
             params.append(after)
         sql = "SELECT doc FROM suggestions"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
         rows = await self._read(f"{sql} ORDER BY id DESC LIMIT {p}", [*params, _limit(limit)])
         return [Suggestion.from_dict(json.loads(doc)) for (doc,) in rows]
 

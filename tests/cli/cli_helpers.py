@@ -183,7 +183,7 @@ class LineReader:
 
 
 _NORMALISE = [
-    (re.compile(r"\b(sug|plan|dec)_[0-9A-Z]{26}\b"), r"\1_ID"),
+    (re.compile(r"\b(sug|plan|dec|run)_[0-9A-Z]{26}\b"), r"\1_ID"),
     (re.compile(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d(:\d\d(\.\d+)?)?(\+00:00)?"), "TIME"),
     (re.compile(r"sha256:[0-9a-f]{64}"), "sha256:HASH"),
     (re.compile(r"storykit/plan-[0-9a-z]{26}"), "storykit/plan-ID"),

@@ -20,7 +20,7 @@ from cli_helpers import (
 )
 
 from storykit.auth import parse_api_tokens
-from storykit_cli.context import local_user
+from storykit_cli.user import local_user
 
 pytestmark = pytest.mark.usefixtures("local_env")
 

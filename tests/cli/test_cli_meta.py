@@ -112,6 +112,19 @@ def test_choices_match_the_core() -> None:
     assert set(system._ROLES) == {r.value for r in Role}
 
 
+def test_the_list_filter_is_spelled_by_the_core_alone() -> None:
+    """``suggest list``'s filter options and the web's documented query string are the
+    core's filter keys: each host parses them with ``SuggestionFilter.parse``, so a key
+    added to the core and not here would be silently dropped."""
+    from storykit.filters import KEYS
+    from storykit_quart.schemas import SuggestionQuery
+
+    paging = {"after", "limit"}
+    options = {p.name for p in suggest.list_.params if p.name not in {"as_json", *paging}}
+    assert options == set(KEYS)
+    assert set(SuggestionQuery.model_fields) - paging == set(KEYS)
+
+
 def test_the_exit_code_table_covers_every_code() -> None:
     codes = {e.code for e in errors.EXIT_CODES}
     named = {

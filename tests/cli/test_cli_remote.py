@@ -29,8 +29,9 @@ from cli_helpers import (
     subprocess_env,
 )
 
-from storykit_cli._remote import RemoteClient
-from storykit_cli.context import local_user
+from storykit_cli import watch
+from storykit_cli._remote import RemoteTransport
+from storykit_cli.user import local_user
 
 pytestmark = pytest.mark.usefixtures("local_env")
 
@@ -176,10 +177,10 @@ def test_a_retried_remote_submit_with_an_idempotency_key_stores_one(servers: Ser
 def test_no_error_or_traceback_the_cli_prints_holds_the_key(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    async def leaky(self: RemoteClient) -> Any:
+    async def leaky(self: RemoteTransport) -> Any:
         raise RuntimeError(f"boom with {ADMIN_KEY} and {ADMIN_KEY.encode()!r}")
 
-    monkeypatch.setattr(RemoteClient, "plugins", leaky)
+    monkeypatch.setattr(RemoteTransport, "plugins", leaky)
     url = "http://127.0.0.1:9"
     line = one_error_line(storykit("--url", url, "--key", f" {ADMIN_KEY} ", "plugins"), 5)
     assert "RuntimeError: boom with *** and b'***'" in line
@@ -279,16 +280,17 @@ Handler = Callable[[httpx.Request], httpx.Response]
 
 
 def follow(handler: Handler, after: int | None, count: int) -> Any:
-    """The first ``count`` events ``follow_events`` yields, and the notices it gave."""
+    """The first ``count`` events ``watch.follow`` yields, and the notices it gave."""
     notices: list[str] = []
 
     async def main() -> list[int]:
         transport = httpx.MockTransport(handler)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-            client = RemoteClient(http, "http://test", notices.append)
+            remote = RemoteTransport(http, "http://test")
             got: list[int] = []
             with anyio.fail_after(DEADLINE):
-                async with contextlib.aclosing(client.follow_events(after=after)) as events:
+                followed = watch.follow(remote, after=after, on_notice=notices.append)
+                async with contextlib.aclosing(followed) as events:
                     async for event in events:
                         got.append(int(event["id"]))
                         if len(got) == count:

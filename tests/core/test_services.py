@@ -24,6 +24,7 @@ from storykit.errors import (
     PluginError,
     PreconditionFailed,
 )
+from storykit.filters import SuggestionFilter
 from storykit.hookspecs import hookimpl
 from storykit.models import Conflict as PlanConflict
 from storykit.models import Finding, Outcome, PRResult, Risk, Status, Suggestion, Variant
@@ -819,8 +820,8 @@ async def test_text_utf8_cannot_hold_and_ids_beyond_64_bits_are_invalid(tmp_path
             lambda: core.set_policies(ADMIN, {"deny-word": {"word": BAD}}),
             lambda: core.check_diff(diff=bad_diff),
             lambda: core.check_diff(diff=DIFF, rationale=BAD),
-            lambda: core.list_suggestions(source=BAD),
-            lambda: core.list_suggestions(agent=BAD),
+            lambda: core.list_suggestions(SuggestionFilter.parse({"source": BAD})),
+            lambda: core.list_suggestions(SuggestionFilter.parse({"agent": BAD})),
             lambda: core.read_events(after=2**64),
         ]
         for call in calls:

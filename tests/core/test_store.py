@@ -26,6 +26,7 @@ import pytest
 from anyio.abc import TaskGroup
 
 from storykit.errors import Conflict, Invalid, NotFound, StorykitError
+from storykit.filters import SuggestionFilter
 from storykit.ids import new_id
 from storykit.models import (
     Action,
@@ -307,17 +308,15 @@ async def test_filters_and_keyset_pagination(store: AnyStore) -> None:
     def expected(**match: object) -> list[Suggestion]:
         return [s for s in newest_first if all(getattr(s, k) == v for k, v in match.items())]
 
-    assert await store.list_suggestions(status=Status.APPROVED, limit=100) == expected(
-        status=Status.APPROVED
-    )
-    assert await store.list_suggestions(source="llm", risk=Risk.HIGH, limit=100) == expected(
-        source="llm", risk=Risk.HIGH
-    )
+    approved = SuggestionFilter(status=Status.APPROVED)
+    assert await store.list_suggestions(approved, limit=100) == expected(status=Status.APPROVED)
+    assert await store.list_suggestions(
+        SuggestionFilter(source="llm", risk=Risk.HIGH), limit=100
+    ) == expected(source="llm", risk=Risk.HIGH)
     pending_by_bot = expected(status=Status.PENDING, agent="bot")
-    first = await store.list_suggestions(status=Status.PENDING, agent="bot", limit=2)
-    rest = await store.list_suggestions(
-        status=Status.PENDING, agent="bot", after=first[-1].id, limit=100
-    )
+    by_bot = SuggestionFilter(status=Status.PENDING, agent="bot")
+    first = await store.list_suggestions(by_bot, limit=2)
+    rest = await store.list_suggestions(by_bot, after=first[-1].id, limit=100)
     assert first + rest == pending_by_bot
     assert await store.count_suggestions_by_status() == {
         Status.PENDING: 8,
@@ -653,7 +652,7 @@ async def test_migrates_an_older_database(db_path: Path) -> None:
 
     async with SqliteStore(db_path) as store:
         assert await store.get_suggestion(s.id) == s
-        assert await store.list_suggestions(status=Status.APPROVED) == [s]
+        assert await store.list_suggestions(SuggestionFilter(status=Status.APPROVED)) == [s]
         assert (await store.write("new", {})).id == 2
 
     conn = raw(db_path)

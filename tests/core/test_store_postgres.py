@@ -15,6 +15,7 @@ import pytest
 from test_store import PostgresBackend, make_suggestion, queue_in_order, until
 
 from storykit.errors import BackendError, Invalid, NotFound
+from storykit.filters import SuggestionFilter
 from storykit.models import Suggestion, utcnow
 from storykit.settings import Settings, SettingsError
 from storykit.store import _pg_schema, open_store
@@ -142,7 +143,7 @@ async def test_migrates_an_older_database(pg_url: str) -> None:
         assert store.migrated_from == 1
         await store.write("new", {}, suggestions=[s])
         assert [e.id for e in await store.read_events()] == [1, 2]
-        assert await store.list_suggestions(status=s.status) == [s]
+        assert await store.list_suggestions(SuggestionFilter(status=s.status)) == [s]
 
     with psycopg.connect(pg_url) as conn:
         assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]

@@ -20,7 +20,7 @@ from mcp_helpers import TOOL_NAMES, error, ok
 from realserver import AGENT_KEY, REVIEWER_KEY, Server, start_server
 
 from storykit.testing import make_diff
-from storykit_cli.context import local_user
+from storykit_cli.user import local_user
 
 DIFF = make_diff("pkg/a.py", "a = 1\n", "a = 2\n")
 DIFF2 = make_diff("pkg/a.py", "a = 1\n", "a = 3\n")

@@ -53,7 +53,7 @@ def mcp(g: Globals) -> None:
         anyio.run(lambda: stdio.serve_remote(url, key))
     else:
         from storykit.settings import Settings
-        from storykit_cli.context import local_user
+        from storykit_cli.user import local_user
 
         settings = Settings.from_env(data_dir=connection.data_dir)
         anyio.run(lambda: stdio.serve_local(settings, local_user()))

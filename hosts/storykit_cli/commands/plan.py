@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import click
 
-from storykit_cli.context import Globals, json_option, output, pass_globals, quiet_option, run
+from storykit_cli.context import (
+    Globals,
+    json_option,
+    output,
+    page_options,
+    pass_globals,
+    quiet_option,
+    run,
+)
 
 __all__ = ["plan", "pr"]
 
@@ -53,15 +61,7 @@ def create(
 
 
 @plan.command("list")
-@click.option(
-    "--limit",
-    type=click.IntRange(1, 200),
-    default=50,
-    show_default=True,
-    metavar="N",
-    help="At most this many plans.",
-)
-@click.option("--after", metavar="ID", help="Start after this plan (the next page).")
+@page_options("plans", "plan")
 @json_option
 @pass_globals
 def list_(g: Globals, limit: int, after: str | None, as_json: bool) -> None:

@@ -8,6 +8,7 @@ from storykit_cli.context import (
     Globals,
     json_option,
     output,
+    page_options,
     pass_globals,
     quiet_option,
     read_text,
@@ -69,7 +70,7 @@ def generate(
       storykit suggest generate --source ruff src/app.py src/util.py
       storykit suggest generate --json | jq '.items[].id'
     """
-    from storykit_cli import render
+    from storykit_cli import render, watch
     from storykit_cli.errors import SERVER
     from storykit_cli.progress import StatusLine
 
@@ -77,10 +78,12 @@ def generate(
     try:
         result = run(
             g,
-            lambda c: c.generate(
+            lambda c: watch.generate(
+                c,
                 sources=list(sources) or None,
                 paths=list(paths),
                 on_progress=status.update if status else None,
+                on_notice=g.connection.on_notice,
             ),
         )
     finally:
@@ -99,27 +102,10 @@ def generate(
 @click.option("--source", metavar="NAME", help="Only from this source (e.g. ruff, api).")
 @click.option("--agent", metavar="NAME", help="Only proposed by this agent (key name).")
 @click.option("--risk", type=click.Choice(RISKS), help="Only this risk.")
-@click.option(
-    "--limit",
-    type=click.IntRange(1, 200),
-    default=50,
-    show_default=True,
-    metavar="N",
-    help="At most this many suggestions.",
-)
-@click.option("--after", metavar="ID", help="Start after this suggestion (the next page).")
+@page_options("suggestions", "suggestion")
 @json_option
 @pass_globals
-def list_(
-    g: Globals,
-    status: str | None,
-    source: str | None,
-    agent: str | None,
-    risk: str | None,
-    limit: int,
-    after: str | None,
-    as_json: bool,
-) -> None:
+def list_(g: Globals, /, limit: int, after: str | None, as_json: bool, **where: str | None) -> None:
     """List suggestions, newest first.
 
     \b
@@ -129,14 +115,12 @@ def list_(
       storykit suggest list --source api --agent ci-bot --limit 10
       storykit suggest list --after sug_01J…    the next page
     """
+    from storykit.filters import SuggestionFilter
     from storykit_cli import render
 
-    page = run(
-        g,
-        lambda c: c.list_suggestions(
-            status=status, source=source, agent=agent, risk=risk, after=after, limit=limit
-        ),
-    )
+    # The options are the filter's keys: one parse, whichever mode runs it.
+    parsed = SuggestionFilter.parse(where)
+    page = run(g, lambda c: c.list_suggestions(parsed, after=after, limit=limit))
     output(page, as_json, render.suggestion_table)
 
 

@@ -6,10 +6,11 @@ from typing import TYPE_CHECKING
 
 import click
 
-from storykit_cli.context import Globals, json_option, local_user, output, pass_globals, run
+from storykit_cli.context import Globals, json_option, output, pass_globals, run
+from storykit_cli.user import local_user
 
 if TYPE_CHECKING:
-    from storykit_cli.client import Client
+    from storykit_cli.transport import Client
 
 __all__ = ["events", "keys", "plugins"]
 
@@ -75,7 +76,9 @@ def events(g: Globals, follow: bool, after: int | None, limit: int, as_json: boo
         return
 
     async def follow_all(client: Client) -> None:
-        async for event in client.follow_events(after=after):
+        from storykit_cli import watch
+
+        async for event in watch.follow(client, after=after, on_notice=g.connection.on_notice):
             click.echo(render.json_line(event) if as_json else render.event_line(event))
 
     run(g, follow_all)

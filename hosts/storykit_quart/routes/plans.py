@@ -5,9 +5,10 @@ from __future__ import annotations
 from quart import Blueprint
 from quart_schema import document_response, tag, validate_querystring, validate_request
 
+from storykit import replies
 from storykit.auth import Role
 from storykit.models import Plan, PRResult, to_dict
-from storykit_quart.access import Reply, actor, core, page, requires
+from storykit_quart.access import Reply, actor, core, requires
 from storykit_quart.schemas import PageQuery, PlanBody, PlanPage, PRBody, SelectBody
 
 bp = Blueprint("plans", __name__)
@@ -31,9 +32,7 @@ async def create_plan(data: PlanBody) -> Reply:
 @validate_querystring(PageQuery)
 async def list_plans(query_args: PageQuery) -> Reply:
     """Plans, newest first; ``head`` is the newest event id when the list was read."""
-    head = await core().event_head()  # first: a change after it has a newer event
-    items = await core().list_plans(after=query_args.after, limit=query_args.limit)
-    return page(items, query_args.limit, head)
+    return await replies.plan_page(core(), after=query_args.after, limit=query_args.limit)
 
 
 @bp.get("/plans/<plan_id>")

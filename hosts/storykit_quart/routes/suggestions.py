@@ -5,9 +5,11 @@ from __future__ import annotations
 from quart import Blueprint, request
 from quart_schema import document_response, tag, validate_querystring, validate_request
 
+from storykit import replies
 from storykit.auth import Role
+from storykit.filters import SuggestionFilter
 from storykit.models import Suggestion, to_dict
-from storykit_quart.access import Reply, actor, core, page, requires
+from storykit_quart.access import Reply, actor, core, requires
 from storykit_quart.schemas import (
     GenerateBody,
     GenerateReply,
@@ -56,16 +58,10 @@ async def list_suggestions(query_args: SuggestionQuery) -> Reply:
 
     ``head`` is the newest event id when the list was read: subscribe from it.
     """
-    head = await core().event_head()  # first: a change after it has a newer event
-    items = await core().list_suggestions(
-        status=query_args.status,
-        source=query_args.source,
-        agent=query_args.agent,
-        risk=query_args.risk,
-        after=query_args.after,
-        limit=query_args.limit,
+    where = SuggestionFilter.parse(query_args.model_dump())
+    return await replies.suggestion_page(
+        core(), where, after=query_args.after, limit=query_args.limit
     )
-    return page(items, query_args.limit, head)
 
 
 @bp.get("/suggestions/<suggestion_id>")
@@ -106,14 +102,11 @@ async def revise(suggestion_id: str, data: RevisionBody) -> Reply:
 async def generate(data: GenerateBody) -> Reply:
     """Run suggestion sources (all, or those named) over the repository or some paths.
 
-    Progress is streamed as ``suggest.progress`` events meanwhile.
+    Progress is streamed as ``suggest.progress`` events meanwhile, each with the
+    run's id (``run``, the one given or a new one): a watcher follows its own run by it.
     """
-    result = await core().generate(actor(), sources=data.sources, paths=data.paths)
-    return {
-        "items": [to_dict(s) for s in result.suggestions],
-        "count": len(result.suggestions),
-        "errors": list(result.errors),
-    }
+    result = await core().generate(actor(), sources=data.sources, paths=data.paths, run=data.run)
+    return replies.generate_reply(result)
 
 
 @bp.post("/suggest/llm")

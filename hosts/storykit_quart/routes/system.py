@@ -8,9 +8,9 @@ from quart import Blueprint, Response
 from quart_schema import document_response, tag, validate_querystring
 
 import storykit
+from storykit import replies
 from storykit.auth import Role
 from storykit.metrics import CONTENT_TYPE
-from storykit.models import to_dict
 from storykit.ratelimit import RedisRateLimiter
 from storykit_quart.access import actor, core, public, requires, state
 from storykit_quart.schemas import EventLogQuery, EventPage, Health, Me, PluginsReply, Ticket
@@ -57,13 +57,7 @@ async def metrics() -> Response:
 async def plugins() -> dict[str, Any]:
     """Loaded plugins, the hooks each implements, recent plugin errors, and the PR backend
     a real run uses."""
-    registry = core().registry
-    return {
-        "version": storykit.__version__,
-        "plugins": core().plugins(),
-        "errors": [to_dict(f) for f in reversed(registry.failures)],
-        "pr_backend": core().settings.pr_backend,
-    }
+    return replies.plugins_reply(core())
 
 
 @bp.get("/me")
@@ -86,12 +80,7 @@ async def event_log(query_args: EventLogQuery) -> dict[str, Any]:
 
     ``head`` is the newest id in the log (read after the page, so no item is above it).
     """
-    events = await core().read_events(after=query_args.after, limit=query_args.limit)
-    return {
-        "items": [to_dict(e) for e in events],
-        "last_id": events[-1].id if events else query_args.after,
-        "head": await core().event_head(),
-    }
+    return await replies.event_log(core(), after=query_args.after, limit=query_args.limit)
 
 
 @bp.post("/events/ticket")
