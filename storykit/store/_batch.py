@@ -37,8 +37,6 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-import anyio
-
 from storykit._unicode import require_utf8
 from storykit.errors import BackendError, Conflict, Invalid
 from storykit.idempotency import IdempotentResult
@@ -117,7 +115,7 @@ class PendingWrite:
     versions: dict[str, datetime]  # the updated_at this write gives each row it touches
     policy_expect: Any = None  # the stored policy config this write expects; None: any
     key_row: tuple[str, ...] | None = None  # an idempotency key (storykit.idempotency)
-    done: anyio.Event = dataclasses.field(default_factory=anyio.Event)
+    settled: bool = False  # ``event`` or ``error`` is set: the caller may go
     taken: bool = False  # the writer has it; too late to withdraw
     cancelled: bool = False  # the caller gave up before the writer took it
     event: Event | None = None
@@ -150,17 +148,34 @@ def prepare(
             raise Invalid(f"expect[{key!r}] must be a datetime, not {value!r}")
     return PendingWrite(
         event_type=event_type,
-        # Read back from the JSON so a live event equals the same event replayed from the log.
-        data=json.loads(data_json),
+        # What the log gives back, so a live event equals the same event replayed from it.
+        data=_as_read_back(data, data_json),
         data_json=data_json,
         suggestion_rows=suggestion_rows,
         plan_rows=plan_rows,
         policy_json=policy_json,
         expect=expected,
         versions=versions,
-        policy_expect=None if policy_expect is None else json.loads(_json(policy_expect, "expect")),
+        policy_expect=None
+        if policy_expect is None
+        else _as_read_back(policy_expect, _json(policy_expect, "expect")),
         key_row=None if idempotency is None else _key_row(idempotency),
     )
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _as_read_back(value: Mapping[str, Any], text: str) -> dict[str, Any]:
+    """``value`` as reading ``text`` (its JSON) back would give it. Most event data is one
+    flat mapping of plain scalars, which a shallow copy reproduces exactly; anything else
+    (nested values, tuples, enums, non-string keys) takes the JSON round trip."""
+    if type(value) is dict and all(
+        type(k) is str and type(v) in _SCALARS for k, v in value.items()
+    ):
+        return value.copy()
+    loaded: dict[str, Any] = json.loads(text)
+    return loaded
 
 
 def _key_row(r: IdempotentResult) -> tuple[str, ...]:

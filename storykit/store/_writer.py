@@ -2,8 +2,9 @@
 
 Every :meth:`~storykit.store.Store.write` is queued here; one writer task takes
 everything queued (up to ``max_batch``), hands it to ``commit`` as one batch, and
-wakes each caller with its event or its error. Under load many writes share one
-transaction, which is what makes appending events cheap.
+wakes its callers with their events or errors: one wake-up per batch (an event all of
+them wait on), not one per write. Under load many writes share one transaction,
+which is what makes appending events cheap.
 
 Both stores run this one loop; the PostgreSQL store adds an ``idle`` hook (its
 writer gives its connection back to the pool when writes stop).
@@ -38,6 +39,9 @@ class GroupWriter:
         self.max_batch = max_batch
         self._queue: collections.deque[PendingWrite] = collections.deque()
         self._wakeup: anyio.Event | None = None
+        self._next: anyio.Event | None = None
+        """What the callers of the writes not yet taken wait on: the next batch takes it
+        (and leaves a fresh one for later writes) and sets it once committed."""
         self.closing = False
         self.transactions = 0
         self.writes = 0
@@ -59,7 +63,10 @@ class GroupWriter:
         if self._wakeup is not None:
             self._wakeup.set()
         try:
-            await pending.done.wait()
+            while not pending.settled:  # more than max_batch queued: the next batch
+                if self._next is None:
+                    self._next = anyio.Event()
+                await self._next.wait()
         except BaseException:
             if not pending.taken:
                 pending.cancelled = True
@@ -90,8 +97,11 @@ class GroupWriter:
                         return
                     self._wakeup = anyio.Event()
                     await self._wakeup.wait()
+                taken, self._next = self._next, None
                 batch = self._take_batch()
                 if not batch:
+                    if taken is not None:
+                        taken.set()
                     continue
                 # Shielded: a batch is short, and abandoning it halfway would leave the
                 # connection inside a transaction and its callers waiting forever.
@@ -101,15 +111,19 @@ class GroupWriter:
                         self.transactions += 1
                         self.writes += sum(1 for w in batch if w.event is not None)
                 self.in_flight = 0
-                for w in batch:  # in id order, so callers tend to publish in id order
-                    w.done.set()
+                for w in batch:
+                    w.settled = True
+                if taken is not None:
+                    taken.set()  # one wake-up for the whole batch, in the order they waited
         finally:
             # Cancelled while idle (the host shut down under us): nobody will run
             # what is still queued, so tell its callers instead of leaving them hanging.
             while self._queue:
                 w = self._queue.popleft()
                 w.error = RuntimeError("the store closed before this write ran")
-                w.done.set()
+                w.settled = True
+            if self._next is not None:
+                self._next.set()
 
     def _take_batch(self) -> list[PendingWrite]:
         batch: list[PendingWrite] = []

@@ -103,7 +103,7 @@ class PostgresStore(DocumentReads):
         self._pool: Pool | None = None
         self._db: Connection | None = None  # the writer's, while writes keep coming
         self._task_group: TaskGroup | None = None
-        self._listening = anyio.CancelScope()
+        self._listening: anyio.CancelScope | None = None  # made in open(): needs a loop
         self._writer = self._new_writer()
 
     def _new_writer(self) -> GroupWriter:
@@ -148,7 +148,8 @@ class PostgresStore(DocumentReads):
         task_group, self._task_group = self._task_group, None
         if task_group is None:
             return
-        self._listening.cancel()
+        if self._listening is not None:
+            self._listening.cancel()
         self._writer.close()  # the writer drains the queue, then returns
         try:
             await task_group.__aexit__(None, None, None)
@@ -195,6 +196,7 @@ class PostgresStore(DocumentReads):
 
     async def _listen(self, on_notify: Callable[[], object]) -> None:
         delay = _RETRY_FIRST
+        assert self._listening is not None  # made by open(), before watch() can run
         with self._listening:
             while True:
                 try:

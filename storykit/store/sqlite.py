@@ -339,6 +339,8 @@ async def _connect(path: Path) -> Driver:
 
 def _size(suggestions: Sequence[Suggestion], plans: Sequence[Plan]) -> int:
     """About how much text a write serialises: its diffs (all else in it is small)."""
+    if not suggestions and not plans:  # an event alone (progress, say): nothing big
+        return 0
     diffs = [getattr(s, "diff", "") for s in suggestions]
     diffs += [getattr(v, "diff", "") for p in plans for v in getattr(p, "variants", ())]
     return sum(len(d) for d in diffs if isinstance(d, str))
