@@ -22,7 +22,6 @@ __all__ = [
     "Planner",
     "Policy",
     "PolicySubject",
-    "PreReviewer",
     "Progress",
     "Refinement",
     "Refiner",
@@ -65,17 +64,6 @@ class SuggestionSource(Protocol):
         ...
 
 
-@runtime_checkable
-class PreReviewer(Protocol):
-    """A source that can also judge a diff someone else proposed (optional)."""
-
-    name: str
-
-    async def pre_review(self, repo_path: Path, draft: Draft) -> Sequence[Finding]:
-        """Findings about ``draft`` (empty if the source has nothing to say)."""
-        ...
-
-
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
 class Refinement:
     """A refiner's improved version; ``None`` fields are left as they were."""
@@ -110,7 +98,7 @@ class Planner(Protocol):
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
 class PolicySubject:
-    """What a policy judges: the proposal's text and its diff."""
+    """What a policy judges: the proposal's text and its diff, and what it is made against."""
 
     diff: str
     title: str = ""
@@ -118,6 +106,12 @@ class PolicySubject:
     files: tuple[str, ...] = ()
     source: str = ""
     agent: str = ""
+    repo_path: Path | None = None
+    """The repository the diff is proposed for (``REPO_PATH``), to check it against: set
+    for a diff from outside (an agent's submission or revision, a refiner's version,
+    ``/policies/check``); ``None`` for a source's own drafts, made from that repository."""
+    base_ref: str = "HEAD"
+    """The commit (or ref) in ``repo_path`` the diff is made against."""
 
 
 @runtime_checkable
