@@ -28,10 +28,12 @@ from storykit.backends import PolicySubject
 from storykit.diffs import AddedLine, ParsedDiff, parse_diff_async
 from storykit.errors import BackendError, Invalid
 from storykit.models import Finding, Outcome
-from storykit_plugins._git import ls_tree, read_blobs, repo_root, resolve_commit, run_git, summarize
+from storykit_plugins._git import ls_tree, read_blobs, run_git, summarize
 from storykit_plugins._git_pr import check_applies
 from storykit_plugins.policies import _common
-from storykit_plugins.ruff import export
+from storykit_plugins.ruff import export, patch
+from storykit_plugins.ruff.bases import Bases
+from storykit_plugins.ruff.batch import Batches
 from storykit_plugins.ruff.fixes import export_roots, relative
 from storykit_plugins.ruff.tool import Diagnostic, Ruff
 
@@ -60,6 +62,8 @@ class RuffPolicy:
 
     def __init__(self, ruff: Ruff | None = None) -> None:
         self.ruff = ruff or Ruff()
+        self.bases = Bases()
+        self.batches = Batches(self.ruff)
 
     def default_config(self) -> dict[str, Any]:
         return copy.deepcopy(dict(DEFAULTS))
@@ -83,11 +87,19 @@ class RuffPolicy:
         base = subject.base_ref or "HEAD"
         python = lint is not None and bool(targets)
         try:
-            repo = await repo_root(subject.repo_path)
-            commit = await resolve_commit(repo, base)
+            repo = await self.bases.repo(subject.repo_path)
+            commit = await self.bases.resolve(repo, base)
+            known = await self.bases.base(repo, commit)
+            changed = [known.tree[p] for p in parsed.touched if p in known.tree]
+            wanted = [*changed, *known.configs] if python else changed
+            blobs = await self.bases.blobs(repo, (e.oid for e in wanted))
+            post = await _common.offload(
+                len(subject.diff),
+                lambda: patch.apply_exactly(subject.diff, parsed, known.tree, blobs),
+            )
             problem = None
-            if applies is not None:
-                problem = await check_applies(repo, commit, subject.diff, self._work_dir())
+            if post is None and applies is not None:  # not a plain edit: git decides
+                problem = await check_applies(repo.root, commit, subject.diff, self._work_dir())
         except (BackendError, Invalid) as exc:
             return unchecked(exc.detail, python=python)
         if problem is not None and applies is not None:
@@ -102,7 +114,21 @@ class RuffPolicy:
             ]
         if not python or lint is None:
             return []
-        return await self._lint(repo, commit, base, subject.diff, parsed, targets, lint)
+        if post is None:
+            return await self._lint(repo.root, commit, base, subject.diff, parsed, targets, lint)
+        files = {e.path: blobs[e.oid].decode("utf-8", "replace") for e in known.configs}
+        for path, text in post.items():
+            if text is None:
+                files.pop(path, None)
+            elif path in files or path in targets:
+                files[path] = text
+        present = [t for t in targets if post.get(t) is not None]
+        options = await self.ruff.options(
+            {p: t for p, t in files.items() if p in {e.path for e in known.configs}},
+            only_fixable=False,
+        )
+        diagnostics = await self.batches.check(files, present, options)
+        return findings(diagnostics, None, parsed.added_lines(), lint)
 
     async def _lint(
         self,
@@ -166,19 +192,23 @@ def unchecked(reason: str, *, python: bool) -> list[Finding]:
 
 def findings(
     diagnostics: Sequence[Diagnostic],
-    roots: Sequence[str],
+    roots: Sequence[str] | None,
     added: Iterable[AddedLine],
     severity: Outcome = Outcome.WARN,
 ) -> list[Finding]:
     """The diagnostics that cover a line the diff added, as findings (at most
-    :data:`MAX_FINDINGS`, then one ``ruff:more``). ``roots``: where ruff saw the files."""
+    :data:`MAX_FINDINGS`, then one ``ruff:more``). ``roots``: where ruff saw the files;
+    ``None`` when each diagnostic's ``filename`` is already a repository path."""
     added_lines: dict[str, set[int]] = {}
     for line in added:
         added_lines.setdefault(line.file, set()).add(line.line)
     out: list[Finding] = []
     extra = 0
     for diag in sorted(diagnostics, key=_position):
-        path = relative(diag.get("filename"), roots)
+        name = diag.get("filename")
+        path = (
+            relative(name, roots) if roots is not None else name if isinstance(name, str) else None
+        )
         rows = added_lines.get(path or "", set())
         first = int(diag["location"]["row"])
         last = int((diag.get("end_location") or diag["location"])["row"])
