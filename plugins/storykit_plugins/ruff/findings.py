@@ -25,7 +25,7 @@ from typing import Any
 import anyio
 
 from storykit.backends import PolicySubject
-from storykit.diffs import AddedLine, ParsedDiff, parse_diff_async
+from storykit.diffs import AddedLine, ParsedDiff
 from storykit.errors import BackendError, Invalid
 from storykit.models import Finding, Outcome
 from storykit_plugins._git import ls_tree, read_blobs, run_git, summarize
@@ -76,7 +76,7 @@ class RuffPolicy:
         if subject.repo_path is None or (applies is None and lint is None):
             return []
         try:
-            parsed = await parse_diff_async(subject.diff)
+            parsed = await _common.offload(len(subject.diff), lambda: _common.parsed(subject.diff))
         except Invalid:
             return []  # storykit itself refuses diffs that do not parse
         targets = [
