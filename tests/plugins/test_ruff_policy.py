@@ -247,3 +247,31 @@ async def test_generated_drafts_are_not_linted_again(
             "ruff F401: `os` imported but unused in a.py"
         ]
         assert result.suggestions[0].findings == ()
+
+
+@anyio
+async def test_a_commit_made_meanwhile_counts_at_once(
+    repo_make: Callable[..., Path], git_cmd: Callable[..., str]
+) -> None:
+    """The policy keeps what commits hold, never what HEAD names: a new commit, a packed
+    branch, a detached HEAD are each read afresh."""
+    repo = repo_make({"README.md": "the\n"})
+    policy = RuffPolicy()
+
+    async def rules(diff: str) -> list[str]:
+        subject = PolicySubject(diff=diff, repo_path=repo)
+        return [f.rule for f in await policy.check(subject, DEFAULTS)]
+
+    to_the = "--- a/README.md\n+++ b/README.md\n@@ -1 +1 @@\n-the\n+The\n"
+    to_thy = "--- a/README.md\n+++ b/README.md\n@@ -1 +1 @@\n-The\n+Thy\n"
+    assert await rules(to_the) == []
+    assert await rules(to_thy) == ["diff:does-not-apply"]
+    (repo / "README.md").write_text("The\n")
+    git_cmd(repo, "commit", "-qam", "capital")
+    assert await rules(to_thy) == []
+    assert await rules(to_the) == ["diff:does-not-apply"]
+    git_cmd(repo, "pack-refs", "--all")  # the branch now lives in packed-refs only
+    assert not (repo / ".git" / "refs" / "heads" / "main").exists()
+    assert await rules(to_thy) == []
+    git_cmd(repo, "checkout", "-q", "--detach", "HEAD~1")
+    assert await rules(to_the) == []
