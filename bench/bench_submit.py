@@ -1,4 +1,4 @@
-"""Agent submissions: ``POST /suggestions`` from many concurrent agents, ruff pre-review on.
+"""Agent submissions: ``POST /suggestions`` from many concurrent agents, ruff policy on.
 
     python bench/bench_submit.py                      # 50 agents, 10 s per kind after 3 s warm-up
     python bench/bench_submit.py --short              # a few agents for a second: does it run?
@@ -13,7 +13,7 @@ each on a fresh server, in one run:
 - ``text``: every diff changes a line of a Markdown page: the policies and the check that
   the diff applies to ``HEAD``, but no ruff: the baseline;
 - ``python``: every diff changes a line of a Python module and adds an unused import, so
-  the ruff pre-review has something to say (``ruff:F401`` on the added line).
+  the ruff policy has something to say (``ruff:F401`` on the added line).
 
 Every answer is checked, not only counted: a 201 whose findings lack what the checks must
 find (``ruff:F401`` for Python diffs; nothing denying for either) counts as a failure, so
@@ -41,7 +41,7 @@ from pathlib import Path
 from _servers import HOST, Server, free_port, machine_cpu_seconds, start_server, storykit_argv
 
 KINDS = ("text", "python")
-LABELS = {"text": "non-Python diffs (baseline)", "python": "Python diffs (ruff pre-review)"}
+LABELS = {"text": "non-Python diffs (baseline)", "python": "Python diffs (ruff policy)"}
 PLUGINS = "ruff,risk-regex,paths,hidden-text,opa,planner,dry-run"
 GOAL_RATE = 200.0
 GOAL_P99_MS = 250.0
