@@ -29,7 +29,7 @@ from pathlib import Path
 import anyio
 
 from storykit.backends import GenerateRequest
-from storykit_plugins.ruff_source import DEFAULT_SELECT, RuffSource
+from storykit_plugins.ruff import DEFAULT_SELECT, RuffSource
 
 TEST_DIRS = {"test", "tests", "idle_test"}
 
@@ -81,7 +81,7 @@ def main() -> None:
         def generate() -> None:
             drafts[:] = anyio.run(source.generate, GenerateRequest(repo_path=repo))
 
-        ruff = [*source.ruff, "check", "--no-cache", "--isolated", "--exit-zero"]
+        ruff = [*source.ruff.command, "check", "--no-cache", "--isolated", "--exit-zero"]
         ruff += ["--select", ",".join(DEFAULT_SELECT), "."]
 
         def ruff_check() -> None:

@@ -3,7 +3,6 @@ event, screening a draft, and input checks."""
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -12,9 +11,9 @@ from storykit import rules
 from storykit._offload import off_loop
 from storykit._unicode import check_text
 from storykit.artifacts import ArtifactWriter
-from storykit.backends import Draft, PolicySubject, PreReviewer
+from storykit.backends import Draft, PolicySubject
 from storykit.diffs import ParsedDiff, diff_hash, parse_diff
-from storykit.errors import Invalid, StorykitError
+from storykit.errors import Invalid
 from storykit.events import EventBus
 from storykit.idempotency import IdempotentResult
 from storykit.ids import check_id, new_id
@@ -94,11 +93,20 @@ class CoreBase:
         source: str,
         agent: str,
         files: tuple[str, ...],
+        base_ref: str,
+        outside: bool,
         extra: Sequence[Finding] = (),
         document: Mapping[str, Any] | None = None,
     ) -> PolicyDecision:
         subject = PolicySubject(
-            diff=diff, title=title, rationale=rationale, files=files, source=source, agent=agent
+            diff=diff,
+            title=title,
+            rationale=rationale,
+            files=files,
+            source=source,
+            agent=agent,
+            repo_path=self.settings.repo_path if outside else None,
+            base_ref=base_ref,
         )
         if document is None:
             document = await self.policy_document()
@@ -113,17 +121,16 @@ class CoreBase:
         draft: Draft,
         source: str,
         agent: str,
-        pre_review: bool = False,
+        outside: bool = False,
         document: Mapping[str, Any] | None = None,
     ) -> Suggestion:
-        """Validate a draft, pre-review it (for outside proposals) and screen it."""
+        """Validate a draft and screen it. ``outside``: a proposal from outside the
+        repository's own sources (an agent, a refiner), which the policies check against
+        the repository (does it apply to its base, what does ruff say of it)."""
         title = _text(draft.title, "title", MAX_TITLE, required=True)
         rationale = _text(draft.rationale, "rationale", MAX_TEXT)
         base_ref = _ref(draft.base_ref)
         diff, parsed, digest = await _read_diff(draft.diff, self.settings.max_body_bytes)
-        extra = list(draft.findings)
-        if pre_review:
-            extra.extend(await self._pre_review(draft))
         decision = await self._screen(
             diff=diff,
             title=title,
@@ -131,7 +138,9 @@ class CoreBase:
             source=source,
             agent=agent,
             files=parsed.files,
-            extra=extra,
+            base_ref=base_ref,
+            outside=outside,
+            extra=draft.findings,
             document=document,
         )
         return Suggestion(
@@ -150,23 +159,6 @@ class CoreBase:
             decision=decision,
             metadata=dict(draft.metadata),
         )
-
-    async def _pre_review(self, draft: Draft) -> list[Finding]:
-        findings: list[Finding] = []
-        for name, reg in self.registry.sources.items():
-            backend = reg.backend
-            if not isinstance(backend, PreReviewer):
-                continue
-            try:
-                found = await self.registry.call(
-                    reg.plugin,
-                    "SuggestionSource.pre_review",
-                    lambda b=backend: b.pre_review(self.settings.repo_path, draft),  # type: ignore[misc]
-                )
-            except StorykitError:
-                continue  # recorded; a broken pre-reviewer must not block submissions
-            findings.extend(dataclasses.replace(f, policy=f.policy or name) for f in found)
-        return findings
 
 
 def _backend_timeout(backend: object, default: float) -> float:

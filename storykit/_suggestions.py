@@ -38,7 +38,7 @@ class SuggestionCases(CoreBase):
         base_ref: str = "HEAD",
         idempotency_key: str | None = None,
     ) -> Suggestion:
-        """An external agent proposes a diff. It is pre-reviewed, screened and stored.
+        """An external agent proposes a diff. It is screened against the repository and stored.
 
         With ``idempotency_key``, a retry of the same request returns the first result
         and writes nothing (:mod:`storykit.idempotency`).
@@ -50,7 +50,7 @@ class SuggestionCases(CoreBase):
             return first
         draft = Draft(title=title, diff=diff, rationale=rationale, base_ref=base_ref)
         suggestion = await self._new_suggestion(
-            draft=draft, source="api", agent=actor.name, pre_review=True
+            draft=draft, source="api", agent=actor.name, outside=True
         )
         blocked = suggestion.status is Status.BLOCKED
         try:
@@ -190,7 +190,7 @@ class SuggestionCases(CoreBase):
             base_ref=current.base_ref,
         )
         fresh = await self._new_suggestion(
-            draft=draft, source=current.source, agent=current.agent, pre_review=True
+            draft=draft, source=current.source, agent=current.agent, outside=True
         )
         revised = dataclasses.replace(
             fresh,

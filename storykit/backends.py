@@ -22,7 +22,6 @@ __all__ = [
     "Planner",
     "Policy",
     "PolicySubject",
-    "PreReviewer",
     "Progress",
     "Refinement",
     "Refiner",
@@ -77,17 +76,6 @@ class SuggestionSource(Protocol):
         ...
 
 
-@runtime_checkable
-class PreReviewer(Protocol):
-    """A source that can also judge a diff someone else proposed (optional)."""
-
-    name: str
-
-    async def pre_review(self, repo_path: Path, draft: Draft) -> Sequence[Finding]:
-        """Findings about ``draft`` (empty if the source has nothing to say)."""
-        ...
-
-
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
 class Refinement:
     """A refiner's improved version; ``None`` fields are left as they were."""
@@ -122,7 +110,7 @@ class Planner(Protocol):
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
 class PolicySubject:
-    """What a policy judges: the proposal's text and its diff."""
+    """What a policy judges: the proposal's text and its diff, and what it is made against."""
 
     diff: str
     """The unified diff being judged."""
@@ -134,6 +122,12 @@ class PolicySubject:
     """The source that proposed it (``agent`` for an outside agent's submission)."""
     agent: str = ""
     """The key name of who proposed it."""
+    repo_path: Path | None = None
+    """The repository the diff is proposed for (``REPO_PATH``), to check it against: set
+    for a diff from outside (an agent's submission or revision, a refiner's version,
+    ``/policies/check``); ``None`` for a source's own drafts, made from that repository."""
+    base_ref: str = "HEAD"
+    """The commit (or ref) in ``repo_path`` the diff is made against."""
 
 
 @runtime_checkable

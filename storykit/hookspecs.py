@@ -45,10 +45,10 @@ def storykit_register_sources(
     running :class:`~storykit.settings.Settings`; read your own options from
     ``settings.get("YOUR_OPTION")``.
 
-    A source has a unique ``name`` and ``async def generate(request) -> [Draft]``; it
-    may also have ``async def pre_review(repo_path, draft) -> [Finding]`` to judge
-    diffs that external agents submit. Sources from every plugin are combined; two
-    sources with the same name are an error.
+    A source has a unique ``name`` and ``async def generate(request) -> [Draft]``.
+    Sources from every plugin are combined; two sources with the same name are an
+    error. A source that can also judge diffs others propose registers a policy for
+    that (``storykit_register_policies``), as the ``ruff`` plugin does.
 
     Example::
 
@@ -109,7 +109,14 @@ def storykit_register_policies(register: Callable[[Policy], None], settings: Set
     Called once at set-up. A policy has a unique ``name``, ``default_config()``,
     ``validate_config(config)`` (raise ``Invalid`` to refuse a configuration when it is
     saved) and ``async def check(subject, config) -> [Finding]``. Its configuration is
-    the section named after it in the policy document (``GET/PUT /policies``). Any
+    the section named after it in the policy document (``GET/PUT /policies``).
+
+    Every diff is judged this one way: a submission, a revision, a refiner's version,
+    a source's draft and ``POST /policies/check`` alike. ``subject.repo_path`` and
+    ``subject.base_ref`` name the repository and the commit a diff from outside is
+    made against, for a policy that checks it there (the ``ruff`` policy: does it
+    apply, what does ruff say of the lines it adds); ``repo_path`` is ``None`` for a
+    source's own drafts. Any
     admin edits that document at run time, so a server it names or an environment
     variable it reads must be one the operator allowed: check them with
     ``settings.check_policy_url(url)`` and read with ``settings.policy_secret(name)``

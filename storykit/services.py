@@ -18,7 +18,7 @@ from typing import Any
 import anyio
 import pluggy
 
-from storykit._base import MAX_TEXT, MAX_TITLE, _limit, _read_diff, _text
+from storykit._base import MAX_TEXT, MAX_TITLE, _limit, _read_diff, _ref, _text
 from storykit._plans import PlanCases
 from storykit._suggestions import GenerateResult, SuggestionCases
 from storykit._unicode import MAX_INT64
@@ -225,13 +225,27 @@ class Storykit(SuggestionCases, PlanCases):
         return document, None
 
     async def check_diff(
-        self, *, diff: str, title: str = "", rationale: str = "", agent: str = ""
+        self,
+        *,
+        diff: str,
+        title: str = "",
+        rationale: str = "",
+        agent: str = "",
+        base_ref: str = "HEAD",
     ) -> PolicyDecision:
-        """Evaluate a diff against the current policies without storing anything."""
+        """Evaluate a diff against the current policies without storing anything: the same
+        judgement as a submission's (the repository and ``base_ref`` included)."""
         title = _text(title, "title", MAX_TITLE)
         rationale = _text(rationale, "rationale", MAX_TEXT)
+        base_ref = _ref(base_ref)
         diff, parsed, _ = await _read_diff(diff, self.settings.max_body_bytes, required=False)
         subject = PolicySubject(
-            diff=diff, title=title, rationale=rationale, files=parsed.files, agent=agent
+            diff=diff,
+            title=title,
+            rationale=rationale,
+            files=parsed.files,
+            agent=agent,
+            repo_path=self.settings.repo_path,
+            base_ref=base_ref,
         )
         return await self.policy.evaluate(subject, await self.policy_document())

@@ -1,4 +1,7 @@
-"""The ``ruff`` suggestion source and the diff writer it uses, on real git repositories."""
+"""The ``ruff`` suggestion source and the diff writer it uses, on real git repositories.
+
+The ``ruff`` policy has tests of its own (test_ruff_policy.py), and so has the pure
+turning of diagnostics into drafts (test_ruff_fixes.py)."""
 
 from __future__ import annotations
 
@@ -6,25 +9,20 @@ import os
 import random
 import subprocess
 import sys
-import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-import storykit.diffs
-import storykit_plugins.ruff_source as ruff_source
-from storykit.backends import Draft, GenerateRequest, PreReviewer, SuggestionSource
+import storykit_plugins.ruff as ruff_plugin
+from storykit.backends import Draft, GenerateRequest, Policy, SuggestionSource
 from storykit.diffs import parse_diff
-from storykit.errors import BackendError, Conflict, Invalid
+from storykit.errors import BackendError, Invalid
 from storykit.gitdiff import Edit, Lines, apply_edits, file_diff, header
-from storykit.models import Outcome, Status
 from storykit.plugins import Registry, get_plugin_manager
 from storykit.settings import Settings
-from storykit.testing import AGENT, REVIEWER, make_diff, open_core
-from storykit_plugins._git import TreeEntry
-from storykit_plugins.ruff_source import RuffSource
+from storykit_plugins.ruff import RuffPolicy, RuffSource
 
 anyio = pytest.mark.anyio
 RUFF = [sys.executable, "-m", "ruff"]
@@ -60,21 +58,23 @@ def _ruff_fix(path: Path, rule: str) -> str:
 
 
 # -- registration and settings -----------------------------------------------------------
-def test_registered_as_ruff_source(tmp_path: Path) -> None:
+def test_registered_as_ruff_source_and_policy(tmp_path: Path) -> None:
     pm = get_plugin_manager(load_entrypoints=False)
-    pm.register(ruff_source, name="ruff")
+    pm.register(ruff_plugin, name="ruff")
     registry = Registry(pm, Settings.from_env({}, data_dir=tmp_path))
     source = registry.sources["ruff"].backend
     assert isinstance(source, RuffSource)
     assert isinstance(source, SuggestionSource)
-    assert isinstance(source, PreReviewer)
+    policy = registry.policies["ruff"].backend
+    assert isinstance(policy, RuffPolicy)
+    assert isinstance(policy, Policy)
 
 
 def test_select_comes_from_settings(tmp_path: Path) -> None:
     settings = Settings.from_env({"STORYKIT_RUFF_SELECT": "F401, W"}, data_dir=tmp_path)
-    assert RuffSource.from_settings(settings).select == ("F401", "W")
+    assert RuffSource.from_settings(settings).ruff.select == ("F401", "W")
     default = Settings.from_env({}, data_dir=tmp_path)
-    assert RuffSource.from_settings(default).select == ("E", "F", "W", "I", "UP", "B")
+    assert RuffSource.from_settings(default).ruff.select == ("E", "F", "W", "I", "UP", "B")
 
 
 # -- generate ---------------------------------------------------------------------------
@@ -239,163 +239,6 @@ async def test_a_repository_without_commits_is_a_clear_error(
         await _generate(tmp_path / "empty")
 
 
-def test_overlapping_fixes_wait_and_shared_fixes_count_once() -> None:
-    text = "abcdef\n"
-
-    def diag(start: int, end: int, content: str, row: int = 1) -> dict[str, Any]:
-        edit = {
-            "content": content,
-            "location": {"row": row, "column": start + 1},
-            "end_location": {"row": row, "column": end + 1},
-        }
-        return {
-            "code": "X1",
-            "name": "x-rule",
-            "message": f"fix {start}",
-            "url": "https://docs.astral.sh/ruff/rules/x-rule",
-            "filename": "/root/f.py",
-            "location": {"row": row, "column": start + 1},
-            "end_location": {"row": row, "column": end + 1},
-            "fix": {"applicability": "safe", "message": "Fix it", "edits": [edit]},
-        }
-
-    diagnostics = [diag(0, 2, "AB"), diag(1, 3, "zz"), diag(0, 2, "AB"), diag(4, 5, "E")]
-    diagnostics.append(
-        {**diag(5, 6, "F"), "fix": {**diag(5, 6, "F")["fix"], "applicability": "unsafe"}}
-    )
-    entry = TreeEntry(mode="100644", oid="0" * 40, path="f.py")
-    drafts = ruff_source._drafts(
-        diagnostics,
-        {"f.py": text},
-        {"f.py": entry},
-        ruff_source._Context(
-            commit="c" * 40,
-            algorithm="sha1",
-            root=Path("/root"),
-            report=ruff_source._Reporter(None),
-        ),
-    )
-    assert len(drafts) == 1
-    assert "+ABcdEf\n" in drafts[0].diff
-    assert drafts[0].metadata["fixes"] == 3  # two share one fix; the overlapping one waits
-    assert "1 more place(s) overlap" in drafts[0].rationale
-
-
-# -- pre-review -------------------------------------------------------------------------
-@anyio
-async def test_pre_review_flags_only_added_lines(
-    repo_make: Callable[..., Path], repo_snapshot: Callable[[Path], dict[str, str]]
-) -> None:
-    repo = repo_make({"app/a.py": "import os\n\n\ndef f():\n    return 1\n"})
-    diff = (
-        "diff --git a/app/a.py b/app/a.py\n"
-        "--- a/app/a.py\n"
-        "+++ b/app/a.py\n"
-        "@@ -1,5 +1,7 @@\n"
-        " import os\n"
-        "+import sys\n"
-        " \n"
-        " \n"
-        " def f():\n"
-        "-    return 1\n"
-        "+    x = 1\n"
-        "+    return undefined_name\n"
-    )
-    before = repo_snapshot(repo)
-    findings = await RuffSource().pre_review(repo, Draft(title="t", diff=diff))
-    assert repo_snapshot(repo) == before
-    assert {(f.rule, f.file, f.line) for f in findings} == {
-        ("ruff:F401", "app/a.py", 2),  # the new unused import; the old one on line 1 is not ours
-        ("ruff:F841", "app/a.py", 6),
-        ("ruff:F821", "app/a.py", 7),
-    }
-    assert all(f.severity is Outcome.WARN and f.policy == "ruff" for f in findings)
-
-
-@anyio
-async def test_pre_review_of_a_new_file_and_a_syntax_error(repo_make: Callable[..., Path]) -> None:
-    repo = repo_make({"README.md": "hi\n"})
-    diff = (
-        "diff --git a/new.py b/new.py\n"
-        "new file mode 100644\n"
-        "--- /dev/null\n"
-        "+++ b/new.py\n"
-        "@@ -0,0 +1,2 @@\n"
-        "+def f(:\n"
-        "+    pass\n"
-    )
-    findings = await RuffSource().pre_review(repo, Draft(title="t", diff=diff))
-    assert {f.rule for f in findings} == {"ruff:invalid-syntax"}
-    assert findings[0].file == "new.py"
-
-
-@anyio
-async def test_a_diff_that_does_not_apply_to_its_base_is_denied(
-    repo_make: Callable[..., Path], git_cmd: Callable[..., str]
-) -> None:
-    repo = repo_make({"a.py": "x = 1\n", "README.md": "the\n"})
-    head = git_cmd(repo, "rev-parse", "HEAD").strip()
-    stale = "--- a/a.py\n+++ b/a.py\n@@ -1 +1 @@\n-x = 2\n+x = 3\n"
-    typo = "--- a/README.md\n+++ b/README.md\n@@ -1 +1 @@\n-teh\n+the\n"  # not Python
-    for diff, path in ((stale, "a.py"), (typo, "README.md")):
-        findings = await RuffSource().pre_review(repo, Draft(title="t", diff=diff))
-        assert [(f.rule, f.severity) for f in findings] == [("diff:does-not-apply", Outcome.DENY)]
-        message = findings[0].message
-        assert message.startswith(f"the diff does not apply to HEAD ({head[:12]}): ")
-        assert f"patch failed: {path}:1" in message  # git's reason
-        assert message.endswith(
-            "make it against HEAD, or set base_ref to the commit it was made on"
-        )
-    fine = "--- a/README.md\n+++ b/README.md\n@@ -1 +1 @@\n-the\n+The\n"
-    assert await RuffSource().pre_review(repo, Draft(title="t", diff=fine)) == []
-
-
-@anyio
-async def test_the_core_blocks_it_and_a_revision_that_applies_unblocks_it(
-    repo_make: Callable[..., Path], tmp_path: Path
-) -> None:
-    repo = repo_make({"README.md": "the\n"})
-    typo = "--- a/README.md\n+++ b/README.md\n@@ -1 +1 @@\n-teh\n+the\n"
-    fine = "--- a/README.md\n+++ b/README.md\n@@ -1 +1 @@\n-the\n+The\n"
-    env = {"REPO_PATH": str(repo)}
-    async with open_core(tmp_path, plugins={"ruff": ruff_source}, env=env) as core:
-        s = await core.submit(AGENT, title="Fix a typo", diff=typo)
-        assert s.status is Status.BLOCKED
-        assert [(f.rule, f.policy) for f in s.findings] == [("diff:does-not-apply", "ruff")]
-        with pytest.raises(Conflict, match="blocked by policy"):
-            await core.review(REVIEWER, s.id, action="approve")
-        await core.review(REVIEWER, s.id, action="revise", comment="make it against HEAD")
-        fixed = await core.revise(AGENT, s.id, diff=fine)
-        assert (fixed.status, fixed.findings) == (Status.PENDING, ())
-        assert (await core.review(REVIEWER, s.id, action="approve")).status is Status.APPROVED
-
-
-@anyio
-async def test_pre_review_says_when_it_could_not_check(
-    repo_make: Callable[..., Path], tmp_path: Path
-) -> None:
-    repo = repo_make({"a.py": "x = 1\n"})
-    python = "--- a/a.py\n+++ b/a.py\n@@ -1 +1 @@\n-x = 1\n+x = 3\n"
-    text = "--- a/notes.txt\n+++ b/notes.txt\n@@ -0,0 +1 @@\n+hello\n"
-    unknown = await RuffSource().pre_review(
-        repo, Draft(title="t", diff=python, base_ref="no-such-branch")
-    )
-    assert [(f.rule, f.severity) for f in unknown] == [
-        ("diff:unchecked", Outcome.WARN),
-        ("ruff:skipped", Outcome.WARN),
-    ]
-    assert "'no-such-branch' does not name a commit" in unknown[0].message
-    plain = tmp_path / "not-a-repo"  # REPO_PATH that is no git repository
-    plain.mkdir()
-    outside = await RuffSource().pre_review(plain, Draft(title="t", diff=python))
-    assert [f.rule for f in outside] == ["diff:unchecked", "ruff:skipped"]
-    assert all("is not a git repository" in f.message for f in outside)
-    assert all(f.severity is Outcome.WARN for f in outside)
-    missing = await RuffSource().pre_review(tmp_path / "gone", Draft(title="t", diff=text))
-    assert [f.rule for f in missing] == ["diff:unchecked"]  # no Python file: ruff has no say
-    assert "is not a directory" in missing[0].message
-
-
 # -- the diff writer -----------------------------------------------------------------------
 def test_written_diffs_apply_exactly(tmp_path: Path) -> None:
     """Random texts and random edits: git must turn the old text into exactly the new one."""
@@ -449,21 +292,3 @@ def test_hunks_far_apart_stay_separate_and_near_ones_merge() -> None:
 def test_apply_edits_refuses_overlaps() -> None:
     with pytest.raises(ValueError, match="overlap"):
         apply_edits("abcdef", [Edit(0, 3, "x"), Edit(2, 4, "y")])
-
-
-@anyio
-async def test_pre_review_reads_a_big_diff_off_the_event_loop(
-    repo_make: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    on_loop: list[bool] = []
-    real_patch_set = storykit.diffs.PatchSet
-
-    def patch_set(diff: str) -> Any:
-        on_loop.append(threading.current_thread() is threading.main_thread())
-        return real_patch_set(diff)
-
-    monkeypatch.setattr(storykit.diffs, "PatchSet", patch_set)
-    repo = repo_make({"README.md": "hi\n"})
-    big = make_diff("big.py", "", "x = 1\n" * 20_000)
-    assert await RuffSource().pre_review(repo, Draft(title="t", diff=big)) == []
-    assert on_loop == [False]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Collection, Mapping
 from typing import Any, TypeVar, cast
@@ -9,6 +10,7 @@ from typing import Any, TypeVar, cast
 import anyio.to_thread
 import re2
 
+from storykit.diffs import ParsedDiff, parse_diff
 from storykit.errors import Invalid
 from storykit.models import Outcome
 
@@ -20,6 +22,7 @@ __all__ = [
     "offload",
     "optional_limit",
     "optional_severity",
+    "parsed",
     "section",
     "set_hits",
     "severity",
@@ -52,6 +55,19 @@ async def offload(size: int, fn: Callable[[], T]) -> T:
 async def in_thread(fn: Callable[[], T]) -> T:
     """Run ``fn`` in a worker thread whatever its size (see :func:`offload`)."""
     return await anyio.to_thread.run_sync(fn, abandon_on_cancel=True)
+
+
+def parsed(diff: str) -> ParsedDiff:
+    """:func:`~storykit.diffs.parse_diff`, remembered for small diffs: the policies judging
+    one diff (concurrently) share one parse of it. Treat the result as read-only."""
+    if len(diff) <= OFFLOAD_BYTES:
+        return _parsed_small(diff)
+    return parse_diff(diff)
+
+
+@functools.lru_cache(maxsize=32)
+def _parsed_small(diff: str) -> ParsedDiff:
+    return parse_diff(diff)
 
 
 def set_hits(compiled: re2.Set, text: bytes) -> list[int]:

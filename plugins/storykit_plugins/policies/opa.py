@@ -49,7 +49,6 @@ from typing import Any
 import httpx
 
 from storykit.backends import Policy, PolicySubject
-from storykit.diffs import parse_diff
 from storykit.errors import BackendError, Invalid
 from storykit.hookspecs import hookimpl
 from storykit.models import Finding, Outcome
@@ -84,7 +83,7 @@ def build_input(subject: PolicySubject) -> dict[str, Any]:
     """The ``input`` document for ``subject``; parses the diff (CPU-bound for big diffs)."""
     added = [
         {"file": line.file, "line": line.line, "text": line.text}
-        for line in parse_diff(subject.diff).added_lines()
+        for line in _common.parsed(subject.diff).added_lines()
     ]
     return {
         "diff": subject.diff,

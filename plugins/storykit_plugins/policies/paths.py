@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from storykit.backends import Policy, PolicySubject
-from storykit.diffs import ParsedDiff, parse_diff
+from storykit.diffs import ParsedDiff
 from storykit.errors import Invalid
 from storykit.hookspecs import hookimpl
 from storykit.models import Finding, Outcome
@@ -142,7 +142,7 @@ class PathsPolicy:
     async def check(self, subject: PolicySubject, config: Mapping[str, Any]) -> list[Finding]:
         rules = compile_paths(config)
         return await _common.offload(
-            len(subject.diff), lambda: rules.findings(parse_diff(subject.diff))
+            len(subject.diff), lambda: rules.findings(_common.parsed(subject.diff))
         )
 
 
