@@ -165,9 +165,15 @@ class LocalTransport:
     async def set_policies(self, document: object) -> JSON:
         return await self.core.set_policies(self.actor, document)
 
-    async def check_diff(self, *, diff: str, title: str, rationale: str) -> JSON:
+    async def check_diff(
+        self, *, diff: str, title: str, rationale: str, base_ref: str = "HEAD"
+    ) -> JSON:
         decision = await self.core.check_diff(
-            diff=diff, title=title, rationale=rationale, agent=self.actor.name
+            diff=diff,
+            title=title,
+            rationale=rationale,
+            agent=self.actor.name,
+            base_ref=base_ref,
         )
         return to_dict(decision)
 

@@ -267,8 +267,10 @@ class RemoteTransport:
     async def set_policies(self, document: object) -> JSON:
         return await self._call("PUT", "/policies", body=document)
 
-    async def check_diff(self, *, diff: str, title: str, rationale: str) -> JSON:
-        body = {"diff": diff, "title": title, "rationale": rationale}
+    async def check_diff(
+        self, *, diff: str, title: str, rationale: str, base_ref: str = "HEAD"
+    ) -> JSON:
+        body = {"diff": diff, "title": title, "rationale": rationale, "base_ref": base_ref}
         return await self._call("POST", "/policies/check", body=body)
 
     # -- system ---------------------------------------------------------------

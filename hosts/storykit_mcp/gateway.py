@@ -19,7 +19,9 @@ MAX_WAIT = 45.0
 
 
 class Gateway(Protocol):
-    async def check_diff(self, *, diff: str, title: str, rationale: str) -> JSON: ...
+    async def check_diff(
+        self, *, diff: str, title: str, rationale: str, base_ref: str = "HEAD"
+    ) -> JSON: ...
 
     async def submit(
         self,

@@ -31,9 +31,15 @@ class CoreGateway:
         # instead of holding the server's graceful stop.
         self._stops = stops if stops is not None else set()
 
-    async def check_diff(self, *, diff: str, title: str, rationale: str) -> JSON:
+    async def check_diff(
+        self, *, diff: str, title: str, rationale: str, base_ref: str = "HEAD"
+    ) -> JSON:
         decision = await self.core.check_diff(
-            diff=diff, title=title, rationale=rationale, agent=self.actor.name
+            diff=diff,
+            title=title,
+            rationale=rationale,
+            agent=self.actor.name,
+            base_ref=base_ref,
         )
         return to_dict(decision)
 

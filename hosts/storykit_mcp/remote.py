@@ -99,8 +99,10 @@ class RemoteGateway:
             )
         return data
 
-    async def check_diff(self, *, diff: str, title: str, rationale: str) -> JSON:
-        body = {"diff": diff, "title": title, "rationale": rationale}
+    async def check_diff(
+        self, *, diff: str, title: str, rationale: str, base_ref: str = "HEAD"
+    ) -> JSON:
+        body = {"diff": diff, "title": title, "rationale": rationale, "base_ref": base_ref}
         return await self._call("POST", "/policies/check", body=body)
 
     async def submit(

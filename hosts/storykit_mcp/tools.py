@@ -46,6 +46,9 @@ class CheckDiffArgs(_Args):
     diff: str = Field(description="A unified diff (git style).")
     title: str = Field("", description="What the change does (some policies read it).")
     rationale: str = Field("", description="Why the change is worth making.")
+    base_ref: str = Field(
+        "HEAD", description="The git ref the diff applies to (as for submit_suggestion)."
+    )
 
 
 class SubmitArgs(_Args):
@@ -151,7 +154,9 @@ def _summary(s: JSON) -> JSON:
 
 # -- the tools -------------------------------------------------------------------------
 async def _check_diff(g: Gateway, a: CheckDiffArgs) -> JSON:
-    return await g.check_diff(diff=a.diff, title=a.title, rationale=a.rationale)
+    return await g.check_diff(
+        diff=a.diff, title=a.title, rationale=a.rationale, base_ref=a.base_ref
+    )
 
 
 async def _submit(g: Gateway, a: SubmitArgs) -> JSON:

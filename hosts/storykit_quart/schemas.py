@@ -116,6 +116,8 @@ class CheckBody(_Body):
     diff: str
     title: str = ""
     rationale: str = ""
+    base_ref: str = "HEAD"
+    """The commit the diff applies to, as for a submission."""
 
 
 class _Query(BaseModel):

@@ -113,3 +113,13 @@ def test_the_branch_can_be_named_or_a_free_one_is_picked(
     real = ok_json("pr", plan_id, "--no-dry-run", "--branch", "fix/check-a")
     assert real["dry_run"] is False and real["branch"] == "fix/check-a"
     assert _git(lint_repo, "log", "-1", "--format=%s", "fix/check-a").strip() == "Check a"
+
+
+def test_policy_check_judges_against_the_base_it_is_given(lint_repo: Path) -> None:
+    """The ruff policy applies the diff to ``--base-ref``: c.py at HEAD~1 does not exist."""
+    fix = "--- a/c.py\n+++ b/c.py\n@@ -1,2 +1 @@\n-import os\n import sys\n"
+    at_head = ok_json("policy", "check", "-", "--base-ref", "HEAD", input=fix)
+    assert "diff:does-not-apply" not in [f["rule"] for f in at_head["findings"]]
+    before = storykit("policy", "check", "-", "--base-ref", "HEAD~1", "--json", input=fix)
+    assert before.exit_code == 1  # deny: it does not apply there
+    assert '"diff:does-not-apply"' in before.stdout

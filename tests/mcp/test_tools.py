@@ -106,6 +106,14 @@ async def test_check_diff_screens_and_stores_nothing(core: Storykit) -> None:
     assert await core.list_suggestions() == []
 
 
+async def test_check_diff_takes_the_base_a_submission_would_name(core: Storykit) -> None:
+    async with agent(core) as client:
+        fine = await ok(client, "check_diff", {"diff": DIFF, "base_ref": "HEAD"})
+        refused = await error(client, "check_diff", {"diff": DIFF, "base_ref": "a..b"})
+    assert fine["outcome"] == "allow"
+    assert "base_ref 'a..b' is not a valid git ref" in refused
+
+
 async def parked(waits: set[anyio.CancelScope]) -> None:
     """Until a wait has read the suggestion and parked on the event bus."""
     while not waits:  # blocked on the database read (a thread) comes first

@@ -193,6 +193,10 @@ async def test_responses_match_the_documented_models(client: Client) -> None:
     )
     check = await client.post("/policies/check", headers=as_(AGENT_KEY), json={"diff": DIFF})
     conforms(PolicyDecision, await check.get_json())
+    wrong_base = {"diff": DIFF, "base_ref": "a..b"}
+    refused = await client.post("/policies/check", headers=as_(AGENT_KEY), json=wrong_base)
+    assert refused.status_code == 422
+    assert "base_ref 'a..b' is not a valid git ref" in (await refused.get_json())["detail"]
     conforms(EventPage, await (await client.get("/events/log", headers=as_(AGENT_KEY))).get_json())
     conforms(PluginsReply, await (await client.get("/plugins", headers=as_(AGENT_KEY))).get_json())
     conforms(Ticket, await (await client.post("/events/ticket", headers=as_(AGENT_KEY))).get_json())

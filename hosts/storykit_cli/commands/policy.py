@@ -83,9 +83,16 @@ def set_(g: Globals, file: str, as_json: bool) -> None:
 @click.argument("file", type=_FILE, metavar="(FILE | -)")
 @click.option("--title", "-t", default="", help="The title to judge along with the diff.")
 @click.option("--rationale", "-r", default="", help="The rationale to judge too.")
+@click.option(
+    "--base-ref",
+    "base_ref",
+    default="HEAD",
+    show_default=True,
+    help="The commit the diff applies to.",
+)
 @json_option
 @pass_globals
-def check(g: Globals, file: str, title: str, rationale: str, as_json: bool) -> None:
+def check(g: Globals, file: str, title: str, rationale: str, base_ref: str, as_json: bool) -> None:
     """Judge a diff against the current policies without storing anything.
 
     Exits with 1 when the policies would block it (deny), 0 otherwise.
@@ -99,7 +106,9 @@ def check(g: Globals, file: str, title: str, rationale: str, as_json: bool) -> N
     from storykit_cli.errors import USER_ERROR
 
     diff = read_text(file)
-    data = run(g, lambda c: c.check_diff(diff=diff, title=title, rationale=rationale))
+    data = run(
+        g, lambda c: c.check_diff(diff=diff, title=title, rationale=rationale, base_ref=base_ref)
+    )
     output(data, as_json, render.decision)
     if data.get("outcome") == "deny":
         raise click.exceptions.Exit(USER_ERROR)

@@ -66,6 +66,10 @@ async def put_policies(data: PoliciesBody) -> Reply:
 async def check(data: CheckBody) -> dict[str, Any]:
     """Evaluate a diff against the current policies without storing it."""
     decision = await core().check_diff(
-        diff=data.diff, title=data.title, rationale=data.rationale, agent=actor().name
+        diff=data.diff,
+        title=data.title,
+        rationale=data.rationale,
+        agent=actor().name,
+        base_ref=data.base_ref,
     )
     return to_dict(decision)
