@@ -267,7 +267,7 @@ async def test_a_plugin_that_cannot_read_a_delivery_is_a_plugin_error(tmp_path: 
     async with open_core(tmp_path, plugins={"forge": plugin}, env=env) as core:
         await opened(core)
         plugin.hub.broken = True
-        with pytest.raises(PluginError, match="PRTracker.webhook_updates"):
+        with pytest.raises(PluginError, match=r"PRTracker\.webhook_updates"):
             await core.receive_webhook("github", **delivery({"number": 7}, "d-1"))
         # Not recorded: the forge's redelivery is handled once the plugin is fixed.
         assert not await core.store.delivery_seen("github", "d-1")
