@@ -6,7 +6,7 @@
 // result is plain data, `[{ text, cls }]` per line, and the DOM is built from it with text
 // nodes: highlight.js's HTML is read by a small tokenizer that knows only the `<span
 // class="…">` and `</span>` it emits and the five entities it escapes, and is never
-// handed to innerHTML. Anything else it meets drops the highlighting for that hunk.
+// parsed as HTML by the browser. Anything else it meets drops the highlighting for that hunk.
 
 import hljs from "../vendor/highlightjs/highlight.min.js";
 
