@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-stamp
 HOST   ?= 127.0.0.1
 PORT   ?= 8001
 
-.PHONY: setup serve test lint typecheck unit docs check-docs bench clean system-deps services
+.PHONY: setup serve test lint typecheck unit docs check-docs bench clean system-deps services vendor-highlightjs
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,10 @@ docs: setup
 
 check-docs: setup
 	$(BIN)/python -m storykit.docgen --check
+
+## Re-fetch the vendored highlight.js build (npm registry, integrity pinned) into ui/vendor/.
+vendor-highlightjs:
+	@bash scripts/vendor-highlightjs.sh
 
 ## Every benchmark, each printing its ratio against a baseline measured in the same run.
 bench: setup system-deps

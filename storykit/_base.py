@@ -54,6 +54,7 @@ class CoreBase:
         expect: Mapping[str, Any] | None = None,
         policy_expect: Mapping[str, Any] | None = None,
         idempotency: IdempotentResult | None = None,
+        delivery: tuple[str, str] | None = None,
     ) -> Event:
         event = await self.store.write(
             event_type,
@@ -64,6 +65,7 @@ class CoreBase:
             expect=expect,
             policy_expect=policy_expect,
             idempotency=idempotency,
+            delivery=delivery,
         )
         self.bus.publish(event)
         if suggestions or plans:

@@ -10,12 +10,12 @@ import anyio.to_thread
 from storykit import rules
 from storykit._base import (
     MAX_TITLE,
-    CoreBase,
     _backend_timeout,
     _branch,
     _branch_name,
     _text,
 )
+from storykit._tracking import TrackingCases
 from storykit.auth import Principal, Role
 from storykit.backends import Planner, PRRequest
 from storykit.combine import FilePatch, derive_variant
@@ -29,7 +29,7 @@ from storykit.plugins import Registered
 __all__ = ["PlanCases"]
 
 
-class PlanCases(CoreBase):
+class PlanCases(TrackingCases):
     async def plan(
         self, actor: Principal, *, goal: str, suggestion_ids: Sequence[str] | None = None
     ) -> Plan:
@@ -212,10 +212,11 @@ class PlanCases(CoreBase):
             )
             self.registry.record_failure(reg.plugin, "PRBackend.open", message)
             raise PluginError(message, plugin=reg.plugin, hook="PRBackend.open")
-        await self._commit(
-            "pr.dry_run" if result.dry_run else "pr.created",
-            to_dict(result) | {"by": actor.name, "diff_hash": diff_hash(result.diff)},
-        )
+        data = to_dict(result) | {"by": actor.name, "diff_hash": diff_hash(result.diff)}
+        if result.dry_run:
+            await self._commit("pr.dry_run", data)
+        else:  # a pull request it opened is kept on the plan, to follow (storykit.pulls)
+            await self._record_opened(plan.id, backend_name, result, actor, data)
         return result
 
 

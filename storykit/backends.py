@@ -9,16 +9,27 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from storykit.models import Finding, PRResult, Suggestion, Variant
+from storykit.models import (
+    Checks,
+    Finding,
+    PRResult,
+    PRState,
+    PullRequest,
+    Suggestion,
+    Variant,
+)
 
 __all__ = [
     "Draft",
     "GenerateRequest",
     "PRBackend",
     "PRRequest",
+    "PRTracker",
+    "PRUpdate",
     "Planner",
     "Policy",
     "PolicySubject",
@@ -186,4 +197,55 @@ class PRBackend(Protocol):
 
     async def open(self, request: PRRequest) -> PRResult:
         """Create the branch or PR, or on ``dry_run`` say exactly what it would do."""
+        ...
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class PRUpdate:
+    """What a forge said about one pull request: from a webhook, or from a poll.
+
+    Every field but the name (``repository``, ``number``, as in
+    :class:`~storykit.models.PullRequest`) may be left out: a check run's webhook says
+    nothing about the state, a pull request's nothing about the checks. The core merges
+    it into what it holds (:func:`storykit.pulls.apply_update`).
+    """
+
+    repository: str
+    number: int
+    state: PRState | None = None
+    head: str | None = None
+    """The commit the branch now points at; a new one means new checks."""
+    checks: Mapping[str, Checks] = dataclasses.field(default_factory=dict)
+    """Check name → its state, for the commit ``checks_head`` (default: ``head``, else
+    the head storykit holds). Checks on any other commit are old news and ignored."""
+    checks_head: str | None = None
+    all_checks: bool = False
+    """``checks`` is every check of that commit (a poll), not just the ones that changed."""
+    at: datetime | None = None
+    """The forge's time of ``state`` and ``head`` (its ``updated_at``); an update older
+    than the one storykit holds is ignored."""
+    merged_at: datetime | None = None
+    url: str | None = None
+
+
+@runtime_checkable
+class PRTracker(Protocol):
+    """A PR backend that can say what became of the pull requests it opened (optional).
+
+    Through its forge's webhooks (``webhook`` names the route, ``POST /webhooks/<name>``,
+    whose signature the core has checked before calling :meth:`webhook_updates`), or,
+    where no webhook secret is configured, by polling (:meth:`poll`).
+    """
+
+    name: str
+    webhook: str | None
+    """``"github"`` or ``"gitlab"``: which webhook route's deliveries it reads; None for none."""
+
+    def webhook_updates(self, event: str, payload: Mapping[str, Any]) -> Sequence[PRUpdate]:
+        """The updates one verified delivery carries (``event``: the forge's event header,
+        like ``pull_request`` or ``Pipeline Hook``); empty for an event it does not follow."""
+        ...
+
+    async def poll(self, pr: PullRequest) -> PRUpdate:
+        """Ask the forge for the pull request's state and the checks of its head."""
         ...

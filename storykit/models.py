@@ -14,13 +14,16 @@ from typing import Any
 
 __all__ = [
     "Action",
+    "Checks",
     "Conflict",
     "Event",
     "Finding",
     "Outcome",
     "PRResult",
+    "PRState",
     "Plan",
     "PolicyDecision",
+    "PullRequest",
     "Review",
     "Risk",
     "Status",
@@ -56,6 +59,25 @@ class Action(StrEnum):
     APPROVE = "approve"
     REVISE = "revise"
     REJECT = "reject"
+
+
+class PRState(StrEnum):
+    """What became of a pull request (a GitLab merge request) storykit opened."""
+
+    OPEN = "open"
+    MERGED = "merged"
+    CLOSED = "closed"
+
+
+class Checks(StrEnum):
+    """The checks (CI) on a pull request's head commit, all together: ``failing`` if any
+    fails, else ``pending`` if any has not finished, else ``passing``; ``none`` when the
+    forge has reported none."""
+
+    NONE = "none"
+    PENDING = "pending"
+    PASSING = "passing"
+    FAILING = "failing"
 
 
 class Outcome(StrEnum):
@@ -279,6 +301,60 @@ class Variant:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class PullRequest:
+    """A pull request a PR backend opened for a plan, as storykit last heard of it.
+
+    ``(backend, repository, number)`` names it: ``repository`` is what the forge calls
+    the repository in its webhooks (GitHub ``owner/name`` in lower case, GitLab the
+    project's numeric id), ``number`` GitHub's number or GitLab's ``iid``.
+    """
+
+    backend: str
+    repository: str
+    number: int
+    url: str
+    branch: str
+    variant: str
+    head: str = ""
+    """The commit the pull request's branch points at; its checks are for this commit."""
+    state: PRState = PRState.OPEN
+    checks: Checks = Checks.NONE
+    check_runs: Mapping[str, Checks] = dataclasses.field(default_factory=dict)
+    """Each check (a GitHub check run or suite, a GitLab pipeline) on ``head`` → its state."""
+    opened_by: str = ""
+    opened_at: datetime = dataclasses.field(default_factory=utcnow)
+    updated_at: datetime = dataclasses.field(default_factory=utcnow)
+    """When storykit last changed this record."""
+    forge_updated_at: datetime | None = None
+    """The forge's own time of the state held here: older news is ignored."""
+    merged_at: datetime | None = None
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return (self.backend, self.repository, self.number)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> PullRequest:
+        return cls(
+            backend=str(d["backend"]),
+            repository=str(d["repository"]),
+            number=int(d["number"]),
+            url=str(d.get("url", "")),
+            branch=str(d.get("branch", "")),
+            variant=str(d.get("variant", "")),
+            head=str(d.get("head", "")),
+            state=PRState(d.get("state", "open")),
+            checks=Checks(d.get("checks", "none")),
+            check_runs={str(k): Checks(v) for k, v in d.get("check_runs", {}).items()},
+            opened_by=str(d.get("opened_by", "")),
+            opened_at=_dt(d.get("opened_at")),
+            updated_at=_dt(d.get("updated_at")),
+            forge_updated_at=_dt(d["forge_updated_at"]) if d.get("forge_updated_at") else None,
+            merged_at=_dt(d["merged_at"]) if d.get("merged_at") else None,
+        )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
 class Plan:
     """Approved suggestions grouped into variants, one of which becomes a branch or PR."""
 
@@ -296,9 +372,14 @@ class Plan:
     """Who chose it."""
     created_at: datetime = dataclasses.field(default_factory=utcnow)
     updated_at: datetime = dataclasses.field(default_factory=utcnow)
+    pull_requests: tuple[PullRequest, ...] = ()
+    """The pull requests opened from this plan's variants, oldest first, with their state."""
 
     def variant(self, key: str) -> Variant | None:
         return next((v for v in self.variants if v.key == key), None)
+
+    def pull_request(self, key: tuple[str, str, int]) -> PullRequest | None:
+        return next((p for p in self.pull_requests if p.key == key), None)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Plan:
@@ -311,6 +392,7 @@ class Plan:
             selected_by=d.get("selected_by"),
             created_at=_dt(d.get("created_at")),
             updated_at=_dt(d.get("updated_at")),
+            pull_requests=tuple(PullRequest.from_dict(p) for p in d.get("pull_requests", ())),
         )
 
 
@@ -334,6 +416,11 @@ class PRResult:
     """The pull or merge request's address, if one was opened."""
     plan_id: str = ""
     variant: str = ""
+    number: int | None = None
+    """The pull request's number (GitLab: the merge request's ``iid``), when one was opened;
+    with :attr:`repository` it lets storykit follow the PR (:class:`PullRequest`)."""
+    repository: str | None = None
+    """The repository as the forge names it in webhooks (see :class:`PullRequest`)."""
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> PRResult:
@@ -347,6 +434,8 @@ class PRResult:
             url=d.get("url"),
             plan_id=str(d.get("plan_id", "")),
             variant=str(d.get("variant", "")),
+            number=int(d["number"]) if d.get("number") is not None else None,
+            repository=str(d["repository"]) if d.get("repository") is not None else None,
         )
 
 

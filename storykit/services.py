@@ -86,7 +86,8 @@ class Storykit(SuggestionCases, PlanCases):
         run_observers: bool = False,
     ) -> AsyncIterator[Storykit]:
         """``run_observers``: this process runs the ``storykit_on_event`` observers, in
-        turn with every other one that does (:mod:`storykit.observers`). The web host
+        turn with every other one that does (:mod:`storykit.observers`), and polls the
+        open pull requests no webhook reports on (:mod:`storykit._tracking`). The web host
         does; a CLI command does not, so it never fires the server's observers again."""
         settings.ensure_dirs()
         pm = plugin_manager or get_plugin_manager(only=settings.load_plugins)
@@ -108,6 +109,7 @@ class Storykit(SuggestionCases, PlanCases):
                     core.observers = ObserverRunner(store, registry)
                     await core.observers.prepare()
                     tg.start_soon(core.observers.run)
+                    tg.start_soon(core.run_pr_polling)  # the same background duty
                 bus.add_listener(core._observe)
                 tg.start_soon(core.artifacts.run)
                 try:

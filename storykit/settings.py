@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from storykit.auth import ApiKey, parse_api_tokens
 from storykit.errors import Invalid, NotConfigured
 from storykit.paths import find_repo_root, resolve_data_dir
+from storykit.webhooks import SECRET_SETTINGS
 
 __all__ = ["ENTRY_POINT_GROUP", "Settings", "SettingsError", "installed_plugins", "select_plugins"]
 
@@ -66,6 +67,13 @@ class Settings:
     policy_secrets: tuple[str, ...] = ()
     """The environment variables whose values a policy document may have a plugin
     send, as credentials to those servers (``STORYKIT_POLICY_SECRETS``)."""
+    webhook_secrets: Mapping[str, str] = dataclasses.field(default_factory=dict, repr=False)
+    """Forge → the secret its webhooks are checked with (``STORYKIT_GITHUB_WEBHOOK_SECRET``,
+    ``STORYKIT_GITLAB_WEBHOOK_SECRET``, or the file a ``…_FILE`` variable names). No
+    default: a forge without one gets no webhooks, and its pull requests are polled."""
+    pr_poll_interval: float = 120.0
+    """Seconds between two polls of the open pull requests no webhook reports on
+    (``STORYKIT_PR_POLL_INTERVAL``; 0 turns polling off)."""
     environ: Mapping[str, str] = dataclasses.field(default_factory=dict, repr=False)
     """The environment the settings were read from, for plugins' own options."""
 
@@ -76,6 +84,10 @@ class Settings:
     @property
     def plans_dir(self) -> Path:
         return self.data_dir / "plans"
+
+    def webhook_secret(self, forge: str) -> str | None:
+        """The secret ``forge``'s webhooks are checked with, or None when none is set."""
+        return self.webhook_secrets.get(forge)
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """A plugin's own option from the environment the settings were read from."""
@@ -161,6 +173,8 @@ class Settings:
             "trace_hooks": _get(env, "STORYKIT_TRACE_HOOKS", _bool, "false"),
             "policy_urls": _get(env, "STORYKIT_POLICY_URLS", _url_prefixes, ""),
             "policy_secrets": _get(env, "STORYKIT_POLICY_SECRETS", _secret_names, ""),
+            "webhook_secrets": _webhook_secrets(env),
+            "pr_poll_interval": _get(env, "STORYKIT_PR_POLL_INTERVAL", _interval, "120"),
             "environ": env,
         }
         values.update(overrides)
@@ -247,6 +261,56 @@ def _positive_float(raw: str) -> float:
     if not value > 0 or value == float("inf"):
         raise ValueError("must be a finite number greater than 0")
     return value
+
+
+def _interval(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError("expected a number of seconds (0 turns it off)") from None
+    if not 0 <= value < float("inf"):
+        raise ValueError("must be 0 (off) or a finite number of seconds")
+    return value
+
+
+_MIN_SECRET = 16
+_SECRET_TEXT = re.compile(r"[!-~](?:[ -~]*[!-~])?")  # printable ASCII, no space at either end
+
+
+def _webhook_secrets(env: Mapping[str, str]) -> dict[str, str]:
+    """Each forge's webhook secret, from its variable or the file its ``…_FILE`` names.
+
+    A secret that cannot be read or used stops start-up; the message never shows it.
+    """
+    secrets: dict[str, str] = {}
+    for forge, name in SECRET_SETTINGS.items():
+        value = (env.get(name) or "").strip()
+        path = (env.get(f"{name}_FILE") or "").strip()
+        if value and path:
+            raise SettingsError(f"{name} and {name}_FILE are both set; set one of them")
+        where = name
+        if path:
+            where = f"{name}_FILE={path!r}"
+            try:
+                value = Path(path).expanduser().read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeDecodeError) as exc:
+                reason = exc.strerror if isinstance(exc, OSError) else "it is not UTF-8 text"
+                raise SettingsError(f"{where}: cannot read the secret ({reason})") from None
+            if not value:
+                raise SettingsError(f"{where}: the file is empty")
+        if not value:
+            continue
+        if not _SECRET_TEXT.fullmatch(value):
+            raise SettingsError(
+                f"{where}: the secret must be printable ASCII (it is sent or used as a header)"
+            )
+        if len(value) < _MIN_SECRET:
+            raise SettingsError(
+                f"{where}: the secret is shorter than {_MIN_SECRET} characters; use a long"
+                " random one (openssl rand -hex 32) and give the forge the same"
+            )
+        secrets[forge] = value
+    return secrets
 
 
 def _bool(raw: str) -> bool:

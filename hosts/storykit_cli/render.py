@@ -132,7 +132,15 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[str]], *, colours: Any
     return "\n".join(lines)
 
 
+_PR_COLOURS = {"merged": "magenta", "closed": "red", "open": "green"}
+_CHECK_COLOURS = {"passing": "green", "failing": "red", "pending": "yellow"}
+
+
 def _cell_colours(column: str, value: str) -> dict[str, Any] | None:
+    if column == "STATE" and value in _PR_COLOURS:
+        return {"fg": _PR_COLOURS[value]}
+    if column == "CHECKS" and value in _CHECK_COLOURS:
+        return {"fg": _CHECK_COLOURS[value]}
     if column == "STATUS" and value in _STATUS_COLOURS:
         return {"fg": _STATUS_COLOURS[value]}
     if column == "RISK" and value in _RISK_COLOURS:
@@ -296,6 +304,21 @@ def plan_detail(p: JSON, *, show_diff: bool = False) -> str:
             ["  VARIANT", "RISK", "SUGGESTIONS", "CONFLICTS", "TITLE"], rows, colours=_cell_colours
         ),
     ]
+    prs = p.get("pull_requests") or []
+    if prs:
+        pr_rows = [
+            [
+                f"#{pr.get('number')}",
+                str(pr.get("state", "")),
+                str(pr.get("checks", "")),
+                str(pr.get("variant", "")),
+                _short_time(pr.get("updated_at")),
+                str(pr.get("url") or f"{pr.get('backend')} {pr.get('repository')}"),
+            ]
+            for pr in prs
+        ]
+        headers = ["PR", "STATE", "CHECKS", "VARIANT", "UPDATED", "URL"]
+        lines += ["", table(headers, pr_rows, colours=_cell_colours)]
     for v in variants:
         for c in v.get("conflicts") or []:
             ids = ", ".join(c.get("suggestion_ids") or [])

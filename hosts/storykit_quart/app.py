@@ -29,7 +29,7 @@ from storykit_quart.bodies import install_json_bodies
 from storykit_quart.keepalive import CloseOnUnreadBody
 from storykit_quart.openapi import SECURITY_SCHEMES, StorykitOpenAPI
 from storykit_quart.problems import install_error_handlers
-from storykit_quart.routes import findings, plans, policies, suggestions, system, ui
+from storykit_quart.routes import findings, plans, policies, suggestions, system, ui, webhooks
 from storykit_quart.sse import SSEMiddleware
 from storykit_quart.state import HostState, Tickets
 
@@ -79,7 +79,7 @@ def create_app(
         scalar_ui_path=None,
     )
     app.make_response = plain_make_response  # type: ignore[method-assign]
-    for module in (suggestions, findings, plans, policies, system, ui):
+    for module in (suggestions, findings, plans, policies, system, ui, webhooks):
         app.register_blueprint(module.bp)
     install_error_handlers(app)
     install_json_bodies(app)

@@ -62,6 +62,7 @@ __all__ = [
     "flag",
     "forge_client",
     "forge_message",
+    "forge_time",
     "json_object",
     "pr_body",
     "pr_title",
@@ -363,6 +364,22 @@ def forge_message(response: httpx.Response) -> str:
     else:
         add(body)
     return "; ".join(dict.fromkeys(parts))[:500] or response.reason_phrase
+
+
+def forge_time(value: object) -> datetime | None:
+    """A forge's timestamp (``2024-01-02T03:04:05Z``, GitLab's hooks'
+    ``2024-01-02 03:04:05 UTC``) as an aware datetime; None if there is none or it is
+    unreadable."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    text = value.strip()
+    if text.endswith(" UTC"):
+        text = text[:-4].replace(" ", "T") + "+00:00"
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 def rate_limit_wait(response: httpx.Response, now: float) -> float | None:

@@ -22,13 +22,14 @@ from typing import Any, ClassVar, NoReturn, Self
 import anyio
 import httpx
 
-from storykit.backends import PRRequest
+from storykit.backends import PRRequest, PRUpdate
 from storykit.errors import BackendError, Conflict, NotConfigured, StorykitError
-from storykit.models import PRResult
+from storykit.models import PRResult, PullRequest
 from storykit.settings import Settings
 from storykit_plugins._forge import (
     ForgeHTTP,
     LocalCommit,
+    Params,
     Sleep,
     api_base,
     build_local_commit,
@@ -69,6 +70,8 @@ class ForgeBackend(abc.ABC):
     """What to set, for the error that says a setting is missing."""
     run_class: ClassVar[type[ForgeRun]]
     capabilities: frozenset[str] = frozenset({"push", "pull_request", "draft", "labels"})
+    webhook: str | None
+    """The webhook route whose deliveries :meth:`webhook_updates` reads (the backend's name)."""
 
     def __init__(
         self,
@@ -102,6 +105,15 @@ class ForgeBackend(abc.ABC):
     def _headers(self, config: ForgeConfig) -> dict[str, str]:
         """The auth (and other) headers of every request."""
 
+    @abc.abstractmethod
+    def webhook_updates(self, event: str, payload: Mapping[str, Any]) -> list[PRUpdate]:
+        """What a verified delivery of ``event`` says about pull requests (a
+        :class:`~storykit.backends.PRTracker`); empty for events it does not follow."""
+
+    @abc.abstractmethod
+    async def _poll(self, http: ForgeHTTP, pr: PullRequest) -> PRUpdate:
+        """The forge's calls that read ``pr``'s state and its head's checks."""
+
     # -- shared ---------------------------------------------------------------------------
     def _read_config(self) -> ForgeConfig:
         """From the environment; :class:`NotConfigured` says what to set."""
@@ -125,6 +137,37 @@ class ForgeBackend(abc.ABC):
             labels=split_csv(get(prefix + "LABELS")),
         )
 
+    def _http(self, config: ForgeConfig, client: httpx.AsyncClient) -> ForgeHTTP:
+        return ForgeHTTP(
+            forge=self.forge,
+            api=config.api,
+            headers=self._headers(config),
+            client=client,
+            sleep=self._sleep,
+            clock=self._clock,
+            max_retries=self._max_retries,
+            max_wait=self._max_wait,
+        )
+
+    async def poll(self, pr: PullRequest) -> PRUpdate:
+        """Read ``pr``'s state and its head's checks through the API (a
+        :class:`~storykit.backends.PRTracker`, where no webhook secret is configured)."""
+        config = self._read_config()
+        async with forge_client(self._client) as client:
+            return await self._poll(self._http(config, client), pr)
+
+    async def _get(
+        self, http: ForgeHTTP, path: str, *, what: str, params: Params | None = None
+    ) -> Any:
+        """The JSON a GET answers; any other answer than a success is :class:`BackendError`."""
+        response = await http.call("GET", path, what=what, params=params)
+        if not response.is_success:
+            raise BackendError(
+                f"{self.forge} failed {what}: HTTP {response.status_code}:"
+                f" {forge_message(response)}"
+            )
+        return json_object(response, what, self.forge)
+
     async def open(self, request: PRRequest) -> PRResult:
         if request.dry_run:
             target = (self._environ.get(self.target_setting) or "").strip()
@@ -133,16 +176,7 @@ class ForgeBackend(abc.ABC):
         config = self._read_config()
         local = await build_local_commit(request)  # a diff that does not apply fails offline
         async with forge_client(self._client) as client:
-            http = ForgeHTTP(
-                forge=self.forge,
-                api=config.api,
-                headers=self._headers(config),
-                client=client,
-                sleep=self._sleep,
-                clock=self._clock,
-                max_retries=self._max_retries,
-                max_wait=self._max_wait,
-            )
+            http = self._http(config, client)
             run = self.run_class(http, config, request, local, backend=self.name)
             return await run.open()
 
@@ -225,8 +259,17 @@ class ForgeRun(abc.ABC):
             await self._delete_branch()
             raise
 
-    def _result(self, commit: str, url: str | None) -> PRResult:
+    def _result(
+        self,
+        commit: str,
+        url: str | None,
+        *,
+        number: int | None = None,
+        repository: str | None = None,
+    ) -> PRResult:
         return PRResult(
+            number=number,
+            repository=repository,
             backend=self.backend,
             branch=self.local.branch,
             diff=self.request.variant.diff,

@@ -25,25 +25,44 @@ REST API it then:
 Rate limits (403/429 with ``Retry-After`` or ``x-ratelimit-*``) are waited out a
 bounded number of times; otherwise every failure is a storykit error that says
 what to fix, and the token never appears in one.
+
+After the PR opened, storykit follows it (a :class:`~storykit.backends.PRTracker`):
+
+- from the deliveries of a repository webhook to ``POST /webhooks/github`` (events
+  ``pull_request``, ``check_suite``, ``check_run``), once the core has checked their
+  signature: :func:`webhook_updates`;
+- where ``STORYKIT_GITHUB_WEBHOOK_SECRET`` is not set, by polling
+  ``GET /repos/{repo}/pulls/{number}`` and ``GET /repos/{repo}/commits/{head}/check-runs``.
+
+A check run or suite passes when it completed with ``success``, ``neutral`` or
+``skipped``, fails when it completed otherwise, and is pending until it completes.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote
 
-from storykit.backends import PRBackend
+from storykit.backends import PRBackend, PRUpdate
 from storykit.errors import BackendError, Conflict, Invalid, StorykitError
 from storykit.hookspecs import hookimpl
-from storykit.models import PRResult
+from storykit.models import Checks, PRResult, PRState, PullRequest
 from storykit.settings import Settings
-from storykit_plugins._forge import FileChange, forge_message, pr_body, pr_title
+from storykit_plugins._forge import (
+    FileChange,
+    ForgeHTTP,
+    forge_message,
+    forge_time,
+    pr_body,
+    pr_title,
+)
 from storykit_plugins._forge_base import ForgeBackend, ForgeConfig, ForgeRun
 
-__all__ = ["DEFAULT_API", "GitHubBackend", "storykit_register_pr_backends"]
+__all__ = ["DEFAULT_API", "GitHubBackend", "storykit_register_pr_backends", "webhook_updates"]
 
 DEFAULT_API = "https://api.github.com"
 _REPO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*/[A-Za-z0-9._-]+$")
@@ -91,9 +110,15 @@ class _Run(ForgeRun):
         sha = str(commit.get("sha") or "")
         await self._create_branch(sha)
         pull = await self._on_new_branch(lambda: self._create_pull(base_branch))
+        number = int(pull["number"])
         if self.config.labels:
-            await self._add_labels(int(pull["number"]))
-        return self._result(sha, str(pull.get("html_url") or ""))
+            await self._add_labels(number)
+        return self._result(
+            sha,
+            str(pull.get("html_url") or ""),
+            number=number,
+            repository=self.config.target.lower(),  # as webhooks name it, case aside
+        )
 
     # -- steps -----------------------------------------------------------------------
     async def _branch_head(self, branch: str) -> str:
@@ -240,8 +265,92 @@ class _Run(ForgeRun):
         return None
 
 
+# -- following the pull request ----------------------------------------------------------
+_PASSING = frozenset({"success", "neutral", "skipped"})
+
+
+def _check(status: object, conclusion: object) -> Checks:
+    if status != "completed":
+        return Checks.PENDING  # queued, in_progress, requested, waiting, pending
+    return Checks.PASSING if conclusion in _PASSING else Checks.FAILING
+
+
+def _obj(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _number(value: object, what: str) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    raise Invalid(f"the delivery's {what} is not a pull request number")
+
+
+def _pull_update(repository: str, pull: Mapping[str, Any]) -> PRUpdate:
+    """A pull request object (a ``pull_request`` delivery's, or ``GET …/pulls/{n}``)."""
+    merged = bool(pull.get("merged")) or bool(pull.get("merged_at"))
+    state = (
+        PRState.MERGED
+        if merged
+        else PRState.CLOSED
+        if pull.get("state") == "closed"
+        else PRState.OPEN
+    )
+    head = _obj(pull.get("head"))
+    return PRUpdate(
+        repository=repository,
+        number=_number(pull.get("number"), "pull_request.number"),
+        state=state,
+        head=str(head.get("sha") or "") or None,
+        at=forge_time(pull.get("updated_at")),
+        merged_at=forge_time(pull.get("merged_at")),
+        url=str(pull.get("html_url") or "") or None,
+    )
+
+
+def webhook_updates(event: str, payload: Mapping[str, Any]) -> list[PRUpdate]:
+    """What one GitHub delivery says about pull requests, as GitHub documents its payloads:
+
+    - ``pull_request`` (opened, closed with ``merged``, reopened, synchronize: a new head…):
+      the state, head and GitHub's ``updated_at``;
+    - ``check_suite`` and ``check_run``: one check's state for its ``head_sha``, for each
+      pull request in its ``pull_requests``;
+    - anything else (``ping``, ``push``…): nothing.
+    """
+    repo = payload.get("repository")
+    repository = str(repo.get("full_name") or "").lower() if isinstance(repo, Mapping) else ""
+    if not repository:
+        return []
+    if event == "pull_request":
+        pull = payload.get("pull_request")
+        return [_pull_update(repository, pull)] if isinstance(pull, Mapping) else []
+    if event not in ("check_suite", "check_run"):
+        return []
+    item = payload.get(event)
+    if not isinstance(item, Mapping):
+        return []
+    if event == "check_suite":
+        app = _obj(item.get("app"))
+        name = f"suite:{app.get('slug') or app.get('name') or item.get('id')}"
+    else:
+        name = str(item.get("name") or item.get("id"))
+    state = _check(item.get("status"), item.get("conclusion"))
+    head = str(item.get("head_sha") or "") or None
+    pulls = item.get("pull_requests") or []
+    return [
+        PRUpdate(
+            repository=repository,
+            number=_number(p.get("number"), f"{event}.pull_requests[].number"),
+            checks={name: state},
+            checks_head=head,
+        )
+        for p in pulls
+        if isinstance(p, Mapping)
+    ]
+
+
 class GitHubBackend(ForgeBackend):
     name = "github"
+    webhook = "github"
     forge = "GitHub"
     auth_setting = "GITHUB_TOKEN"
     target_setting = "STORYKIT_GITHUB_REPO"
@@ -260,6 +369,32 @@ class GitHubBackend(ForgeBackend):
             "X-GitHub-Api-Version": "2022-11-28",
             "User-Agent": "storykit",
         }
+
+    def webhook_updates(self, event: str, payload: Mapping[str, Any]) -> list[PRUpdate]:
+        return webhook_updates(event, payload)
+
+    async def _poll(self, http: ForgeHTTP, pr: PullRequest) -> PRUpdate:
+        home = f"/repos/{pr.repository}"
+        pull = await self._get(
+            http, f"{home}/pulls/{pr.number}", what=f"reading pull request #{pr.number}"
+        )
+        update = _pull_update(pr.repository, pull)
+        head = update.head or pr.head
+        if not head:
+            return update
+        found = await self._get(
+            http,
+            f"{home}/commits/{quote(head, safe='')}/check-runs",
+            what=f"reading the checks of {head[:12]}",
+            params={"per_page": "100"},
+        )
+        runs = found.get("check_runs") if isinstance(found.get("check_runs"), list) else []
+        checks = {
+            str(run.get("name") or run.get("id")): _check(run.get("status"), run.get("conclusion"))
+            for run in runs
+            if isinstance(run, Mapping)
+        }
+        return dataclasses.replace(update, checks=checks, checks_head=head, all_checks=True)
 
 
 @hookimpl

@@ -21,25 +21,41 @@ The commit's content is built locally from the reviewed base (see
 GitLab's commits API cannot write symbolic links or submodules; a variant that
 changes one is refused before any request. Rate limits (429 with ``Retry-After``
 or ``RateLimit-Reset``) are waited out a bounded number of times.
+
+After the MR opened, storykit follows it (a :class:`~storykit.backends.PRTracker`):
+from a project webhook's deliveries to ``POST /webhooks/gitlab`` (``Merge Request
+Hook`` and ``Pipeline Hook``) once the core has checked their token
+(:func:`webhook_updates`), or, where ``STORYKIT_GITLAB_WEBHOOK_SECRET`` is not set, by
+polling ``GET /projects/:id/merge_requests/:iid`` (its ``head_pipeline``). The MR's
+check is its pipeline: passing on ``success`` (or ``skipped``), failing on ``failed``
+or ``canceled``, pending otherwise.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote
 
-from storykit.backends import PRBackend
+from storykit.backends import PRBackend, PRUpdate
 from storykit.errors import Conflict, Invalid, StorykitError
 from storykit.hookspecs import hookimpl
-from storykit.models import PRResult
+from storykit.models import Checks, PRResult, PRState, PullRequest
 from storykit.settings import Settings
-from storykit_plugins._forge import FileChange, forge_message, pr_body, pr_title
+from storykit_plugins._forge import (
+    FileChange,
+    ForgeHTTP,
+    forge_message,
+    forge_time,
+    pr_body,
+    pr_title,
+)
 from storykit_plugins._forge_base import ForgeBackend, ForgeConfig, ForgeRun
 
-__all__ = ["DEFAULT_API", "GitLabBackend", "storykit_register_pr_backends"]
+__all__ = ["DEFAULT_API", "GitLabBackend", "storykit_register_pr_backends", "webhook_updates"]
 
 DEFAULT_API = "https://gitlab.com/api/v4"
 _PROJECT = re.compile(r"^(?:\d+|[A-Za-z0-9_.][A-Za-z0-9_.-]*(?:/[A-Za-z0-9_.][A-Za-z0-9_.-]*)+)$")
@@ -100,7 +116,13 @@ class _Run(ForgeRun):
         target = await self._target_branch()
         commit = await self._create_commit(actions)
         mr = await self._on_new_branch(lambda: self._create_merge_request(target))
-        return self._result(str(commit.get("id") or ""), str(mr.get("web_url") or ""))
+        return self._result(
+            str(commit.get("id") or ""),
+            str(mr.get("web_url") or ""),
+            number=int(mr["iid"]) if isinstance(mr.get("iid"), int) else None,
+            # Webhooks name the project by its numeric id, whatever STORYKIT_GITLAB_PROJECT says.
+            repository=str(mr.get("project_id") or self.config.target),
+        )
 
     # -- steps -----------------------------------------------------------------------
     async def _branch_head(self, branch: str) -> str:
@@ -215,8 +237,96 @@ class _Run(ForgeRun):
         return None
 
 
+# -- following the merge request -----------------------------------------------------------
+_STATES = {
+    "opened": PRState.OPEN,
+    "locked": PRState.OPEN,  # briefly, while GitLab merges it
+    "merged": PRState.MERGED,
+    "closed": PRState.CLOSED,
+}
+_PIPELINE_PASSING = frozenset({"success", "skipped"})
+_PIPELINE_FAILING = frozenset({"failed", "canceled"})
+
+
+def _pipeline(status: object) -> Checks:
+    if status in _PIPELINE_PASSING:
+        return Checks.PASSING
+    if status in _PIPELINE_FAILING:
+        return Checks.FAILING
+    return Checks.PENDING  # created, pending, running, manual, scheduled, preparing…
+
+
+def _obj(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _iid(value: object, what: str) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    raise Invalid(f"the delivery's {what} is not a merge request iid")
+
+
+def _mr_update(project: str, mr: Mapping[str, Any]) -> PRUpdate:
+    """A merge request (a hook's ``object_attributes``, or ``GET …/merge_requests/:iid``)."""
+    last = _obj(mr.get("last_commit"))
+    head = str(mr.get("sha") or last.get("id") or "") or None
+    state = _STATES.get(str(mr.get("state") or ""))
+    return PRUpdate(
+        repository=project,
+        number=_iid(mr.get("iid"), "merge request iid"),
+        state=state,
+        head=head,
+        at=forge_time(mr.get("updated_at")),
+        merged_at=forge_time(mr.get("merged_at")) if state is PRState.MERGED else None,
+        url=str(mr.get("url") or mr.get("web_url") or "") or None,
+    )
+
+
+def _project_id(payload: Mapping[str, Any], *objects: Mapping[str, Any]) -> str:
+    for item in objects:
+        if item.get("target_project_id"):
+            return str(item["target_project_id"])
+    project = payload.get("project")
+    return str(project.get("id") or "") if isinstance(project, Mapping) else ""
+
+
+def webhook_updates(event: str, payload: Mapping[str, Any]) -> list[PRUpdate]:
+    """What one GitLab delivery says about merge requests, as GitLab documents its hooks:
+
+    - ``Merge Request Hook``: the state (``opened``, ``merged``, ``closed``), the head
+      (``last_commit``) and GitLab's ``updated_at``;
+    - ``Pipeline Hook`` of a merge request's pipeline (it names the ``merge_request``):
+      the pipeline's state for its ``sha``;
+    - anything else: nothing.
+    """
+    kind = payload.get("object_kind")
+    attributes = payload.get("object_attributes")
+    if not isinstance(attributes, Mapping):
+        return []
+    if kind == "merge_request":
+        project = _project_id(payload, attributes)
+        return [_mr_update(project, attributes)] if project else []
+    if kind == "pipeline":
+        mr = payload.get("merge_request")
+        if not isinstance(mr, Mapping):
+            return []  # a branch's pipeline, not a merge request's
+        project = _project_id(payload, mr)
+        if not project:
+            return []
+        return [
+            PRUpdate(
+                repository=project,
+                number=_iid(mr.get("iid"), "merge_request.iid"),
+                checks={"pipeline": _pipeline(attributes.get("status"))},
+                checks_head=str(attributes.get("sha") or "") or None,
+            )
+        ]
+    return []
+
+
 class GitLabBackend(ForgeBackend):
     name = "gitlab"
+    webhook = "gitlab"
     forge = "GitLab"
     auth_setting = "GITLAB_TOKEN"
     target_setting = "STORYKIT_GITLAB_PROJECT"
@@ -233,6 +343,26 @@ class GitLabBackend(ForgeBackend):
 
     def _headers(self, config: ForgeConfig) -> dict[str, str]:
         return {"PRIVATE-TOKEN": config.token, "User-Agent": "storykit"}
+
+    def webhook_updates(self, event: str, payload: Mapping[str, Any]) -> list[PRUpdate]:
+        return webhook_updates(event, payload)
+
+    async def _poll(self, http: ForgeHTTP, pr: PullRequest) -> PRUpdate:
+        mr = await self._get(
+            http,
+            f"/projects/{quote(pr.repository, safe='')}/merge_requests/{pr.number}",
+            what=f"reading merge request !{pr.number}",
+        )
+        update = _mr_update(pr.repository, mr)
+        pipeline = mr.get("head_pipeline")
+        if not isinstance(pipeline, Mapping):
+            return dataclasses.replace(update, all_checks=True)  # none (yet)
+        return dataclasses.replace(
+            update,
+            checks={"pipeline": _pipeline(pipeline.get("status"))},
+            checks_head=str(pipeline.get("sha") or "") or update.head,
+            all_checks=True,
+        )
 
 
 @hookimpl

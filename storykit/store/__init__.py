@@ -19,7 +19,7 @@ from storykit.auth import Principal
 from storykit.errors import NotConfigured
 from storykit.filters import SuggestionFilter
 from storykit.idempotency import IdempotentResult
-from storykit.models import Event, Plan, Status, Suggestion
+from storykit.models import Event, Plan, PRState, Status, Suggestion
 
 if TYPE_CHECKING:
     from contextlib import AbstractAsyncContextManager
@@ -98,6 +98,19 @@ class Store(Protocol):
     async def last_event_id(self) -> int:
         """The id of the newest event, 0 if there is none."""
 
+    async def find_pull_request(self, backend: str, repository: str, number: int) -> str | None:
+        """The id of the plan holding that pull request, or None."""
+
+    async def list_pull_requests(self, *, state: PRState) -> list[tuple[str, str, int, str]]:
+        """``(backend, repository, number, plan_id)`` of every pull request in ``state``."""
+
+    async def delivery_seen(self, forge: str, delivery: str) -> bool:
+        """Whether that webhook delivery was handled already."""
+
+    async def record_delivery(self, forge: str, delivery: str) -> bool:
+        """Record a handled delivery that changed nothing; False if it was recorded
+        already. Purges deliveries older than 30 days (forges redeliver for days, not months)."""
+
     # -- shared state (SPEC §8: nothing a request needs lives in one process) ---
     async def issue_ticket(self, principal: Principal, ttl: float) -> str:
         """A new single-use SSE ticket for ``principal``, valid ``ttl`` seconds by the
@@ -141,6 +154,7 @@ class Store(Protocol):
         expect: Mapping[str, datetime] | None = None,
         policy_expect: Mapping[str, Any] | None = None,
         idempotency: IdempotentResult | None = None,
+        delivery: tuple[str, str] | None = None,
     ) -> Event:
         """Upsert the given values and append one event, atomically; return the event.
 
@@ -150,7 +164,9 @@ class Store(Protocol):
         ``policy_expect`` does the same for the stored policy config (none stored
         counts as ``{}``). ``idempotency`` records a key in the same transaction; a
         key already recorded fails the write (:class:`~storykit.errors.Invalid`),
-        writing nothing.
+        writing nothing; so does a ``delivery`` (``(forge, delivery id)``, a webhook
+        delivery this write handles) already recorded. The pull requests of each plan
+        written are indexed for :meth:`find_pull_request` in the same transaction.
         Concurrent writes are group-committed: many callers, one transaction.
         """
 

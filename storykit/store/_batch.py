@@ -40,7 +40,17 @@ from typing import Any
 from storykit._unicode import require_utf8
 from storykit.errors import BackendError, Conflict, Invalid
 from storykit.idempotency import IdempotentResult
-from storykit.models import Event, Plan, Risk, Status, Suggestion, to_dict, utcnow
+from storykit.models import (
+    Event,
+    Plan,
+    PRState,
+    PullRequest,
+    Risk,
+    Status,
+    Suggestion,
+    to_dict,
+    utcnow,
+)
 from storykit.store._driver import Driver, rollback
 
 __all__ = ["PendingWrite", "accept", "commit_batch", "dumps", "prepare"]
@@ -81,6 +91,16 @@ _UPSERT_POLICY = """
     INSERT INTO policy_config (id, updated_at, doc) VALUES (1, ?, ?)
     ON CONFLICT (id) DO UPDATE SET updated_at = excluded.updated_at, doc = excluded.doc
 """
+_UPSERT_PULL = """
+    INSERT INTO pull_requests (backend, repository, number, plan_id, state) VALUES (?, ?, ?, ?, ?)
+    ON CONFLICT (backend, repository, number) DO UPDATE SET
+        plan_id = excluded.plan_id, state = excluded.state
+"""
+# received_at: Unix seconds by SQLite's clock (julianday('now')), one clock for every process.
+_INSERT_DELIVERY = """
+    INSERT INTO webhook_deliveries (forge, delivery, received_at)
+    VALUES (?, ?, (julianday('now') - 2440587.5) * 86400.0)
+"""
 # One multi-row INSERT … RETURNING per this many events: one hop to the thread for
 # the ids instead of three. 3 parameters each stays under SQLite's oldest limit (999).
 _EVENTS_PER_STATEMENT = 300
@@ -116,6 +136,8 @@ class PendingWrite:
     policy_expect: Any = None  # the stored policy config this write expects; None: any
     key_row: tuple[str, ...] | None = None  # an idempotency key (storykit.idempotency)
     settled: bool = False  # ``event`` or ``error`` is set: the caller may go
+    pull_rows: list[tuple[Any, ...]] = dataclasses.field(default_factory=list)
+    delivery_row: tuple[str, str] | None = None  # a webhook delivery (storykit.webhooks)
     taken: bool = False  # the writer has it; too late to withdraw
     cancelled: bool = False  # the caller gave up before the writer took it
     event: Event | None = None
@@ -132,6 +154,7 @@ def prepare(
     expect: Mapping[str, datetime] | None,
     policy_expect: Mapping[str, Any] | None = None,
     idempotency: IdempotentResult | None = None,
+    delivery: tuple[str, str] | None = None,
 ) -> PendingWrite:
     """Validate and serialise in the caller's task, so bad input fails there, queueing nothing."""
     if not isinstance(event_type, str) or not event_type:
@@ -160,6 +183,8 @@ def prepare(
         if policy_expect is None
         else _as_read_back(policy_expect, _json(policy_expect, "expect")),
         key_row=None if idempotency is None else _key_row(idempotency),
+        pull_rows=[_pull_row(p, pr) for p in plans for pr in p.pull_requests],
+        delivery_row=None if delivery is None else _delivery_row(delivery),
     )
 
 
@@ -176,6 +201,29 @@ def _as_read_back(value: Mapping[str, Any], text: str) -> dict[str, Any]:
         return value.copy()
     loaded: dict[str, Any] = json.loads(text)
     return loaded
+
+
+def _pull_row(p: Plan, pr: PullRequest) -> tuple[Any, ...]:
+    """The index row of a pull request a plan holds (the plan's document is the record)."""
+    if not isinstance(pr, PullRequest) or not isinstance(pr.number, int):
+        raise Invalid(f"plan {p.id}: not a PullRequest: {pr!r}")
+    fields = (pr.backend, pr.repository)
+    if not all(isinstance(f, str) and f for f in fields):
+        raise Invalid(f"plan {p.id}: a pull request needs a backend and a repository")
+    return (
+        require_utf8(pr.backend, "backend"),
+        require_utf8(pr.repository, "repository"),
+        pr.number,
+        p.id,
+        PRState(pr.state).value,
+    )
+
+
+def _delivery_row(delivery: tuple[str, str]) -> tuple[str, str]:
+    forge, ident = delivery
+    if not (isinstance(forge, str) and forge and isinstance(ident, str) and ident):
+        raise Invalid(f"a delivery is (forge, id), not {delivery!r}")
+    return (require_utf8(forge, "forge"), require_utf8(ident, "delivery id"))
 
 
 def _key_row(r: IdempotentResult) -> tuple[str, ...]:
@@ -293,6 +341,12 @@ async def _apply(db: Driver, writes: Sequence[PendingWrite], at: datetime) -> No
     key_rows = [w.key_row for w in accepted if w.key_row is not None]
     if key_rows:  # a key used twice fails here, and the batch is retried write by write
         await db.executemany(_INSERT_KEY, key_rows)
+    pull_rows = [row for w in accepted for row in w.pull_rows]
+    if pull_rows:
+        await db.executemany(_UPSERT_PULL, pull_rows)
+    delivery_rows = [w.delivery_row for w in accepted if w.delivery_row is not None]
+    if delivery_rows:  # a delivery handled twice fails here, like a key used twice
+        await db.executemany(_INSERT_DELIVERY, delivery_rows)
     stamp = at.isoformat()
     policies = [(stamp, w.policy_json) for w in accepted if w.policy_json is not None]
     if policies:

@@ -86,6 +86,13 @@ _UPSERT_POLICY = """
     INSERT INTO policy_config (id, updated_at, doc) VALUES (1, %s, %s)
     ON CONFLICT (id) DO UPDATE SET updated_at = excluded.updated_at, doc = excluded.doc
 """
+_UPSERT_PULL = """
+    INSERT INTO pull_requests (backend, repository, number, plan_id, state)
+    VALUES (%s, %s, %s, %s, %s)
+    ON CONFLICT (backend, repository, number) DO UPDATE SET
+        plan_id = excluded.plan_id, state = excluded.state
+"""
+_INSERT_DELIVERY = "INSERT INTO webhook_deliveries (forge, delivery) VALUES (%s, %s)"
 # One statement for any number of events. COPY is the cheapest way in: about 2.5x
 # an INSERT … SELECT FROM unnest(arrays), whose text arrays psycopg must escape.
 _COPY_EVENTS = "COPY events (id, type, at, data) FROM STDIN"
@@ -178,6 +185,12 @@ async def _apply(db: Connection, writes: Sequence[PendingWrite], at: datetime, n
     key_rows = [w.key_row for w in accepted if w.key_row is not None]
     if key_rows:  # a key used twice fails here, and the batch is retried write by write
         await db.executemany(_INSERT_KEY, key_rows)
+    pull_rows = [row for w in accepted for row in w.pull_rows]
+    if pull_rows:
+        await db.executemany(_UPSERT_PULL, pull_rows)
+    delivery_rows = [w.delivery_row for w in accepted if w.delivery_row is not None]
+    if delivery_rows:  # a delivery handled twice fails here, like a key used twice
+        await db.executemany(_INSERT_DELIVERY, delivery_rows)
     policies = [(at, w.policy_json) for w in accepted if w.policy_json is not None]
     if policies:
         await db.execute(_UPSERT_POLICY, policies[-1])  # only the last one can survive

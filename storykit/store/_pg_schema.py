@@ -126,6 +126,27 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE TABLE meta (id integer PRIMARY KEY CHECK (id = 1), epoch text NOT NULL)",
         "INSERT INTO meta (id, epoch) VALUES (1, replace(gen_random_uuid()::text, '-', ''))",
     ),
+    # 6: pull requests storykit follows after opening them (storykit.pulls): an index from
+    # the forge's name of one to its plan (whose document holds the state), and the
+    # webhook deliveries already handled, so a replayed one is ignored on every replica.
+    (
+        """CREATE TABLE pull_requests (
+            backend text COLLATE "C" NOT NULL,
+            repository text COLLATE "C" NOT NULL,
+            number bigint NOT NULL,
+            plan_id text COLLATE "C" NOT NULL REFERENCES plans (id) ON DELETE CASCADE,
+            state text NOT NULL,
+            PRIMARY KEY (backend, repository, number)
+        )""",
+        "CREATE INDEX pull_requests_state ON pull_requests (state, plan_id)",
+        """CREATE TABLE webhook_deliveries (
+            forge text COLLATE "C" NOT NULL,
+            delivery text COLLATE "C" NOT NULL,
+            received_at timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (forge, delivery)
+        )""",
+        "CREATE INDEX webhook_deliveries_age ON webhook_deliveries (received_at)",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -16,7 +16,7 @@ from typing import Any
 from storykit.errors import NotFound
 from storykit.filters import SuggestionFilter
 from storykit.idempotency import IdempotentResult
-from storykit.models import Plan, Status, Suggestion
+from storykit.models import Plan, PRState, Status, Suggestion
 from storykit.store._driver import Row
 from storykit.store._values import limit as _limit
 
@@ -110,6 +110,31 @@ class DocumentReads:
             suggestion_id=str(suggestion_id),
             response=json.loads(response),
         )
+
+    async def find_pull_request(self, backend: str, repository: str, number: int) -> str | None:
+        p = self.PARAM
+        rows = await self._read(
+            "SELECT plan_id FROM pull_requests"
+            f" WHERE backend = {p} AND repository = {p} AND number = {p}",
+            (backend, repository, int(number)),
+        )
+        return str(rows[0][0]) if rows else None
+
+    async def list_pull_requests(self, *, state: PRState) -> list[tuple[str, str, int, str]]:
+        rows = await self._read(
+            "SELECT backend, repository, number, plan_id FROM pull_requests"
+            f" WHERE state = {self.PARAM} ORDER BY plan_id, backend, repository, number",
+            (PRState(state).value,),
+        )
+        return [(str(b), str(r), int(n), str(plan)) for b, r, n, plan in rows]
+
+    async def delivery_seen(self, forge: str, delivery: str) -> bool:
+        p = self.PARAM
+        rows = await self._read(
+            f"SELECT 1 FROM webhook_deliveries WHERE forge = {p} AND delivery = {p}",
+            (forge, delivery),
+        )
+        return bool(rows)
 
     async def epoch(self) -> str:
         # Read once at open: it never changes (and replacing an SQLite file under an

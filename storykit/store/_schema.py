@@ -109,6 +109,29 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE TABLE meta (id INTEGER PRIMARY KEY CHECK (id = 1), epoch TEXT NOT NULL)",
         "INSERT INTO meta (id, epoch) VALUES (1, lower(hex(randomblob(16))))",
     ),
+    # 6: pull requests storykit follows after opening them (storykit.pulls). The plan's
+    # document holds each one's state; this index finds the plan a forge's webhook is
+    # about, and the open ones to poll. Webhook deliveries already handled, by the id the
+    # forge gave them, so a replayed delivery is ignored by every process on the file;
+    # received_at is Unix seconds by SQLite's clock, for purging old ones.
+    (
+        """CREATE TABLE pull_requests (
+            backend TEXT NOT NULL,
+            repository TEXT NOT NULL,
+            number INTEGER NOT NULL,
+            plan_id TEXT NOT NULL REFERENCES plans (id) ON DELETE CASCADE,
+            state TEXT NOT NULL,
+            PRIMARY KEY (backend, repository, number)
+        ) WITHOUT ROWID""",
+        "CREATE INDEX pull_requests_state ON pull_requests (state, plan_id)",
+        """CREATE TABLE webhook_deliveries (
+            forge TEXT NOT NULL,
+            delivery TEXT NOT NULL,
+            received_at REAL NOT NULL,
+            PRIMARY KEY (forge, delivery)
+        ) WITHOUT ROWID""",
+        "CREATE INDEX webhook_deliveries_age ON webhook_deliveries (received_at)",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -268,6 +268,16 @@ class PostgresStore(DocumentReads):
             return None
         return tickets.principal(rows[0][0], rows[0][1])
 
+    async def record_delivery(self, forge: str, delivery: str) -> bool:
+        rows = await self._read(
+            "WITH purge AS (DELETE FROM webhook_deliveries"
+            " WHERE received_at <= now() - interval '30 days')"
+            " INSERT INTO webhook_deliveries (forge, delivery) VALUES (%s, %s)"
+            " ON CONFLICT (forge, delivery) DO NOTHING RETURNING 1",
+            (forge, delivery),
+        )
+        return bool(rows)
+
     async def ensure_cursors(self, observers: Sequence[str]) -> None:
         for name in observers:
             await self._read(
@@ -354,6 +364,7 @@ class PostgresStore(DocumentReads):
         expect: Mapping[str, datetime] | None = None,
         policy_expect: Mapping[str, Any] | None = None,
         idempotency: IdempotentResult | None = None,
+        delivery: tuple[str, str] | None = None,
     ) -> Event:
         """See :meth:`storykit.store.Store.write`.
 
@@ -372,6 +383,7 @@ class PostgresStore(DocumentReads):
             expect=expect,
             policy_expect=policy_expect,
             idempotency=idempotency,
+            delivery=delivery,
         )
         return await self._writer.submit(pending)
 

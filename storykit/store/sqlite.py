@@ -213,6 +213,18 @@ class SqliteStore(DocumentReads):
             return None
         return tickets.principal(rows[0][0], rows[0][1])
 
+    async def record_delivery(self, forge: str, delivery: str) -> bool:
+        rows = await self._side_run(
+            (_PURGE_DELIVERIES, ()),
+            (
+                "INSERT INTO webhook_deliveries (forge, delivery, received_at)"
+                " VALUES (?, ?, (julianday('now') - 2440587.5) * 86400.0)"
+                " ON CONFLICT (forge, delivery) DO NOTHING RETURNING 1",
+                (forge, delivery),
+            ),
+        )
+        return bool(rows)
+
     async def ensure_cursors(self, observers: Sequence[str]) -> None:
         await self._side_run(
             *(
@@ -277,6 +289,7 @@ class SqliteStore(DocumentReads):
         expect: Mapping[str, datetime] | None = None,
         policy_expect: Mapping[str, Any] | None = None,
         idempotency: IdempotentResult | None = None,
+        delivery: tuple[str, str] | None = None,
     ) -> Event:
         """See :meth:`storykit.store.Store.write`.
 
@@ -297,6 +310,7 @@ class SqliteStore(DocumentReads):
                 expect=expect,
                 policy_expect=policy_expect,
                 idempotency=idempotency,
+                delivery=delivery,
             ),
         )
         if self._task_group is None or self._group.closing:  # closed while that ran
@@ -308,6 +322,10 @@ class SqliteStore(DocumentReads):
 # for every process on the file.
 _PURGE_TICKETS = (
     "DELETE FROM sse_tickets WHERE expires_at <= (julianday('now') - 2440587.5) * 86400.0"
+)
+_PURGE_DELIVERIES = (
+    "DELETE FROM webhook_deliveries"
+    " WHERE received_at <= (julianday('now') - 2440587.5) * 86400.0 - 30 * 86400.0"
 )
 _INSERT_TICKET = (
     "INSERT INTO sse_tickets (digest, principal, role, expires_at)"

@@ -227,6 +227,7 @@ async def test_branch_commit_and_draft_pull_request_with_labels(
     assert result.branch == BRANCH
     assert result.commit == COMMIT
     assert result.url == "https://github.com/octo/hello/pull/42"
+    assert (result.number, result.repository) == (42, "octo/hello")  # to follow it
     assert result.diff == CODE + DOCS
     assert (result.plan_id, result.variant) == ("plan-7", "all")
     assert list(result.operations) == [f"{m} {p}" for m, p, _ in HAPPY]

@@ -186,6 +186,7 @@ async def test_branch_commit_and_draft_merge_request_in_four_calls(
     assert result.backend == "gitlab"
     assert result.commit == COMMIT
     assert result.url == "https://gitlab.com/octo/hello/-/merge_requests/7"
+    assert (result.number, result.repository) == (7, "4")  # as its webhooks name it
     assert result.dry_run is False
     # Operations name paths as GitLab's API docs do: relative to the API base.
     assert list(result.operations) == [f"{m} {p.removeprefix('/api/v4')}" for m, p, _ in HAPPY]

@@ -28,8 +28,13 @@ CHECKS = [
 
 def test_generated_requests_get_documented_answers_and_never_a_5xx(tmp_path: Path) -> None:
     # A real PR backend: with the default (dry-run only) a real run is a 503 "not configured"
-    # by design, which is the server's setup, not a request's fault.
+    # by design, which is the server's setup, not a request's fault. So are webhooks
+    # without their secrets (503 "webhooks from github are off").
     env = {"RATE_LIMIT_RPS": "100000", "RATE_LIMIT_BURST": "100000", "PR_BACKEND": "git"}
+    env |= {
+        "STORYKIT_GITHUB_WEBHOOK_SECRET": "schemathesis-github-secret-0123",
+        "STORYKIT_GITLAB_WEBHOOK_SECRET": "schemathesis-gitlab-secret-0123",
+    }
     with running_server(tmp_path, env=env) as server:
         run = subprocess.run(
             [

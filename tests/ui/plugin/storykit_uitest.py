@@ -7,7 +7,8 @@ assert what the dashboard shows rather than what first-party plugins happen to d
 - planner ``uitest-planner``: variants "all", "low-risk" and "first" (the core combines
   their diffs, with conflicts where two suggestions change the same lines);
 - PR backends ``dry-run`` (says what it would do) and ``uitest-forge`` (pretends to
-  open a pull request and returns its URL);
+  open pull request ``acme/app#<n>`` and returns its URL; it follows it through the
+  ``github`` webhook route, reading GitHub-shaped deliveries as the ``github`` backend does);
 - policy ``uitest-words``: regex rules over added lines (deny ``rm -rf`` and private
   keys, warn ``verify=False`` and ``TODO``);
 - refiner ``uitest-refiner``, only when ``STORYKIT_UITEST_REFINER=1``.
@@ -26,12 +27,20 @@ from typing import Any
 
 import anyio
 
-from storykit.backends import Draft, GenerateRequest, PolicySubject, PRRequest, Refinement
+from storykit.backends import (
+    Draft,
+    GenerateRequest,
+    PolicySubject,
+    PRRequest,
+    PRUpdate,
+    Refinement,
+)
 from storykit.diffs import parse_diff
 from storykit.errors import Invalid
 from storykit.hookspecs import hookimpl
-from storykit.models import Finding, Outcome, PRResult, Risk, Suggestion, Variant
+from storykit.models import Finding, Outcome, PRResult, PullRequest, Risk, Suggestion, Variant
 from storykit.settings import Settings
+from storykit_plugins.pr_github import webhook_updates
 
 _runs = itertools.count(1)
 _prs = itertools.count(1)
@@ -112,6 +121,13 @@ class UitestDryRun:
 class UitestForge:
     name = "uitest-forge"
     capabilities = frozenset({"push", "pull_request"})
+    webhook = "github"
+
+    def webhook_updates(self, event: str, payload: Mapping[str, Any]) -> Sequence[PRUpdate]:
+        return webhook_updates(event, payload)
+
+    async def poll(self, pr: PullRequest) -> PRUpdate:
+        return PRUpdate(repository=pr.repository, number=pr.number)  # nothing new
 
     async def open(self, request: PRRequest) -> PRResult:
         number = next(_prs)
@@ -125,6 +141,8 @@ class UitestForge:
             url=f"https://forge.example/acme/app/pull/{number}",
             plan_id=request.plan_id,
             variant=request.variant.key,
+            number=number,
+            repository="acme/app",
         )
 
 

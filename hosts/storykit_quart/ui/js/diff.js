@@ -202,3 +202,88 @@ export function stats(files) {
     { files: 0, additions: 0, deletions: 0 },
   );
 }
+
+// -- changed words -------------------------------------------------------------------
+// A changed line is usually a few words changed in place. The words a removed line and
+// the added line paired with it (as the side-by-side view pairs them) do not share are
+// marked, so the eye goes to them. Lines that share too little are left unmarked:
+// everything would be marked, which says nothing the line colour does not.
+
+const WORD = /[\p{L}\p{N}_]+|\s+|[^\p{L}\p{N}_\s]/gu;
+const MAX_CELLS = 250_000; // tokens(a) × tokens(b) the LCS table may hold
+const MIN_SHARED = 0.3; // of the longer line's non-space characters
+
+/** The line's tokens: runs of word characters, runs of white space, single other characters. */
+export function words(text) {
+  return text.match(WORD) || [];
+}
+
+/**
+ * The character ranges that differ between a removed line and the added line paired with
+ * it: `{ del: [[start, end], …], add: [[start, end], …] }`, or null when the lines share
+ * too little for word marks to help (or are too long to compare quickly).
+ */
+export function wordDiff(before, after) {
+  if (before === after) return { del: [], add: [] };
+  const a = words(before);
+  const b = words(after);
+  if (a.length * b.length > MAX_CELLS) return null;
+  // LCS lengths from the end: table[i][j] is the LCS of a[i:] and b[j:].
+  const width = b.length + 1;
+  const table = new Uint32Array((a.length + 1) * width);
+  for (let i = a.length - 1; i >= 0; i -= 1) {
+    for (let j = b.length - 1; j >= 0; j -= 1) {
+      table[i * width + j] = a[i] === b[j]
+        ? table[(i + 1) * width + j + 1] + 1
+        : Math.max(table[(i + 1) * width + j], table[i * width + j + 1]);
+    }
+  }
+  const keepA = new Array(a.length).fill(false);
+  const keepB = new Array(b.length).fill(false);
+  for (let i = 0, j = 0; i < a.length && j < b.length;) {
+    if (a[i] === b[j]) {
+      keepA[i] = true;
+      keepB[j] = true;
+      i += 1;
+      j += 1;
+    } else if (table[(i + 1) * width + j] >= table[i * width + j + 1]) i += 1;
+    else j += 1;
+  }
+  const shared = a.reduce((n, token, i) => n + (keepA[i] && /\S/u.test(token) ? token.length : 0), 0);
+  const longest = Math.max(before.replace(/\s/gu, "").length, after.replace(/\s/gu, "").length);
+  if (longest > 0 && shared / longest < MIN_SHARED) return null;
+  return { del: ranges(a, keepA), add: ranges(b, keepB) };
+}
+
+function ranges(tokens, kept) {
+  const out = [];
+  let at = 0;
+  tokens.forEach((token, i) => {
+    const end = at + token.length;
+    if (!kept[i]) {
+      const last = out[out.length - 1];
+      if (last && last[1] === at) last[1] = end;
+      else out.push([at, end]);
+    }
+    at = end;
+  });
+  return out;
+}
+
+/**
+ * Word marks for a hunk: a Map from each removed or added line that has a partner to its
+ * ranges. Partners are paired as in `splitRows`: a run of removed lines with the run of
+ * added lines right after it, first with first.
+ */
+export function changedWords(hunk) {
+  const marks = new Map();
+  for (const row of splitRows(hunk)) {
+    const { left, right } = row;
+    if (!left || !right || left.kind !== "del" || right.kind !== "add") continue;
+    const found = wordDiff(left.text, right.text);
+    if (!found) continue;
+    if (found.del.length) marks.set(left, found.del);
+    if (found.add.length) marks.set(right, found.add);
+  }
+  return marks;
+}

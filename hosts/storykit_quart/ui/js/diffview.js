@@ -1,10 +1,18 @@
 // Renders a unified diff per file, unified or side by side, with policy findings shown
 // under the lines they concern (a finding's `line` is a line number in the new file).
+// Code is syntax-highlighted (./syntax.js) and, in a changed line, the words that changed
+// are marked (`mark.wd`, from ./diff.js's changedWords).
+//
+// Large diffs stay fast: a file of more than COLLAPSE_LINES lines, and every file once
+// RENDER_BUDGET lines are on the page, starts collapsed and is rendered only when opened.
 
 import { h, severityBadge } from "./dom.js";
-import { parseDiff, splitRows } from "./diff.js";
+import { changedWords, parseDiff, splitRows } from "./diff.js";
+import { highlightHunk, languageFor, segments } from "./syntax.js";
 
 const LINE_CAP = 2000;
+export const COLLAPSE_LINES = 400;
+export const RENDER_BUDGET = 3000;
 const SIGN = { add: "+", del: "−", context: " " };
 const STATUS = { added: "new file", deleted: "deleted", renamed: "renamed", modified: "" };
 
@@ -25,10 +33,12 @@ export function findingView(finding, { link } = {}) {
 function jump(id) {
   return (event) => {
     event.preventDefault(); // the hash is the router's; scroll instead
+    // A collapsed file may not be rendered yet: find it by its body's id, open it, then look.
+    const body = document.getElementById(`${id.replace(/-L\d+$/, "")}-body`);
+    const file = body ? body.closest(".diff-file") : null;
+    if (file && file.classList.contains("collapsed")) file.querySelector(".diff-file-toggle").click();
     const target = document.getElementById(id);
     if (!target) return;
-    const file = target.closest(".diff-file");
-    if (file && file.classList.contains("collapsed")) file.querySelector(".diff-file-toggle").click();
     target.scrollIntoView({ block: "center", behavior: "smooth" });
     target.classList.add("flash");
     setTimeout(() => target.classList.remove("flash"), 1600);
@@ -49,6 +59,7 @@ function lineKey(path, line) {
  */
 export function renderDiff(text, { mode = "unified", findings = [], idPrefix = "diff" } = {}) {
   const files = parseDiff(text);
+  let budget = RENDER_BUDGET;
   const anchors = new Map(); // finding → anchor id of its line
   const placed = new Set();
   const root = h("div", { class: "diff", dataset: { mode } });
@@ -66,7 +77,10 @@ export function renderDiff(text, { mode = "unified", findings = [], idPrefix = "
       if (!byLine.has(key)) byLine.set(key, []);
       byLine.get(key).push(finding);
     }
-    const section = fileSection(file, prefix, mode, byLine, anchors, placed);
+    const size = lineCount(file);
+    const lazy = size > COLLAPSE_LINES || size > budget;
+    if (!lazy) budget -= size;
+    const section = fileSection(file, prefix, mode, byLine, anchors, placed, lazy);
     const loose = mine.filter((f) => !placed.has(f));
     if (loose.length) {
       section.querySelector(".diff-file-notes").append(...loose.map((f) => findingView(f)));
@@ -78,11 +92,16 @@ export function renderDiff(text, { mode = "unified", findings = [], idPrefix = "
   return { element: root, files, anchors, unplaced };
 }
 
-function fileSection(file, prefix, mode, byLine, anchors, placed) {
+function lineCount(file) {
+  return file.hunks.reduce((n, hunk) => n + hunk.lines.length, 0);
+}
+
+function fileSection(file, prefix, mode, byLine, anchors, placed, lazy) {
   const body = h("div", { class: "diff-body", id: `${prefix}-body` });
+  const size = lineCount(file);
   const toggle = h(
     "button",
-    { type: "button", class: "diff-file-toggle", "aria-expanded": "true", "aria-controls": body.id },
+    { type: "button", class: "diff-file-toggle", "aria-expanded": String(!lazy), "aria-controls": body.id },
     h("span", { class: "chevron", "aria-hidden": "true" }),
     h("span", { class: "diff-path" },
       file.status === "renamed" ? `${file.oldPath} → ${file.newPath}` : file.path),
@@ -93,17 +112,23 @@ function fileSection(file, prefix, mode, byLine, anchors, placed) {
     h("header", { class: "diff-file-head" },
       toggle,
       STATUS[file.status] ? h("span", { class: "tag" }, STATUS[file.status]) : null,
+      lazy ? h("span", { class: "tag large" }, `${size} lines`) : null,
       h("span", { class: "diff-stat" },
         h("span", { class: "adds" }, `+${file.additions}`), " ",
         h("span", { class: "dels" }, `−${file.deletions}`))),
     h("div", { class: "diff-file-notes" }),
     body,
   );
+  let rendered = false;
+  const show = h("button", { type: "button", class: "ghost small load-diff", on: { click: () => toggle.click() } },
+    `Show this file's diff (${size} lines)`);
   toggle.addEventListener("click", () => {
     const open = toggle.getAttribute("aria-expanded") === "true";
+    if (!open && !rendered) render(LINE_CAP);
     toggle.setAttribute("aria-expanded", String(!open));
     section.classList.toggle("collapsed", open);
     body.hidden = open;
+    show.hidden = !open;
   });
   if (file.binary) {
     body.append(h("p", { class: "muted diff-note" }, "Binary file; not shown."));
@@ -114,6 +139,7 @@ function fileSection(file, prefix, mode, byLine, anchors, placed) {
     return section;
   }
   const render = (cap) => {
+    rendered = true;
     const table = mode === "split"
       ? splitTable(file, prefix, byLine, anchors, placed, cap)
       : unifiedTable(file, prefix, byLine, anchors, placed, cap);
@@ -126,8 +152,37 @@ function fileSection(file, prefix, mode, byLine, anchors, placed) {
       }, `Show ${table.hidden} more lines`));
     }
   };
-  render(LINE_CAP);
+  if (lazy) {
+    // Not rendered yet, but its findings' lines are known: they link to where they will be.
+    placeAhead(file, prefix, byLine, anchors, placed);
+    section.classList.add("collapsed");
+    body.hidden = true;
+    section.insertBefore(show, body);
+  } else {
+    render(LINE_CAP);
+  }
   return section;
+}
+
+/** The anchors a file's findings will have once it is rendered (lines within the cap). */
+function placeAhead(file, prefix, byLine, anchors, placed) {
+  let count = 0;
+  for (const hunk of file.hunks) {
+    for (const line of hunk.lines) {
+      if (count++ >= LINE_CAP) return;
+      const notes = line.newNo !== null ? byLine.get(lineKey(file.path, line.newNo)) : null;
+      if (notes) annotate(notes, prefix, line.newNo, anchors, placed);
+    }
+  }
+}
+
+/** The code of one line: highlighted pieces, changed words marked, as text nodes. */
+function code(line, pieces, marks) {
+  return segments(line.text, pieces, marks).map((seg) => {
+    const cls = [seg.cls, seg.mark && "wd"].filter(Boolean).join(" ");
+    if (seg.mark) return h("mark", { class: cls }, seg.text);
+    return cls ? h("span", { class: cls }, seg.text) : seg.text;
+  });
 }
 
 function annotate(findings, prefix, line, anchors, placed) {
@@ -141,11 +196,14 @@ function annotate(findings, prefix, line, anchors, placed) {
 
 function unifiedTable(file, prefix, byLine, anchors, placed, cap) {
   const tbody = h("tbody");
+  const language = languageFor(file.path);
   let count = 0;
   let total = 0;
   for (const hunk of file.hunks) {
     total += hunk.lines.length;
     if (count >= cap) continue;
+    const pieces = highlightHunk(hunk, language);
+    const marks = changedWords(hunk);
     tbody.append(h("tr", { class: "hunk" }, h("td", { colspan: 3 }, hunk.header)));
     for (const line of hunk.lines) {
       if (count >= cap) break;
@@ -154,7 +212,8 @@ function unifiedTable(file, prefix, byLine, anchors, placed, cap) {
       const row = h("tr", { class: ["line", line.kind, notes && "has-finding"] },
         h("td", { class: "ln" }, line.oldNo ?? ""),
         h("td", { class: "ln" }, line.newNo ?? ""),
-        h("td", { class: "code" }, h("span", { class: "sign" }, SIGN[line.kind]), line.text,
+        h("td", { class: "code" }, h("span", { class: "sign" }, SIGN[line.kind]),
+          code(line, pieces.get(line), marks.get(line)),
           line.noNewline ? h("span", { class: "nonl", title: "No newline at end of file" }, "⏎̸") : null));
       tbody.append(row);
       if (notes) {
@@ -164,7 +223,7 @@ function unifiedTable(file, prefix, byLine, anchors, placed, cap) {
       }
     }
   }
-  const table = h("table", { class: "diff-table unified" },
+  const table = h("table", { class: ["diff-table", "unified", language && "highlighted"], dataset: { language: language || "" } },
     h("caption", { class: "visually-hidden" }, `Changes to ${file.path}, unified`),
     h("colgroup", {}, h("col", { class: "ln-col" }), h("col", { class: "ln-col" }), h("col")),
     tbody);
@@ -173,21 +232,27 @@ function unifiedTable(file, prefix, byLine, anchors, placed, cap) {
 
 function splitTable(file, prefix, byLine, anchors, placed, cap) {
   const tbody = h("tbody");
+  const language = languageFor(file.path);
   let count = 0;
   let total = 0;
+  let pieces = new Map();
+  let marks = new Map();
   const cell = (line, side) => {
     if (!line) return [h("td", { class: "ln empty" }), h("td", { class: "code empty" })];
     const kind = line.kind === "context" ? "context" : line.kind;
     const number = side === "left" ? line.oldNo : line.newNo;
     return [
       h("td", { class: ["ln", kind] }, number ?? ""),
-      h("td", { class: ["code", kind] }, h("span", { class: "sign" }, SIGN[line.kind]), line.text),
+      h("td", { class: ["code", kind] }, h("span", { class: "sign" }, SIGN[line.kind]),
+        code(line, pieces.get(line), marks.get(line))),
     ];
   };
   for (const hunk of file.hunks) {
     const rows = splitRows(hunk);
     total += rows.length;
     if (count >= cap) continue;
+    pieces = highlightHunk(hunk, language);
+    marks = changedWords(hunk);
     tbody.append(h("tr", { class: "hunk" }, h("td", { colspan: 4 }, hunk.header)));
     for (const row of rows) {
       if (count >= cap) break;
@@ -204,7 +269,7 @@ function splitTable(file, prefix, byLine, anchors, placed, cap) {
       }
     }
   }
-  const table = h("table", { class: "diff-table split" },
+  const table = h("table", { class: ["diff-table", "split", language && "highlighted"], dataset: { language: language || "" } },
     h("caption", { class: "visually-hidden" }, `Changes to ${file.path}, side by side`),
     h("colgroup", {}, h("col", { class: "ln-col" }), h("col"), h("col", { class: "ln-col" }), h("col")),
     tbody);

@@ -8,6 +8,38 @@ import { PrPanel } from "./pr.js";
 import { stats, parseDiff } from "./diff.js";
 
 const REFRESH_DELAY = 150;
+const PR_STATE = { open: "Open", merged: "Merged", closed: "Closed" };
+const CHECKS = { none: "No checks", pending: "Checks pending", passing: "Checks passing", failing: "Checks failing" };
+
+/** The newest pull request of a plan, or null. */
+function latestPr(plan) {
+  const prs = plan.pull_requests || [];
+  return prs.length ? prs[prs.length - 1] : null;
+}
+
+/** What became of the pull requests opened from a plan (kept current by pr.updated events). */
+export function prStates(plan) {
+  const prs = plan.pull_requests || [];
+  if (!prs.length) return null;
+  return h("section", { class: "block pr-tracked", "aria-labelledby": "prs-title" },
+    h("h3", { id: "prs-title" }, `Pull requests (${prs.length})`),
+    h("ul", { class: "plain pr-states" }, prs.map((pr) => {
+      const runs = Object.entries(pr.check_runs || {});
+      return h("li", { class: "pr-state", dataset: { backend: pr.backend, number: String(pr.number), state: pr.state, checks: pr.checks } },
+        h("div", { class: "pr-state-head" },
+          h("a", { class: "pr-link", href: pr.url, target: "_blank", rel: "noopener noreferrer" },
+            `${pr.repository} #${pr.number}`),
+          h("span", { class: `badge pr-${pr.state}` }, PR_STATE[pr.state] || pr.state),
+          h("span", { class: `badge checks-${pr.checks}` }, CHECKS[pr.checks] || pr.checks)),
+        h("div", { class: "muted small" },
+          h("code", {}, pr.variant), " · ", h("code", {}, pr.branch),
+          pr.head ? [" · ", h("code", { title: pr.head }, pr.head.slice(0, 10))] : null,
+          " · updated ", time(pr.updated_at)),
+        runs.length ? h("ul", { class: "plain check-runs small" }, runs.map(([name, state]) =>
+          h("li", { class: `check-run checks-${state}`, dataset: { state } },
+            h("span", { class: "check-dot", "aria-hidden": "true" }), `${name}: ${state}`))) : null);
+    })));
+}
 
 export class PlansView {
   constructor(app) {
@@ -63,6 +95,7 @@ export class PlansView {
           h("span", { class: "muted" }, `${p.variants.length} variant${p.variants.length === 1 ? "" : "s"}`),
           p.selected ? h("span", { class: "badge status-approved" }, `selected: ${p.selected}`)
             : h("span", { class: "badge status-pending" }, "nothing selected"),
+          latestPr(p) ? h("span", { class: `badge pr-${latestPr(p).state}` }, `PR ${latestPr(p).state}`) : null,
           h("span", { class: "muted" }, p.created_by),
           time(p.created_at))))));
   }
@@ -185,8 +218,9 @@ export class PlansView {
     if (!same) {
       this.pr = new PrPanel(this.app, plan);
       this.planHead = h("div");
+      this.planPrs = h("div");
       this.planVariants = h("div");
-      clear(this.body, this.planHead, this.planVariants, this.pr.element);
+      clear(this.body, this.planHead, this.planPrs, this.planVariants, this.pr.element);
     } else {
       this.pr.update(plan); // the panel stays in place, keeping focus and its last result
     }
@@ -202,6 +236,7 @@ export class PlansView {
           pair("Created", time(plan.created_at)),
           plan.selected_by ? pair("Selected by", plan.selected_by) : null,
           pair("Id", h("code", {}, plan.id)))));
+    clear(this.planPrs, prStates(plan));
     clear(this.planVariants,
       h("section", { class: "block", "aria-labelledby": "variants-title" },
         h("h3", { id: "variants-title" }, `Variants (${plan.variants.length})`),
@@ -279,6 +314,8 @@ export class PlansView {
       this.refreshSoon(event.data.id === this.route_.id);
     } else if (event.type.startsWith("pr.")) {
       if (this.plan && event.data.plan_id === this.plan.id) this.pr.noteEvent(event);
+      // A PR opened or heard of (a webhook, a poll): its state shows on the plan and the list.
+      if (event.type !== "pr.dry_run") this.refreshSoon(event.data.plan_id === this.route_.id);
     } else if (event.type === "suggest.reviewed" || event.type === "suggest.revised") {
       if (this.route_.id === "new") this.loadApproved();
     }

@@ -98,7 +98,8 @@ export class PrPanel {
   }
 
   renderHistory() {
-    const events = this.app.activity.filter((e) => e.type.startsWith("pr.") && e.data.plan_id === this.plan.id);
+    const events = this.app.activity.filter((e) => (e.type === "pr.created" || e.type === "pr.dry_run")
+      && e.data.plan_id === this.plan.id);
     clear(this.history, events.slice(0, 5).map((e) => h("li", { class: "muted small" },
       e.type === "pr.created" ? "PR created" : "Dry run", " of ", h("code", {}, e.data.variant), " by ",
       e.data.by || "someone", " · ", e.data.url ? h("a", { href: e.data.url, target: "_blank", rel: "noopener noreferrer" },
