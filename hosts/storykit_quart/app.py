@@ -21,6 +21,7 @@ from storykit.services import Storykit
 from storykit.settings import Settings
 from storykit_quart.access import PUBLIC, ROLE_ATTR
 from storykit_quart.bodies import install_json_bodies
+from storykit_quart.logs import flushing
 from storykit_quart.openapi import SECURITY_SCHEMES, StorykitOpenAPI
 from storykit_quart.pipeline import Pipeline, Route
 from storykit_quart.problems import install_error_handlers
@@ -111,6 +112,7 @@ def create_app(
             open_limiter(settings, core.store) as limiter,
             mcp.running() if mcp is not None else contextlib.nullcontext(),
             sse.running(),
+            flushing(),
         ):
             host.core = core
             host.limiter = limiter

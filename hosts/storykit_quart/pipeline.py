@@ -322,14 +322,17 @@ class Pipeline:
                 self._children[(rule, method, status)] = children
         children[0].inc()
         children[1].observe(elapsed)
-        principal = call.principal
-        self.host.log.info(
-            "request",
-            method=method,
-            route=rule,
-            path=path,  # never the query string: it may hold a key or a ticket
-            status=status,
-            ms=round(elapsed * 1000, 2),
-            agent=principal.name if principal else None,
-            request_id=call.request_id,
-        )
+        write = self.host.request_line
+        if write is not None:
+            principal = call.principal
+            write(
+                {
+                    "method": method,
+                    "route": rule,
+                    "path": path,  # never the query string: it may hold a key or a ticket
+                    "status": status,
+                    "ms": round(elapsed * 1000, 2),
+                    "agent": principal.name if principal else None,
+                    "request_id": call.request_id,
+                }
+            )
