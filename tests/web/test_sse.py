@@ -271,6 +271,7 @@ def test_shutdown_ends_streams_and_clients_resume_with_nothing_lost(
 
 # -- in process: clients that stop reading -------------------------------------------
 
+
 def checked_scope(query: bytes = b"") -> dict[str, object]:
     """A ``GET /events`` scope as the request pipeline hands it on: the key checked."""
     call = Call("test-request", None)
