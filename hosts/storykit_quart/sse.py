@@ -31,6 +31,7 @@ goes away ends the stream at the first send after it left, not a backlog later.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import time
@@ -41,6 +42,7 @@ from urllib.parse import parse_qs
 import anyio
 import anyio.abc
 import anyio.lowlevel
+import sniffio
 
 from storykit.errors import StorykitError, Unauthorized
 from storykit.events import Gap, Interrupted, Subscription
@@ -98,9 +100,15 @@ class SSEMiddleware:
         self._frames: dict[int, bytes] = {}  # per app: ids repeat across databases
         self._streams: set[_Stream] = set()
         self._tasks: anyio.abc.TaskGroup | None = None
+        # On asyncio the watchers are plain tasks: an anyio task costs its handle, a
+        # cancel scope and events, a few KiB per idle stream (memory is a goal here).
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._watchers: set[asyncio.Task[None]] = set()
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
+        if sniffio.current_async_library() == "asyncio":
+            self._loop = asyncio.get_running_loop()
         async with anyio.create_task_group() as tg:
             self._tasks = tg
             tg.start_soon(self._tick)
@@ -108,6 +116,8 @@ class SSEMiddleware:
                 yield
             finally:
                 self._tasks = None
+                for task in list(self._watchers):
+                    task.cancel()
                 tg.cancel_scope.cancel()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -171,7 +181,7 @@ class SSEMiddleware:
                 out.subscription = sub
                 with out.scope:
                     self._streams.add(out)
-                    tasks.start_soon(self._watch, receive, out)
+                    self._start_watching(tasks, receive, out)
                     await out.send(
                         {"type": "http.response.start", "status": 200, "headers": headers}
                     )
@@ -187,7 +197,7 @@ class SSEMiddleware:
                         await out.body(b"", more=False)
         finally:
             self._streams.discard(out)
-            out.watcher.cancel()
+            out.stop_watching()
             state.streams.discard(out.scope)
             state.metrics.sse_connections.dec()
 
@@ -210,14 +220,29 @@ class SSEMiddleware:
                 # next of a run of sends (a backlog, a burst), not a backlog later.
                 await anyio.lowlevel.checkpoint()
 
-    async def _watch(self, receive: Receive, out: _Stream) -> None:
+    def _start_watching(self, tasks: anyio.abc.TaskGroup, receive: Receive, out: _Stream) -> None:
+        if self._loop is not None:
+            task = self._loop.create_task(self._watch(receive, out))
+            self._watchers.add(task)
+            task.add_done_callback(self._watchers.discard)
+            out.stop_watching = task.cancel
+        else:
+            scope = anyio.CancelScope()
+            out.stop_watching = scope.cancel
+            tasks.start_soon(self._watch_in, scope, receive, out)
+
+    async def _watch_in(self, scope: anyio.CancelScope, receive: Receive, out: _Stream) -> None:
+        with scope:
+            await self._watch(receive, out)
+
+    @staticmethod
+    async def _watch(receive: Receive, out: _Stream) -> None:
         """End the stream when the client disconnects."""
-        with out.watcher:
-            with contextlib.suppress(Exception):  # a closed channel: the client is gone too
-                while (await receive())["type"] != "http.disconnect":
-                    pass
-            out.gone = True
-            out.scope.cancel()
+        with contextlib.suppress(Exception):  # a closed channel: the client is gone too
+            while (await receive())["type"] != "http.disconnect":
+                pass
+        out.gone = True
+        out.scope.cancel()
 
     async def _tick(self) -> None:
         """Every stream's heartbeat and send timeout, for the whole app."""
@@ -287,15 +312,15 @@ class _Stream:
         "last_id",
         "scope",
         "since",
+        "stop_watching",
         "subscription",
         "timeout",
-        "watcher",
     )
 
     def __init__(self, send: Send, timeout: float, *, agent: str, client: str | None) -> None:
         self._send = send
         self.scope = anyio.CancelScope()  # cancelling it ends the stream
-        self.watcher = anyio.CancelScope()  # the disconnect watcher's
+        self.stop_watching: Callable[[], object] = lambda: None  # ends the disconnect watcher
         self.timeout = timeout
         self.closer: Closer | None = closer_for(send)
         self.since: float | None = None  # when the send in flight began
