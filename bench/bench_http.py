@@ -9,7 +9,10 @@ keep-alive connections. The targets, all on Hypercorn 1 worker, asyncio, access 
 bound to 127.0.0.1 exactly as ``storykit serve`` configures it:
 
 - ``bare``: a raw ASGI callable answering the same 45-byte JSON body: the ceiling.
-- ``quart``: a plain Quart app with one JSON route and no hooks: what the framework costs.
+- ``quart``: a plain Quart app with one JSON route (it returns a dict, which Quart
+  encodes, as storykit's routes do) and no hooks: what the framework costs.
+- ``quart-bytes`` (only with ``--targets``): the same route returning a pre-encoded
+  ``Response``: Quart without its JSON encoding.
 - ``storykit-me``: ``storykit serve``, ``GET /me`` with ``X-API-Key``: the request pipeline
   (request id, key lookup, GCRA check, RateLimit headers, two metrics, one JSON log line)
   and a Quart route that answers from memory: what storykit adds to plain Quart.
@@ -54,11 +57,14 @@ from _servers import (
 PATH = "/policies"
 # What storykit answers on an empty database, so every target sends the same bytes.
 BODY = b'{"policies":{},"version":"44136fa355b3678a"}'
+DOCUMENT = json.loads(BODY)
 TARGETS = ("bare", "quart", "storykit-me", "storykit", "storykit-nolog", "storykit-uvloop")
+EXTRA_TARGETS = ("quart-bytes",)  # only when asked for with --targets
 PATHS = {"storykit-me": "/me"}  # every other target: PATH
 LABELS = {
     "bare": "bare ASGI on Hypercorn",
     "quart": "plain Quart JSON route",
+    "quart-bytes": "plain Quart route, pre-encoded body",
     "storykit-me": "storykit GET /me",
     "storykit": f"storykit GET {PATH}",
     "storykit-nolog": f"storykit GET {PATH}, no req log",
@@ -100,7 +106,7 @@ async def bare_app(scope: Scope, receive: Receive, send: Send) -> None:
     await send({"type": "http.response.body", "body": BODY})
 
 
-def quart_app() -> Any:
+def quart_app(*, pre_encoded: bool = False) -> Any:
     from quart import Quart, Response
 
     app = Quart("bench_http")
@@ -109,9 +115,17 @@ def quart_app() -> Any:
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get(PATH)
-    async def policies() -> Response:
-        return Response(BODY, content_type="application/json")
+    if pre_encoded:
+
+        @app.get(PATH)
+        async def policies_bytes() -> Response:
+            return Response(BODY, content_type="application/json")
+
+    else:
+
+        @app.get(PATH)
+        async def policies() -> dict[str, Any]:
+            return dict(DOCUMENT)  # Quart encodes it, as it does storykit's routes' dicts
 
     return app
 
@@ -128,7 +142,7 @@ def serve(kind: str, port: int) -> None:
     config.accesslog = None
     config.graceful_timeout = 2.0
     config.keep_alive_timeout = 75
-    app = bare_app if kind == "bare" else quart_app()
+    app = bare_app if kind == "bare" else quart_app(pre_encoded=kind == "quart-bytes")
     asyncio.run(hypercorn_serve(app, config))  # type: ignore[arg-type]
 
 
@@ -209,7 +223,7 @@ def measure(
 def start(target: str, tmp: Path) -> Any:
     port = free_port()
     log = tmp / f"{target}.out"
-    if target in ("bare", "quart"):
+    if target in ("bare", "quart", "quart-bytes"):
         argv = [PYTHON, str(Path(__file__).resolve()), "--serve", target, "--port", str(port)]
         # The bare app answers every path, so its health check is the measured path.
         health = PATH if target == "bare" else "/health"
@@ -238,7 +252,7 @@ def main() -> None:
     parser.add_argument(
         "--short", action="store_true", help="1 s per target, no warm-up: does it still run"
     )
-    parser.add_argument("--serve", choices=("bare", "quart"), help=argparse.SUPPRESS)
+    parser.add_argument("--serve", choices=("bare", "quart", "quart-bytes"), help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -249,7 +263,7 @@ def main() -> None:
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed (Debian: apt-get install wrk)")
     targets = [t.strip() for t in args.targets.split(",") if t.strip()]
-    unknown = set(targets) - set(TARGETS)
+    unknown = set(targets) - set(TARGETS) - set(EXTRA_TARGETS)
     if unknown:
         parser.error(f"unknown targets {sorted(unknown)}; choose from {', '.join(TARGETS)}")
     pinned = args.pin and len(os.sched_getaffinity(0)) >= 2
