@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import logging
 import math
 import re
 import secrets
@@ -50,6 +51,8 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+_log = logging.getLogger("storykit.http")
 
 CALL = "storykit.call"
 """The scope key under which the pipeline leaves the :class:`Call` for the app."""
@@ -90,6 +93,14 @@ class Call:
         self.request_id = request_id
         self.route = route
         self.principal: Principal | None = None
+
+
+class _Internal(StorykitError):
+    status = 500
+    title = "Internal error"
+
+    def __init__(self) -> None:
+        super().__init__("something went wrong on the server; see its log")
 
 
 def problem_body(exc: StorykitError, request_id: str | None) -> bytes:
@@ -251,6 +262,10 @@ class Pipeline:
                     principal.require(route.needs)
                 except StorykitError as exc:
                     await self._refuse(pipeline_send, exc, request_id, origin)
+                    return
+                except Exception:  # a limiter or ticket store that broke: as a route would
+                    _log.exception("unhandled error", extra={"request_id": request_id})
+                    await self._refuse(pipeline_send, _Internal(), request_id, origin)
                     return
             await self.app(scope, tracking_receive if watch_body else receive, pipeline_send)
         finally:

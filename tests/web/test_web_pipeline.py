@@ -125,3 +125,28 @@ def test_a_quart_route_and_a_refusal_carry_the_same_headers(server: Server) -> N
     (line,) = requests_logged(server, "r-2")
     assert line["route"] == "/suggest/review" and line["status"] == 403 and line["agent"] == "bot"
     assert counted(server, "/suggest/review", "POST", 403) == 1
+
+
+@pytest.mark.anyio
+async def test_a_broken_limiter_is_a_problem_500_not_a_bare_error(tmp_path: Path) -> None:
+    from storykit.plugins import get_plugin_manager
+    from storykit.testing import make_settings
+    from storykit_quart.app import create_app
+
+    class Broken:
+        policy = '"default";q=1;w=1'
+
+        async def check(self, key: str) -> object:
+            raise RuntimeError("the limiter's store fell over")
+
+    settings = make_settings(tmp_path, {"API_TOKENS": "bot:agent=agentkey123"})
+    app = create_app(settings, plugin_manager=get_plugin_manager(load_entrypoints=False))
+    async with app.test_app() as test_app:
+        app.extensions["storykit"].limiter = Broken()
+        r = await test_app.test_client().get(
+            "/me", headers={"X-API-Key": AGENT_KEY, "X-Request-Id": "r-500"}
+        )
+        assert r.status_code == 500 and r.content_type == "application/problem+json"
+        body = await r.get_json()
+        assert body["title"] == "Internal error" and body["request_id"] == "r-500"
+        assert "fell over" not in body["detail"]
