@@ -129,12 +129,20 @@ def create_app(
                 host.core = None
 
     extra = [(method, EVENTS_ROUTE) for method in ("GET", "HEAD")]
+    handlers: dict[str, Any] = {EVENTS_ROUTE.rule: sse}
+    quart_app = app.asgi_app
     if mcp is not None:
-        app.asgi_app = mcp.wrap(app.asgi_app)  # type: ignore[method-assign]
-        extra += [(method, MCP_ROUTE) for method in ("POST", "GET", "DELETE", "PUT", "PATCH")]
-    sse.app = app.asgi_app  # type: ignore[assignment]
+        mcp.wrap(quart_app)
+        extra += [(m, MCP_ROUTE) for m in ("POST", "GET", "HEAD", "DELETE", "PUT", "PATCH")]
+        handlers[MCP_ROUTE.rule] = mcp
+    sse.app = quart_app  # type: ignore[assignment]
     app.asgi_app = Pipeline(  # type: ignore[method-assign,assignment]
-        sse, host, url_map=app.url_map, role_of=_roles(app, settings), extra=extra
+        quart_app,  # type: ignore[arg-type]
+        host,
+        url_map=app.url_map,
+        role_of=_roles(app, settings),
+        extra=extra,
+        handlers=handlers,
     )
     return app
 

@@ -31,7 +31,7 @@ import math
 import re
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -172,9 +172,13 @@ class Pipeline:
         url_map: Map,
         role_of: RoleOf,
         extra: Iterable[tuple[str, Route]] = (),
+        handlers: Mapping[str, ASGIApp] | None = None,
     ) -> None:
         self.app = app
         self.host = host
+        # The routes that are not Quart's (``/events``, ``/mcp``), by rule: called directly,
+        # so an ordinary request passes through no other layer on its way to Quart.
+        self.handlers = dict(handlers or {})
         self.routes = _Routes(url_map, role_of, extra)
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
@@ -241,7 +245,7 @@ class Pipeline:
                 if not received:
                     headers = [h for h in headers if h[0].lower() != b"connection"]
                     headers.append((b"connection", b"close"))
-                message = {**message, "headers": headers}
+                message["headers"] = headers  # each sender makes its message afresh
             await send(message)
 
         pipeline_send.__wrapped__ = send  # type: ignore[attr-defined]  # for _transport
@@ -267,7 +271,8 @@ class Pipeline:
                     _log.exception("unhandled error", extra={"request_id": request_id})
                     await self._refuse(pipeline_send, _Internal(), request_id, origin)
                     return
-            await self.app(scope, tracking_receive if watch_body else receive, pipeline_send)
+            app = self.handlers.get(route.rule, self.app) if route is not None else self.app
+            await app(scope, tracking_receive if watch_body else receive, pipeline_send)
         finally:
             self._record(method, scope["path"], route, status, started, call)
 
