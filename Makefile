@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-stamp
 HOST   ?= 127.0.0.1
 PORT   ?= 8001
 
-.PHONY: setup serve test lint typecheck unit docs check-docs bench clean system-deps services vendor-highlightjs
+.PHONY: setup serve test lint typecheck unit docs check-docs bench bench-short clean system-deps services vendor-highlightjs
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,14 +53,13 @@ check-docs: setup
 vendor-highlightjs:
 	@bash scripts/vendor-highlightjs.sh
 
-## Every benchmark, each printing its ratio against a baseline measured in the same run.
-bench: setup system-deps
-	$(BIN)/python bench/bench_store.py
-	$(BIN)/python bench/bench_policy.py
-	$(BIN)/python bench/bench_generate.py
-	$(BIN)/python bench/bench_cli.py
-	$(BIN)/python bench/bench_http.py
-	$(BIN)/python bench/bench_sse.py
+## Every benchmark (each bench/bench_*.py), each printing its ratio against a baseline
+## measured in the same run. `make test` runs each once with --short (tests/bench).
+bench: setup system-deps services
+	@for script in bench/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+bench-short: setup system-deps services
+	@for script in bench/bench_*.py; do echo "== $$script"; $(BIN)/python $$script --short || exit 1; done
 
 clean:
 	rm -rf $(VENV) build *.egg-info test-artifacts

@@ -38,7 +38,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--max-ratio", type=float, default=None)
+    parser.add_argument("--short", action="store_true", help="3 runs: does it still run")
     args = parser.parse_args(argv)
+    if args.short:
+        args.runs = 3
     baseline_cmd = [sys.executable, "-c", "pass"]
     storykit_cmd = _storykit_command()
     _time(baseline_cmd), _time(storykit_cmd)  # warm the file cache; not counted

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import secrets
 import subprocess
 import sys
@@ -164,14 +165,25 @@ def fresh_database(admin_url: str) -> Iterator[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--database-url", required=True, help="a PostgreSQL server (admin)")
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get(
+            "BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+        ),
+        help="a PostgreSQL server (admin); default $BENCH_DATABASE_URL or the local one",
+    )
     parser.add_argument("--subscribers", type=int, default=300)
     parser.add_argument("--rate", type=float, default=10.0, help="writes per second")
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--quick", action="store_true", help="60 subscribers, 5 seconds")
+    parser.add_argument(
+        "--short", action="store_true", help="10 subscribers, 2 seconds: does it still run"
+    )
     args = parser.parse_args()
     if args.quick:
         args.subscribers, args.seconds = 60, 5.0
+    if args.short:
+        args.subscribers, args.seconds = 10, 2.0
     raise_open_files(args.subscribers * 2 + 256)
     with tempfile.TemporaryDirectory() as tmp, fresh_database(args.database_url) as url:
         root = Path(tmp)
@@ -201,12 +213,16 @@ def main() -> None:
                 " write sent -> event received (ms)"
             )
             print(f"{'case':48} {'receipts':>9} {'p50':>7} {'p90':>7} {'p99':>7} {'max':>7}")
+            p99s = []
             for label, writer_on, subscribe_on in cases:
                 ms = asyncio.run(run_case(writer_on, subscribe_on, args))
+                p99s.append(percentile(ms, 99))
                 print(
                     f"{label:48} {len(ms):>9} {percentile(ms, 50):>7.1f} {percentile(ms, 90):>7.1f}"
                     f" {percentile(ms, 99):>7.1f} {max(ms, default=float('nan')):>7.1f}"
                 )
+            # Against the baseline measured in this same run.
+            print(f"3 replicas / baseline, p99: {p99s[1] / p99s[0]:.2f}x (lower is better)")
 
 
 if __name__ == "__main__":

@@ -66,7 +66,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--with-tests", action="store_true", help="include the stdlib's tests")
+    parser.add_argument("--short", action="store_true", help="one repeat: does it still run")
     args = parser.parse_args()
+    if args.short:
+        args.repeat = 1
 
     with tempfile.TemporaryDirectory(prefix="storykit-bench-") as tmp:
         repo = Path(tmp) / "stdlib"

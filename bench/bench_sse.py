@@ -2,6 +2,7 @@
 
     python bench/bench_sse.py                                    # 1000 subscribers, 10/s, 30 s
     python bench/bench_sse.py --subscribers 100 --seconds 5      # a quick look
+    python bench/bench_sse.py --short                            # 20 subscribers, 1 s: does it run
 
 For each server in turn, in one run:
 
@@ -409,16 +410,33 @@ def report(runs: list[Run], args: argparse.Namespace) -> None:
     print(f"{'':34}" + "".join(f"{LABELS[r.server]:>26}" for r in runs))
     for name, cell in rows:
         print(f"{name:34}" + "".join(f"{cell(r):>26}" for r in runs))
-    for run in runs:
-        if run.server != "storykit":
-            continue
-        p99 = percentile(run.latencies_ms, 99)
-        kib = run.kib_per_subscriber
+    by_server = {r.server: r for r in runs}
+    ours, peer = by_server.get("storykit"), by_server.get("peer")
+    if ours is not None and peer is not None:
+        # Against the peer measured in this same run, never against older figures.
+        for name, value in (
+            ("latency p50", lambda r: percentile(r.latencies_ms, 50)),
+            ("latency p99", lambda r: percentile(r.latencies_ms, 99)),
+            ("RSS per idle subscriber", lambda r: r.kib_per_subscriber),
+            ("server CPU while publishing", lambda r: r.server_cpu),
+        ):
+            base = value(peer)
+            ratio = value(ours) / base if base else float("nan")
+            print(f"storykit / peer, {name}: {ratio:.2f}x (lower is better)")
+    if ours is not None:
+        p99 = percentile(ours.latencies_ms, 99)
+        kib = ours.kib_per_subscriber
         latency_ok = "met" if p99 < GOAL_P99_MS else "NOT met"
         memory_ok = "met" if kib <= GOAL_KIB_PER_SUBSCRIBER else "NOT met"
+        beaten = ""
+        if peer is not None:
+            peer_p99 = percentile(peer.latencies_ms, 99)
+            beaten = f"; p99 below the peer's {'met' if p99 < peer_p99 else 'NOT met'}"
+            beaten += f" ({p99:.1f} vs {peer_p99:.1f})"
         print(
             f"goals for storykit: p99 < {GOAL_P99_MS:g} ms {latency_ok} ({p99:.1f}); "
             f"<= {GOAL_KIB_PER_SUBSCRIBER:g} KiB per idle subscriber {memory_ok} ({kib:.1f})"
+            + beaten
         )
 
 
@@ -429,7 +447,12 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=10.0, help="events published per second")
     parser.add_argument("--servers", default=",".join(SERVERS), help="comma separated")
     parser.add_argument("--pin", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument(
+        "--short", action="store_true", help="20 subscribers, 1 s each: does it still run"
+    )
     args = parser.parse_args()
+    if args.short:
+        args.subscribers, args.seconds = 20, 1.0
     kinds = [k.strip() for k in args.servers.split(",") if k.strip()]
     if set(kinds) - set(SERVERS):
         parser.error(f"--servers: choose from {', '.join(SERVERS)}")

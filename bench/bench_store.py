@@ -170,7 +170,10 @@ def main() -> None:
         "--database-url",
         help="measure PostgresStore on this server (a user that may create databases)",
     )
+    parser.add_argument("--short", action="store_true", help="2,000 events: does it still run")
     args = parser.parse_args()
+    if args.short:
+        args.events, args.tasks = 2_000, 20
 
     database, results = measure_postgres(args) if args.database_url else measure_sqlite(args)
     raw_rate = args.events / results[0][1]

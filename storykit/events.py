@@ -48,7 +48,7 @@ from anyio.abc import TaskGroup
 
 from storykit.models import Event
 
-__all__ = ["EventBus", "Gap", "Item", "Subscription"]
+__all__ = ["EventBus", "Gap", "Interrupted", "Item", "Subscription"]
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,10 @@ class Gap:
 
 
 Item = Event | Gap
+
+
+class Interrupted(Exception):  # not an error: a wake-up call
+    """What a waiting :meth:`Subscription.__anext__` raises after ``interrupt()``."""
 
 
 class EventLog(Protocol):
@@ -283,6 +287,7 @@ class Subscription:
         "_ended",
         "_entered",
         "_gap",
+        "_interrupted",
         "_queue",
         "_replaying",
         "_wakeup",
@@ -307,6 +312,7 @@ class Subscription:
         self._wakeup: anyio.Event | None = None
         self._entered = False
         self._ended = False  # no more live events will come
+        self._interrupted = False
 
     async def __aenter__(self) -> Subscription:
         if self._entered:
@@ -372,6 +378,17 @@ class Subscription:
             self._wakeup.set()
         return dropped
 
+    def interrupt(self) -> None:
+        """Make the current (or the next) wait for a live event raise :class:`Interrupted`.
+
+        For a consumer with something to do on a schedule, an SSE heartbeat: one ticker
+        interrupts the idle subscriptions instead of a timeout on every wait. Items at
+        hand are still returned first; the subscription stays usable.
+        """
+        self._interrupted = True
+        if self._wakeup is not None:
+            self._wakeup.set()
+
     @property
     def pending(self) -> bool:
         """True when the next item is already at hand: iterating will not wait or read.
@@ -408,6 +425,9 @@ class Subscription:
                 return event
             if self._ended:
                 raise StopAsyncIteration
+            if self._interrupted:
+                self._interrupted = False
+                raise Interrupted
             self._wakeup = anyio.Event()
             await self._wakeup.wait()
 

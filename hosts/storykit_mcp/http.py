@@ -1,10 +1,11 @@
 """``/mcp``: the MCP endpoint (streamable HTTP, stateless, JSON answers) in front of a web app.
 
 A raw ASGI dispatch by path, like ``GET /events``: the SDK's session manager answers
-``/mcp`` and everything else goes on to the app. The key check comes first, with the
-app's own :class:`~storykit.auth.KeyRing` (constant time) and rate limiter, so ``/mcp``
-takes the same keys and roles as the rest of the API (``X-API-Key``, or
-``Authorization: Bearer``); a refusal is problem+json like everywhere else. Stateless:
+``/mcp`` and everything else goes on to the app. The web host's request pipeline runs
+first (``storykit_quart.pipeline``): the request id, the key check with the app's own
+:class:`~storykit.auth.KeyRing` (``X-API-Key``, or ``Authorization: Bearer``), the rate
+limit, the log line and the metrics, as for every route; it leaves the checked caller
+in the scope. A refusal here (405, 413) is problem+json like everywhere else. Stateless:
 each POST is one exchange on a fresh transport, so any replica can answer any call.
 """
 
@@ -13,10 +14,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import math
-import re
-import secrets
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any, Protocol
 
@@ -24,13 +21,7 @@ import anyio
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
 from storykit.auth import KeyRing, Principal
-from storykit.errors import (
-    NotConfigured,
-    PayloadTooLarge,
-    RateLimited,
-    StorykitError,
-    Unauthorized,
-)
+from storykit.errors import NotConfigured, PayloadTooLarge, StorykitError, Unauthorized
 from storykit.metrics import Metrics
 from storykit.ratelimit import Limiter
 from storykit.services import Storykit
@@ -48,8 +39,8 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 PATH = "/mcp"
-_PRINCIPAL = "storykit.principal"  # the scope key the key check leaves for the tools
-_REQUEST_ID = re.compile(r"\A[A-Za-z0-9._:-]{1,128}\Z")
+_PRINCIPAL = "storykit.principal"  # the scope key this mount leaves for the tools
+_CALL = "storykit.call"  # where the web host's pipeline leaves the checked caller
 
 
 class Host(Protocol):
@@ -63,18 +54,6 @@ class Host(Protocol):
     streams: set[anyio.CancelScope]
 
     def require_core(self) -> Storykit: ...
-
-
-def _presented_key(scope: Scope) -> str | None:
-    key: str | None = None
-    for name, value in scope["headers"]:
-        if name == b"x-api-key":
-            return str(value.decode("latin-1"))
-        if name == b"authorization":
-            scheme, _, token = value.decode("latin-1").partition(" ")
-            if scheme.lower() == "bearer" and token.strip():
-                key = token.strip()
-    return key
 
 
 def _declared_length(scope: Scope) -> int:
@@ -132,24 +111,11 @@ class MCPMount:
             assert self.app is not None, "call wrap(app) first"
             await self.app(scope, receive, send)
             return
-        started = time.perf_counter()
-        incoming = next((v for k, v in scope["headers"] if k == b"x-request-id"), b"")
-        request_id = incoming.decode("latin-1")
-        if not _REQUEST_ID.match(request_id):
-            request_id = secrets.token_hex(16)
-        status = 500
-        principal: Principal | None = None
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                headers = [*message.get("headers", ()), (b"x-request-id", request_id.encode())]
-                message = {**message, "headers": headers}
-            await send(message)
-
+        call = scope.get(_CALL)
+        principal = getattr(call, "principal", None)
         try:
-            principal = await self._authenticate(scope)
+            if not isinstance(principal, Principal):  # never behind the pipeline
+                raise Unauthorized("missing API key: send it in the X-API-Key header")
             if scope["method"] != "POST":
                 # Stateless: no session to end (DELETE), no stream to open (GET).
                 raise _MethodNotAllowed("/mcp takes POST: each call is one JSON-RPC exchange")
@@ -158,61 +124,25 @@ class MCPMount:
             manager = self._manager
             if manager is None:
                 raise NotConfigured("the server is starting or stopping; try again shortly")
-            await manager.handle_request({**scope, _PRINCIPAL: principal}, receive, tracking_send)
+            await manager.handle_request({**scope, _PRINCIPAL: principal}, receive, send)
         except StorykitError as exc:
-            await _refuse(tracking_send, exc)
-        finally:
-            self._record(scope, status, started, principal, request_id)
-
-    async def _authenticate(self, scope: Scope) -> Principal:
-        host = self.host
-        principal = host.keys.lookup(_presented_key(scope))
-        decision = await host.limiter.check(principal.name)
-        if not decision.allowed:
-            host.metrics.rate_limited.labels(agent=principal.name).inc()
-            raise RateLimited(
-                f"more than {host.settings.rate_limit_rps:g} requests/s from {principal.name!r}",
-                retry_after=decision.retry_after,
-            )
-        return principal  # every key has at least the agent role, all the tools need
-
-    def _record(
-        self,
-        scope: Scope,
-        status: int,
-        started: float,
-        principal: Principal | None,
-        request_id: str,
-    ) -> None:
-        elapsed = time.perf_counter() - started
-        metrics = self.host.metrics
-        method = scope["method"]
-        metrics.http_requests.labels(route=PATH, method=method, status=str(status)).inc()
-        metrics.http_latency.labels(route=PATH, status=str(status)).observe(elapsed)
-        self.host.log.info(
-            "request",
-            method=method,
-            route=PATH,
-            path=PATH,
-            status=status,
-            ms=round(elapsed * 1000, 2),
-            agent=principal.name if principal else None,
-            request_id=request_id,
-        )
+            await _refuse(send, exc, getattr(call, "request_id", None))
 
 
-async def _refuse(send: Send, exc: StorykitError) -> None:
-    body = json.dumps(
-        {"type": "about:blank", "title": exc.title, "status": exc.status, "detail": exc.detail}
-    ).encode()
+async def _refuse(send: Send, exc: StorykitError, request_id: str | None) -> None:
+    problem = {
+        "type": "about:blank",
+        "title": exc.title,
+        "status": exc.status,
+        "detail": exc.detail,
+    }
+    if request_id:
+        problem["request_id"] = request_id
+    body = json.dumps(problem).encode()
     headers = [
         (b"content-type", b"application/problem+json"),
         (b"content-length", str(len(body)).encode()),
     ]
-    if isinstance(exc, RateLimited):
-        headers.append((b"retry-after", str(max(1, math.ceil(exc.retry_after))).encode()))
-    if exc.status == 401:
-        headers.append((b"www-authenticate", b'APIKey header="X-API-Key"'))
     if exc.status == 405:
         headers.append((b"allow", b"POST"))
     await send({"type": "http.response.start", "status": exc.status, "headers": headers})

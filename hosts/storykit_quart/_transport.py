@@ -27,7 +27,7 @@ __all__ = ["Closer", "closer_for"]
 
 Closer = Callable[[], None]
 
-_HOPS = 4  # app_send → protocol → TCPServer, with room for one wrapper
+_HOPS = 4  # app_send → protocol → TCPServer, with room for one more hop
 _LINGER_ZERO = struct.pack("ii", 1, 0)
 
 
@@ -35,6 +35,7 @@ def closer_for(send: object) -> Closer | None:
     """A function that resets the connection ``send`` writes to, or None if not found."""
     node: Any = send
     for _ in range(_HOPS):
+        node = getattr(node, "__wrapped__", node)  # a middleware's send (the pipeline's)
         owner = getattr(node, "__self__", None)
         if owner is None:
             return None

@@ -5,14 +5,25 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from quart import current_app, g
+from quart import current_app, request
 
 from storykit.auth import Principal, Role
 from storykit.models import to_dict
 from storykit.services import Storykit
+from storykit_quart.pipeline import CALL, Call
 from storykit_quart.state import HostState
 
-__all__ = ["ROLE_ATTR", "Reply", "actor", "core", "page", "public", "requires", "state"]
+__all__ = [
+    "ROLE_ATTR",
+    "Reply",
+    "actor",
+    "core",
+    "page",
+    "public",
+    "request_id",
+    "requires",
+    "state",
+]
 
 Reply = tuple[dict[str, Any], int] | tuple[dict[str, Any], int, dict[str, str]] | dict[str, Any]
 
@@ -55,5 +66,19 @@ def page(items: Sequence[Any], limit: int, head: int) -> dict[str, Any]:
     }
 
 
+def _call() -> Call | None:
+    call = request.scope.get(CALL)  # left there by the pipeline (storykit_quart.pipeline)
+    return call if isinstance(call, Call) else None
+
+
 def actor() -> Principal:
-    return g.principal  # type: ignore[no-any-return]
+    """Who is calling: the key the pipeline checked before the route ran."""
+    call = _call()
+    if call is None or call.principal is None:  # never: the pipeline refuses first
+        raise RuntimeError("no checked key for this request")
+    return call.principal
+
+
+def request_id() -> str | None:
+    call = _call()
+    return call.request_id if call is not None else None

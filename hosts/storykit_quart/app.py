@@ -4,30 +4,26 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import itertools
-import math
 import re
-import secrets
-import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pluggy
-from quart import Quart, Response, current_app, g, request
+from quart import Quart
 from quart_cors import cors
 from quart_schema import Info, QuartSchema
 
 import storykit
-from storykit.auth import KeyRing, Principal, Role
-from storykit.errors import RateLimited
+from storykit.auth import KeyRing, Role
 from storykit.metrics import Metrics
 from storykit.ratelimit import RateLimiter, open_limiter
 from storykit.services import Storykit
 from storykit.settings import Settings
 from storykit_quart.access import PUBLIC, ROLE_ATTR
 from storykit_quart.bodies import install_json_bodies
-from storykit_quart.keepalive import CloseOnUnreadBody
+from storykit_quart.logs import flushing
 from storykit_quart.openapi import SECURITY_SCHEMES, StorykitOpenAPI
+from storykit_quart.pipeline import Pipeline, Route
 from storykit_quart.problems import install_error_handlers
 from storykit_quart.routes import findings, plans, policies, suggestions, system, ui, webhooks
 from storykit_quart.sse import SSEMiddleware
@@ -35,7 +31,12 @@ from storykit_quart.state import HostState, Tickets
 
 __all__ = ["create_app"]
 
-_REQUEST_ID = re.compile(r"\A[A-Za-z0-9._:-]{1,128}\Z")
+# The two routes that are not Quart's: their roles and how the key may come.
+EVENTS_ROUTE = Route(rule="/events", needs=Role.AGENT, limited=False, query_key=True)
+MCP_ROUTE = Route(rule="/mcp", needs=Role.AGENT, bearer=True)
+# Full collections are what pause a thousand open streams: with these thresholds the
+# young generations are collected a tenth as often and the old one much less.
+GC_THRESHOLDS = (7000, 20, 100)
 
 
 def create_app(
@@ -63,6 +64,8 @@ def create_app(
         metrics=metrics,
     )
     app.extensions["storykit"] = host
+    # Its app is set once the chain below is built.
+    sse = SSEMiddleware(app.asgi_app, host)  # type: ignore[arg-type]
     mcp = app.extensions["storykit_mcp"] = _mcp_mount(host)
 
     # quart-schema wraps make_response to convert pydantic return values; every route
@@ -108,6 +111,8 @@ def create_app(
             ) as core,
             open_limiter(settings, core.store) as limiter,
             mcp.running() if mcp is not None else contextlib.nullcontext(),
+            sse.running(),
+            flushing(),
         ):
             host.core = core
             host.limiter = limiter
@@ -116,18 +121,29 @@ def create_app(
             # collector's full passes, which otherwise pause a thousand open streams.
             if freeze_gc:
                 gc.freeze()
+                gc.set_threshold(*GC_THRESHOLDS)
             try:
                 yield
             finally:
                 host.end_streams()
                 host.core = None
 
-    app.before_request(_before)
-    app.after_request(_after)
+    extra = [(method, EVENTS_ROUTE) for method in ("GET", "HEAD")]
+    handlers: dict[str, Any] = {EVENTS_ROUTE.rule: sse}
+    quart_app = app.asgi_app
     if mcp is not None:
-        app.asgi_app = mcp.wrap(app.asgi_app)  # type: ignore[method-assign]
-    app.asgi_app = SSEMiddleware(app.asgi_app, host)  # type: ignore[method-assign,assignment,arg-type]
-    app.asgi_app = CloseOnUnreadBody(app.asgi_app)  # type: ignore[method-assign,assignment,arg-type]
+        mcp.wrap(quart_app)
+        extra += [(m, MCP_ROUTE) for m in ("POST", "GET", "HEAD", "DELETE", "PUT", "PATCH")]
+        handlers[MCP_ROUTE.rule] = mcp
+    sse.app = quart_app  # type: ignore[assignment]
+    app.asgi_app = Pipeline(  # type: ignore[method-assign,assignment]
+        quart_app,  # type: ignore[arg-type]
+        host,
+        url_map=app.url_map,
+        role_of=_roles(app, settings),
+        extra=extra,
+        handlers=handlers,
+    )
     return app
 
 
@@ -149,69 +165,20 @@ def _origin_pattern(origin: str) -> Any:
     return origin
 
 
-_ID_PREFIX = secrets.token_hex(8)
-_ID_COUNTER = itertools.count(1)
-
-
-def _new_request_id() -> str:
-    """32 hex characters: a per-process random prefix and a counter (no syscall per request)."""
-    return f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
-
-
 _PUBLIC_ENDPOINTS = {"openapi", "static"}
 
 
-async def _before() -> None:
-    g.started = time.perf_counter()
-    incoming = request.headers.get("X-Request-Id", "")
-    g.request_id = incoming if _REQUEST_ID.match(incoming) else _new_request_id()
-    g.principal = None
-    endpoint = request.endpoint
-    if endpoint is None or request.method == "OPTIONS":
-        return  # no such route (404 follows) or a CORS preflight
-    host: HostState = current_app.extensions["storykit"]
-    view = current_app.view_functions.get(endpoint)
-    needed = getattr(view, ROLE_ATTR, None)
-    if needed == PUBLIC or endpoint in _PUBLIC_ENDPOINTS:
-        return
-    if endpoint == "system.metrics" and host.settings.metrics_public:
-        return
-    principal: Principal = host.keys.lookup(request.headers.get("X-API-Key"))
-    g.principal = principal
-    decision = await host.limiter.check(principal.name)
-    g.rate = decision
-    if not decision.allowed:
-        host.metrics.rate_limited.labels(agent=principal.name).inc()
-        raise RateLimited(
-            f"more than {host.settings.rate_limit_rps:g} requests/s from {principal.name!r}",
-            retry_after=decision.retry_after,
-        )
-    principal.require(needed or Role.ADMIN)  # a route that forgot to declare is admin-only
+def _roles(app: Quart, settings: Settings) -> Callable[[str], Role | None]:
+    """The role each endpoint needs (None: no key), from the views' ``@requires``."""
 
+    def role_of(endpoint: str) -> Role | None:
+        if endpoint in _PUBLIC_ENDPOINTS:
+            return None
+        if endpoint == "system.metrics" and settings.metrics_public:
+            return None
+        needed = getattr(app.view_functions.get(endpoint), ROLE_ATTR, None)
+        if needed == PUBLIC:
+            return None
+        return needed or Role.ADMIN  # a route that forgot to declare is admin-only
 
-async def _after(response: Response) -> Response:
-    host: HostState = current_app.extensions["storykit"]
-    response.headers["X-Request-Id"] = g.get("request_id", "")
-    decision = g.get("rate")
-    if decision is not None:
-        response.headers["RateLimit-Policy"] = host.limiter.policy
-        response.headers["RateLimit"] = (
-            f'"default";r={decision.remaining};t={max(0, math.ceil(decision.reset))}'
-        )
-    rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
-    elapsed = time.perf_counter() - g.get("started", time.perf_counter())
-    status = str(response.status_code)
-    host.metrics.http_requests.labels(route=rule, method=request.method, status=status).inc()
-    host.metrics.http_latency.labels(route=rule, status=status).observe(elapsed)
-    principal = g.get("principal")
-    host.log.info(
-        "request",
-        method=request.method,
-        route=rule,
-        path=request.path,  # never the query string: it may hold a key or a ticket
-        status=response.status_code,
-        ms=round(elapsed * 1000, 2),
-        agent=principal.name if principal else None,
-        request_id=g.get("request_id"),
-    )
-    return response
+    return role_of

@@ -7,12 +7,13 @@ import math
 from typing import Any, NoReturn
 
 from pydantic import ValidationError
-from quart import Quart, Response, g, json
+from quart import Quart, Response, has_request_context, json, request
 from quart_schema import RequestSchemaValidationError
 from werkzeug.exceptions import HTTPException, NotFound
 from werkzeug.routing import RequestRedirect
 
 from storykit.errors import RateLimited, StorykitError
+from storykit_quart.pipeline import CALL
 
 __all__ = ["install_error_handlers", "problem"]
 
@@ -21,10 +22,15 @@ log = logging.getLogger("storykit.http")
 
 def problem(status: int, title: str, detail: str, **extra: Any) -> Response:
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail} | extra
-    request_id = getattr(g, "request_id", None)
+    request_id = _request_id()
     if request_id:
         body["request_id"] = request_id
     return Response(json.dumps(body), status=status, content_type="application/problem+json")
+
+
+def _request_id() -> str | None:
+    call = request.scope.get(CALL) if has_request_context() else None
+    return getattr(call, "request_id", None)
 
 
 def _describe(exc: ValidationError) -> str:
@@ -88,5 +94,5 @@ def install_error_handlers(app: Quart) -> None:
 
     @app.errorhandler(Exception)
     async def unexpected(exc: Exception) -> Response:
-        log.exception("unhandled error", extra={"request_id": getattr(g, "request_id", None)})
+        log.exception("unhandled error", extra={"request_id": _request_id()})
         return problem(500, "Internal error", "something went wrong on the server; see its log")

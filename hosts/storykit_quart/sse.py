@@ -13,6 +13,16 @@ sees them all); when the subscriber's queue overflowed, ``event: gap`` with
 ``{"first_id","last_id","count"}`` so the client can fetch them from ``/events/log``;
 ``:-hb`` comments while idle.
 
+Who may open a stream (a key, ``?key=`` or a ``?ticket=``) is settled by the request
+pipeline (:mod:`storykit_quart.pipeline`) before this handler runs; it logs and counts the
+stream when it ends.
+
+One ticker task per app (:meth:`SSEMiddleware.running`) does every stream's heartbeat and
+send timeout: a stream waits for its next event with no timeout of its own, and the
+ticker interrupts the ones that have been idle for ``SSE_HEARTBEAT_INTERVAL``. With a
+thousand streams, two cancel scopes and their timers per delivery were a third of the
+server's CPU. A disconnect watcher per stream runs in the same app-wide task group.
+
 A send that has not finished after ``SSE_SEND_TIMEOUT`` seconds (the client stopped
 reading) resets the connection itself (:mod:`storykit_quart._transport`), is counted in
 ``storykit_sse_streams_dropped_total{reason="slow"}`` and logged once. A client that
@@ -21,21 +31,25 @@ goes away ends the stream at the first send after it left, not a backlog later.
 
 from __future__ import annotations
 
-import dataclasses
+import asyncio
+import contextlib
 import json
-from collections.abc import Awaitable, Callable, MutableMapping
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qs
 
 import anyio
+import anyio.abc
 import anyio.lowlevel
+import sniffio
 
-from storykit.auth import Principal
 from storykit.errors import StorykitError, Unauthorized
-from storykit.events import Gap, Subscription
+from storykit.events import Gap, Interrupted, Subscription
 from storykit.models import Event, to_dict
 from storykit_quart._transport import Closer, closer_for
 from storykit_quart.cors import allowed_origin
+from storykit_quart.pipeline import CALL, Call, problem_body
 from storykit_quart.state import HostState
 
 __all__ = ["SSEMiddleware"]
@@ -47,6 +61,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 RETRY_MS = 2000
 PATH = "/events"
+HEARTBEAT = b":-hb\n\n"
+_FRAME_CACHE = 256
 
 
 def _frame(item: Event | Gap, cache: dict[int, bytes]) -> bytes:
@@ -65,23 +81,44 @@ def _frame(item: Event | Gap, cache: dict[int, bytes]) -> bytes:
     return frame
 
 
-_FRAME_CACHE = 256
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
-class _Asked:
-    principal: Principal
-    last_event_id: int | None
-    epoch: str | None
+def tick_period(heartbeat: float, send_timeout: float) -> float:
+    """How often the ticker looks at every stream: a tenth of the shorter of the two
+    intervals (so either is kept to within 10 %), at most every 10 ms, at least every 0.5 s."""
+    return min(0.5, max(0.01, min(heartbeat, send_timeout) / 10))
 
 
 class SSEMiddleware:
-    """Serves ``GET /events`` itself and passes everything else to the Quart app."""
+    """Serves ``GET /events`` itself and passes everything else to the Quart app.
+
+    :meth:`running` must be entered for the app's serving lifespan: it runs the ticker
+    and the streams' disconnect watchers.
+    """
 
     def __init__(self, app: ASGIApp, state: HostState) -> None:
         self.app = app
         self.state = state
         self._frames: dict[int, bytes] = {}  # per app: ids repeat across databases
+        self._streams: set[_Stream] = set()
+        self._tasks: anyio.abc.TaskGroup | None = None
+        # On asyncio the watchers are plain tasks: an anyio task costs its handle, a
+        # cancel scope and events, a few KiB per idle stream (memory is a goal here).
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._watchers: set[asyncio.Task[None]] = set()
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        if sniffio.current_async_library() == "asyncio":
+            self._loop = asyncio.get_running_loop()
+        async with anyio.create_task_group() as tg:
+            self._tasks = tg
+            tg.start_soon(self._tick)
+            try:
+                yield
+            finally:
+                self._tasks = None
+                for task in list(self._watchers):
+                    task.cancel()
+                tg.cancel_scope.cancel()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] != PATH:
@@ -92,33 +129,8 @@ class SSEMiddleware:
             return
         await self.stream(scope, receive, send)
 
-    async def _authenticate(self, scope: Scope) -> _Asked:
-        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        ticket = (query.get("ticket") or [None])[0]
-        if ticket:
-            principal = await self.state.tickets.redeem(ticket)
-            if principal is None:
-                raise Unauthorized("the ticket is unknown, used or expired; get a new one")
-        else:
-            key = headers.get("x-api-key") or (query.get("key") or [None])[0]
-            principal = self.state.keys.lookup(key)
-        raw_last = headers.get("last-event-id") or (query.get("last_event_id") or [None])[0]
-        last: int | None = None
-        if raw_last not in (None, ""):
-            try:
-                last = int(str(raw_last))
-            except ValueError:
-                last = -1
-            if last < 0:
-                raise _BadRequest("Last-Event-ID must be a whole number of 0 or more")
-        epoch = (query.get("epoch") or [None])[0] or None
-        return _Asked(principal=principal, last_event_id=last, epoch=epoch)
-
-    async def _refuse(self, send: Send, exc: StorykitError) -> None:
-        body = json.dumps(
-            {"type": "about:blank", "title": exc.title, "status": exc.status, "detail": exc.detail}
-        ).encode()
+    async def _refuse(self, send: Send, exc: StorykitError, call: Call | None) -> None:
+        body = problem_body(exc, call.request_id if call is not None else None)
         await send(
             {
                 "type": "http.response.start",
@@ -133,12 +145,18 @@ class SSEMiddleware:
 
     async def stream(self, scope: Scope, receive: Receive, send: Send) -> None:
         state = self.state
+        call: Call | None = scope.get(CALL)
         try:
-            asked = await self._authenticate(scope)
+            if call is None or call.principal is None:  # never behind the pipeline
+                raise Unauthorized("missing API key: send it in the X-API-Key header")
+            last_event_id, epoch = _position(scope)
         except StorykitError as exc:
-            await self._refuse(send, exc)
+            await self._refuse(send, exc, call)
             return
         core = state.require_core()
+        tasks = self._tasks
+        if tasks is None:
+            raise RuntimeError("SSEMiddleware.running() is not entered")
         headers = [
             (b"content-type", b"text/event-stream; charset=utf-8"),
             (b"cache-control", b"no-store, no-transform"),  # proxies must not gzip-buffer
@@ -149,48 +167,51 @@ class SSEMiddleware:
             origin.decode("latin-1"), state.settings.cors_origins
         ):
             headers += [(b"access-control-allow-origin", origin), (b"vary", b"Origin")]
-        stop = anyio.CancelScope()  # shutdown cancels every open stream through this
-        state.streams.add(stop)
+        client = scope.get("client")
+        out = _Stream(
+            send,
+            state.settings.sse_send_timeout,
+            agent=call.principal.name,
+            client=f"{client[0]}:{client[1]}" if client else None,
+        )
+        state.streams.add(out.scope)  # shutdown cancels every open stream through this
         state.metrics.sse_connections.inc()
         try:
-            async with (
-                core.bus.subscribe(
-                    last_event_id=asked.last_event_id, epoch=asked.epoch
-                ) as subscription,
-                anyio.create_task_group() as tg,
-            ):
-                out = _Out(send, tg.cancel_scope, state.settings.sse_send_timeout)
-                tg.start_soon(self._watch, receive, out, scope, asked)
-                with stop:
+            async with core.bus.subscribe(last_event_id=last_event_id, epoch=epoch) as sub:
+                out.subscription = sub
+                with out.scope:
+                    self._streams.add(out)
+                    self._start_watching(tasks, receive, out)
                     await out.send(
                         {"type": "http.response.start", "status": 200, "headers": headers}
                     )
-                    position = json.dumps({"head": subscription.head, "epoch": subscription.epoch})
+                    position = json.dumps({"head": sub.head, "epoch": sub.epoch})
                     opening = f"retry: {RETRY_MS}\nevent: ready\ndata: {position}\n\n"
-                    if subscription.reset:
+                    if sub.reset:
                         opening += f"event: reset\ndata: {position}\n\n"
                     await out.body(opening.encode())
-                    await self._pump(subscription, out)
-                await out.body(b"", more=False)  # the server ends it: shutdown
-                tg.cancel_scope.cancel()
+                    await self._pump(sub, out)
+                if not out.gone:  # the server ends it (shutdown): say so, within the timeout
+                    self._streams.discard(out)
+                    with anyio.move_on_after(out.timeout):
+                        await out.body(b"", more=False)
         finally:
-            state.streams.discard(stop)
+            self._streams.discard(out)
+            out.stop_watching()
+            state.streams.discard(out.scope)
             state.metrics.sse_connections.dec()
 
-    async def _pump(self, subscription: Subscription, out: _Out) -> None:
-        heartbeat = self.state.settings.sse_heartbeat_interval
-        iterator = subscription.__aiter__()
+    async def _pump(self, subscription: Subscription, out: _Stream) -> None:
+        frames = self._frames
         while True:
-            item: Event | Gap | None = None
-            with anyio.move_on_after(heartbeat):
-                try:
-                    item = await iterator.__anext__()
-                except StopAsyncIteration:  # the bus closed: the server is stopping
-                    return
-            if item is None:
-                await out.body(b":-hb\n\n")
+            try:
+                item = await subscription.__anext__()
+            except StopAsyncIteration:  # the bus closed: the server is stopping
+                return
+            except Interrupted:  # the ticker: idle for a heartbeat interval
+                await out.body(HEARTBEAT)
                 continue
-            await out.body(_frame(item, self._frames))
+            await out.body(_frame(item, frames))
             if isinstance(item, Event):
                 out.last_id = item.id
             if subscription.pending:
@@ -199,56 +220,123 @@ class SSEMiddleware:
                 # next of a run of sends (a backlog, a burst), not a backlog later.
                 await anyio.lowlevel.checkpoint()
 
-    async def _watch(self, receive: Receive, out: _Out, scope: Scope, asked: _Asked) -> None:
-        """End the stream when the client disconnects, or reset it when a send stalls."""
-        timeout = out.timeout
-        while True:
-            since = out.since
-            now = anyio.current_time()
-            if since is not None and now - since >= timeout:
-                self._drop_slow(out, scope, asked)
-                return
-            with anyio.move_on_after(timeout if since is None else since + timeout - now):
-                if (await receive())["type"] == "http.disconnect":
-                    out.scope.cancel()
-                    return
+    def _start_watching(self, tasks: anyio.abc.TaskGroup, receive: Receive, out: _Stream) -> None:
+        if self._loop is not None:
+            task = self._loop.create_task(self._watch(receive, out))
+            self._watchers.add(task)
+            task.add_done_callback(self._watchers.discard)
+            out.stop_watching = task.cancel
+        else:
+            scope = anyio.CancelScope()
+            out.stop_watching = scope.cancel
+            tasks.start_soon(self._watch_in, scope, receive, out)
 
-    def _drop_slow(self, out: _Out, scope: Scope, asked: _Asked) -> None:
+    async def _watch_in(self, scope: anyio.CancelScope, receive: Receive, out: _Stream) -> None:
+        with scope:
+            await self._watch(receive, out)
+
+    @staticmethod
+    async def _watch(receive: Receive, out: _Stream) -> None:
+        """End the stream when the client disconnects."""
+        with contextlib.suppress(Exception):  # a closed channel: the client is gone too
+            while (await receive())["type"] != "http.disconnect":
+                pass
+        out.gone = True
+        out.scope.cancel()
+
+    async def _tick(self) -> None:
+        """Every stream's heartbeat and send timeout, for the whole app."""
+        settings = self.state.settings
+        heartbeat = settings.sse_heartbeat_interval
+        period = tick_period(heartbeat, settings.sse_send_timeout)
+        while True:
+            await anyio.sleep(period)
+            now = time.monotonic()
+            for out in list(self._streams):
+                since = out.since
+                if since is not None:
+                    if now - since >= out.timeout:
+                        self._drop_slow(out)
+                elif now - out.last >= heartbeat and out.subscription is not None:
+                    out.subscription.interrupt()
+
+    def _drop_slow(self, out: _Stream) -> None:
+        self._streams.discard(out)
         closed = out.closer is not None
         if out.closer is not None:
             out.closer()
+        out.gone = True
         out.scope.cancel()
         self.state.metrics.sse_streams_dropped.labels(reason="slow").inc()
-        client = scope.get("client")
         self.state.log.warning(
             "sse stream dropped",
             reason="slow",
             send_timeout=out.timeout,
             connection_reset=closed,
-            agent=asked.principal.name,
-            client=f"{client[0]}:{client[1]}" if client else None,
+            agent=out.agent,
+            client=out.client,
             last_event_id=out.last_id,
         )
 
 
-class _Out:
-    """The sending side of one stream: every send is timed for the watcher."""
+def _position(scope: Scope) -> tuple[int | None, str | None]:
+    """Where the client resumes: ``Last-Event-ID`` (or ``?last_event_id=``) and ``?epoch=``."""
+    raw_last = next(
+        (v.decode("latin-1") for k, v in scope["headers"] if k == b"last-event-id"), None
+    )
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    if not raw_last:
+        raw_last = (query.get("last_event_id") or [None])[0]
+    last: int | None = None
+    if raw_last not in (None, ""):
+        try:
+            last = int(str(raw_last))
+        except ValueError:
+            last = -1
+        if last < 0:
+            raise _BadRequest("Last-Event-ID must be a whole number of 0 or more")
+    return last, (query.get("epoch") or [None])[0] or None
 
-    __slots__ = ("_send", "closer", "last_id", "scope", "since", "timeout")
 
-    def __init__(self, send: Send, scope: anyio.CancelScope, timeout: float) -> None:
+class _Stream:
+    """One open stream: its sending side (every send timed for the ticker) and the scope
+    that ends it."""
+
+    __slots__ = (
+        "_send",
+        "agent",
+        "client",
+        "closer",
+        "gone",
+        "last",
+        "last_id",
+        "scope",
+        "since",
+        "stop_watching",
+        "subscription",
+        "timeout",
+    )
+
+    def __init__(self, send: Send, timeout: float, *, agent: str, client: str | None) -> None:
         self._send = send
-        self.scope = scope  # cancelling it ends the stream
+        self.scope = anyio.CancelScope()  # cancelling it ends the stream
+        self.stop_watching: Callable[[], object] = lambda: None  # ends the disconnect watcher
         self.timeout = timeout
         self.closer: Closer | None = closer_for(send)
         self.since: float | None = None  # when the send in flight began
+        self.last = time.monotonic()  # when the last send began
         self.last_id: int | None = None  # the newest event id sent
+        self.gone = False  # the client left or was dropped: write nothing more
+        self.subscription: Subscription | None = None
+        self.agent = agent
+        self.client = client
 
     async def send(self, message: MutableMapping[str, Any]) -> None:
-        self.since = anyio.current_time()
+        self.since = self.last = time.monotonic()
         try:
             await self._send(message)
         except OSError:  # a server that raises when the client is gone
+            self.gone = True
             self.scope.cancel()
             await anyio.lowlevel.checkpoint()
         finally:

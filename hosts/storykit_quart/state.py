@@ -14,7 +14,7 @@ from storykit.services import Storykit
 from storykit.settings import Settings
 from storykit.store import Store
 from storykit.tickets import TICKET_TTL
-from storykit_quart.logs import request_logger
+from storykit_quart.logs import RequestWriter, request_logger, request_writer
 
 __all__ = ["HostState", "Tickets"]
 
@@ -51,10 +51,16 @@ class HostState:
     # Per app, made after the host configured logging: a module-level logger would stay
     # bound to whatever configuration was current at its first use.
     log: Any = dataclasses.field(default_factory=request_logger)
+    request_line: RequestWriter | None = None
+    """Writes one request's log line (:func:`~storykit_quart.logs.request_writer`)."""
     tickets: Tickets = dataclasses.field(default_factory=Tickets)
     core: Storykit | None = None
     streams: set[anyio.CancelScope] = dataclasses.field(default_factory=set)
     """Open SSE streams; cancelled at shutdown so they end at once."""
+
+    def __post_init__(self) -> None:
+        if self.request_line is None:
+            self.request_line = request_writer(self.log)
 
     def end_streams(self) -> None:
         for scope in list(self.streams):

@@ -79,12 +79,26 @@ async def test_refusals_are_problems_with_their_headers(tmp_path: Path) -> None:
         limiter=RateLimiter(1, 2, clock=lambda: 0.0),  # no time passes: the third is over
         metrics=Metrics(),
     )
+    from werkzeug.routing import Map
+
+    from storykit_quart.app import MCP_ROUTE
+    from storykit_quart.pipeline import Pipeline
+
     mount = MCPMount(host)
+    methods = ("POST", "GET", "DELETE")
+    # The mount behind the web host's request pipeline, as create_app puts it.
+    app = Pipeline(
+        mount,  # type: ignore[arg-type]
+        host,
+        url_map=Map(),
+        role_of=lambda endpoint: None,
+        extra=[(m, MCP_ROUTE) for m in methods],
+    )
 
     async def call(headers: list[tuple[bytes, bytes]], method: str = "POST") -> Recorder:
         scope = {"type": "http", "path": "/mcp", "method": method, "headers": headers}
         send = Recorder()
-        await mount(scope, receive, send)
+        await app(scope, receive, send)
         return send
 
     missing = await call([])

@@ -32,6 +32,7 @@ from storykit.ratelimit import RateLimiter
 from storykit.settings import Settings
 from storykit.store.sqlite import SqliteStore
 from storykit.testing import make_settings, wait_until
+from storykit_quart.pipeline import CALL, Call
 from storykit_quart.sse import SSEMiddleware
 from storykit_quart.state import HostState
 
@@ -259,13 +260,19 @@ def test_shutdown_ends_streams_and_clients_resume_with_nothing_lost(
 
 # -- in process: clients that stop reading -------------------------------------------
 
-SCOPE = {
-    "type": "http",
-    "path": "/events",
-    "method": "GET",
-    "query_string": b"key=reviewkey12",
-    "headers": [],
-}
+
+def checked_scope(query: bytes = b"") -> dict[str, object]:
+    """A ``GET /events`` scope as the request pipeline hands it on: the key checked."""
+    call = Call("test-request", None)
+    call.principal = KeyRing(parse_api_tokens("me:reviewer=reviewkey12")).lookup("reviewkey12")
+    return {
+        "type": "http",
+        "path": "/events",
+        "method": "GET",
+        "query_string": query,
+        "headers": [],
+        CALL: call,
+    }
 
 
 def in_process_sse(settings: Settings, bus: EventBus, metrics: Metrics) -> SSEMiddleware:
@@ -317,8 +324,8 @@ async def test_overflow_drops_the_oldest_and_tells_the_client_which_ids(tmp_path
             await disconnect.wait()
             return {"type": "http.disconnect"}
 
-        scope = SCOPE
-        async with bus, anyio.create_task_group() as tg:
+        scope = checked_scope()
+        async with bus, sse.running(), anyio.create_task_group() as tg:
             tg.start_soon(sse, scope, receive, send)
             await started.wait()
             for n in range(5):
@@ -338,7 +345,7 @@ async def test_a_stalled_client_does_not_hold_up_the_others(tmp_path: Path) -> N
     metrics = Metrics()
     async with SqliteStore(settings.db_path) as store:
         bus = EventBus(store, queue_max=100, poll_interval=None)
-        scope = SCOPE
+        scope = checked_scope()
         healthy: list[bytes] = []
         opened = [anyio.Event(), anyio.Event()]
         got_all = anyio.Event()
@@ -373,7 +380,7 @@ async def test_a_stalled_client_does_not_hold_up_the_others(tmp_path: Path) -> N
                 await sse(scope, never_disconnects, stalled_send)
                 stalled_ended.set()
 
-            async with bus, anyio.create_task_group() as tg:
+            async with bus, sse.running(), anyio.create_task_group() as tg:
                 tg.start_soon(run_stalled)
                 tg.start_soon(sse, scope, never_disconnects, healthy_send)
                 for event in opened:  # both subscribed (the handler subscribes before it writes)
@@ -419,8 +426,8 @@ async def test_the_first_send_after_the_client_left_is_the_last(tmp_path: Path) 
         async def receive() -> dict[str, object]:
             return await inbox_out.receive()
 
-        scope = SCOPE | {"query_string": b"key=reviewkey12&last_event_id=0"}
-        async with bus:
+        scope = checked_scope(b"last_event_id=0")
+        async with bus, sse.running():
             with anyio.fail_after(10):
                 await sse(scope, receive, send)
         assert sent == [1, 2, 3]
