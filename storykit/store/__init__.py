@@ -19,7 +19,7 @@ from storykit.auth import Principal
 from storykit.errors import NotConfigured
 from storykit.filters import SuggestionFilter
 from storykit.idempotency import IdempotentResult
-from storykit.models import Event, Plan, Status, Suggestion
+from storykit.models import Event, Plan, Revision, Status, Suggestion
 
 if TYPE_CHECKING:
     from contextlib import AbstractAsyncContextManager
@@ -76,6 +76,12 @@ class Store(Protocol):
     ) -> list[Suggestion]:
         """Newest first, those ``where`` matches (default: all); ``after`` is the last id
         of the previous page (keyset pagination)."""
+
+    async def list_revisions(self, suggestion_id: str) -> list[Revision]:
+        """The suggestion's kept revisions, oldest first (none for an unknown id)."""
+
+    async def get_revision(self, suggestion_id: str, number: int) -> Revision:
+        """One kept revision, or raise :class:`~storykit.errors.NotFound`."""
 
     async def count_suggestions_by_status(self) -> dict[Status, int]:
         """How many suggestions there are in each status."""
@@ -141,6 +147,7 @@ class Store(Protocol):
         expect: Mapping[str, datetime] | None = None,
         policy_expect: Mapping[str, Any] | None = None,
         idempotency: IdempotentResult | None = None,
+        revisions: Mapping[str, Revision] | None = None,
     ) -> Event:
         """Upsert the given values and append one event, atomically; return the event.
 
@@ -150,7 +157,9 @@ class Store(Protocol):
         ``policy_expect`` does the same for the stored policy config (none stored
         counts as ``{}``). ``idempotency`` records a key in the same transaction; a
         key already recorded fails the write (:class:`~storykit.errors.Invalid`),
-        writing nothing.
+        writing nothing. ``revisions`` (suggestion id → its new revision) keeps each
+        new revision of a suggestion written here; a revision number already kept
+        fails the write (:class:`~storykit.errors.Invalid`).
         Concurrent writes are group-committed: many callers, one transaction.
         """
 

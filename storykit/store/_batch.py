@@ -40,7 +40,7 @@ from typing import Any
 from storykit._unicode import require_utf8
 from storykit.errors import BackendError, Conflict, Invalid
 from storykit.idempotency import IdempotentResult
-from storykit.models import Event, Plan, Risk, Status, Suggestion, to_dict, utcnow
+from storykit.models import Event, Plan, Revision, Risk, Status, Suggestion, to_dict, utcnow
 from storykit.store._driver import Driver, rollback
 
 __all__ = ["PendingWrite", "accept", "commit_batch", "dumps", "prepare"]
@@ -66,6 +66,9 @@ _UPSERT_SUGGESTION = """
         status = excluded.status, source = excluded.source, agent = excluded.agent,
         risk = excluded.risk, created_at = excluded.created_at,
         updated_at = excluded.updated_at, doc = excluded.doc
+"""
+_INSERT_REVISION = """
+    INSERT INTO suggestion_revisions (suggestion_id, number, at, doc) VALUES (?, ?, ?, ?)
 """
 _UPSERT_PLAN = """
     INSERT INTO plans (id, created_at, updated_at, doc) VALUES (?, ?, ?, ?)
@@ -110,6 +113,7 @@ class PendingWrite:
     data_json: str
     suggestion_rows: list[tuple[str, ...]]
     plan_rows: list[tuple[str, ...]]
+    revision_rows: list[tuple[str, int, datetime, str]]
     policy_json: str | None
     expect: dict[str, datetime]
     versions: dict[str, datetime]  # the updated_at this write gives each row it touches
@@ -132,6 +136,7 @@ def prepare(
     expect: Mapping[str, datetime] | None,
     policy_expect: Mapping[str, Any] | None = None,
     idempotency: IdempotentResult | None = None,
+    revisions: Mapping[str, Revision] | None = None,
 ) -> PendingWrite:
     """Validate and serialise in the caller's task, so bad input fails there, queueing nothing."""
     if not isinstance(event_type, str) or not event_type:
@@ -141,6 +146,7 @@ def prepare(
     versions: dict[str, datetime] = {}
     suggestion_rows = [_suggestion_row(s, versions) for s in suggestions]
     plan_rows = [_plan_row(p, versions) for p in plans]
+    revision_rows = [_revision_row(key, r, versions) for key, r in (revisions or {}).items()]
     policy_json = None if policy_config is None else _json(policy_config, "policy config")
     expected = dict(expect or {})
     for key, value in expected.items():
@@ -153,6 +159,7 @@ def prepare(
         data_json=data_json,
         suggestion_rows=suggestion_rows,
         plan_rows=plan_rows,
+        revision_rows=revision_rows,
         policy_json=policy_json,
         expect=expected,
         versions=versions,
@@ -215,6 +222,20 @@ def _suggestion_row(s: Suggestion, versions: dict[str, datetime]) -> tuple[str, 
     versions[s.id] = s.updated_at
     doc = _json(to_dict(s), f"suggestion {s.id}")
     return (s.id, status.value, s.source, s.agent, risk.value, created, updated, doc)
+
+
+def _revision_row(
+    suggestion_id: str, r: Revision, versions: dict[str, datetime]
+) -> tuple[str, int, datetime, str]:
+    """A revision is written with its suggestion, never alone (the row refers to it)."""
+    if not isinstance(r, Revision):
+        raise Invalid(f"not a Revision: {r!r}")
+    if suggestion_id not in versions:
+        raise Invalid(f"revision {r.number} of {suggestion_id} is written without its suggestion")
+    if not isinstance(r.at, datetime):
+        raise Invalid(f"{suggestion_id} revision {r.number}: at must be a datetime")
+    doc = _json(to_dict(r), f"revision {r.number} of {suggestion_id}")
+    return (suggestion_id, int(r.number), r.at, doc)
 
 
 def _plan_row(p: Plan, versions: dict[str, datetime]) -> tuple[str, ...]:
@@ -287,6 +308,13 @@ async def _apply(db: Driver, writes: Sequence[PendingWrite], at: datetime) -> No
     suggestion_rows = [row for w in accepted for row in w.suggestion_rows]
     if suggestion_rows:
         await db.executemany(_UPSERT_SUGGESTION, suggestion_rows)
+    revision_rows = [
+        (key, number, when.isoformat(), doc)
+        for w in accepted
+        for key, number, when, doc in w.revision_rows
+    ]
+    if revision_rows:
+        await db.executemany(_INSERT_REVISION, revision_rows)
     plan_rows = [row for w in accepted for row in w.plan_rows]
     if plan_rows:
         await db.executemany(_UPSERT_PLAN, plan_rows)

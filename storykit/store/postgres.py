@@ -48,7 +48,7 @@ from storykit import tickets
 from storykit.auth import Principal
 from storykit.errors import BackendError, Unavailable
 from storykit.idempotency import IdempotentResult
-from storykit.models import Event, Plan, Suggestion
+from storykit.models import Event, Plan, Revision, Suggestion
 from storykit.store import _pg_schema
 from storykit.store._batch import PendingWrite, prepare
 from storykit.store._driver import Row
@@ -354,6 +354,7 @@ class PostgresStore(DocumentReads):
         expect: Mapping[str, datetime] | None = None,
         policy_expect: Mapping[str, Any] | None = None,
         idempotency: IdempotentResult | None = None,
+        revisions: Mapping[str, Revision] | None = None,
     ) -> Event:
         """See :meth:`storykit.store.Store.write`.
 
@@ -372,6 +373,7 @@ class PostgresStore(DocumentReads):
             expect=expect,
             policy_expect=policy_expect,
             idempotency=idempotency,
+            revisions=revisions,
         )
         return await self._writer.submit(pending)
 

@@ -45,7 +45,7 @@ from storykit._offload import off_loop
 from storykit.auth import Principal
 from storykit.errors import BackendError
 from storykit.idempotency import IdempotentResult
-from storykit.models import Event, Plan, Suggestion
+from storykit.models import Event, Plan, Revision, Suggestion
 from storykit.store import _schema
 from storykit.store._batch import PendingWrite, commit_batch, prepare
 from storykit.store._driver import Driver, Row, connect, rollback
@@ -277,6 +277,7 @@ class SqliteStore(DocumentReads):
         expect: Mapping[str, datetime] | None = None,
         policy_expect: Mapping[str, Any] | None = None,
         idempotency: IdempotentResult | None = None,
+        revisions: Mapping[str, Revision] | None = None,
     ) -> Event:
         """See :meth:`storykit.store.Store.write`.
 
@@ -297,6 +298,7 @@ class SqliteStore(DocumentReads):
                 expect=expect,
                 policy_expect=policy_expect,
                 idempotency=idempotency,
+                revisions=revisions,
             ),
         )
         if self._task_group is None or self._group.closing:  # closed while that ran
