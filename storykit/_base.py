@@ -55,7 +55,7 @@ class CoreBase:
         expect: Mapping[str, Any] | None = None,
         policy_expect: Mapping[str, Any] | None = None,
         idempotency: IdempotentResult | None = None,
-        revisions: Mapping[str, Revision] | None = None,
+        revisions: Sequence[Revision] = (),
     ) -> Event:
         event = await self.store.write(
             event_type,

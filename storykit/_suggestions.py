@@ -14,7 +14,7 @@ from storykit._offload import off_loop
 from storykit.auth import Principal, Role
 from storykit.backends import Draft, GenerateRequest
 from storykit.diffs import safe_repo_path
-from storykit.errors import Conflict, Forbidden, Invalid, NotConfigured, StorykitError
+from storykit.errors import Conflict, Forbidden, Invalid, NotConfigured, NotFound, StorykitError
 from storykit.filters import SuggestionFilter
 from storykit.ids import check_id, new_id
 from storykit.models import Revision, Status, Suggestion, utcnow
@@ -70,7 +70,7 @@ class SuggestionCases(CoreBase):
                 _summary(suggestion),
                 suggestions=[suggestion],
                 idempotency=None if once is None else once.result(suggestion),
-                revisions={suggestion.id: Revision.of(suggestion, by=actor.name, via=event_type)},
+                revisions=[Revision.of(suggestion, by=actor.name, via=event_type)],
             )
         except StorykitError as exc:
             return await idempotency.winner(self.store, once, exc)
@@ -146,9 +146,7 @@ class SuggestionCases(CoreBase):
                 "errors": errors,
             },
             suggestions=created,
-            revisions={
-                s.id: Revision.of(s, by=actor.name, via="suggest.generated") for s in created
-            },
+            revisions=[Revision.of(s, by=actor.name, via="suggest.generated") for s in created],
         )
         superseded = await self._supersede(sorted_out.superseded, run=run, actor=actor)
         return GenerateResult(
@@ -280,9 +278,21 @@ class SuggestionCases(CoreBase):
             suggestions=[revised],
             expect={current.id: current.updated_at},
             idempotency=None if once is None else once.result(revised),
-            revisions={revised.id: Revision.of(revised, by=actor.name, via=event_type)},
+            revisions=[
+                *await self._unkept(current),
+                Revision.of(revised, by=actor.name, via=event_type),
+            ],
         )
         return revised
+
+    async def _unkept(self, current: Suggestion) -> list[Revision]:
+        """The current revision, if it was stored before revisions were kept: kept now, with
+        what is known of it, so the next one can be compared with it."""
+        try:
+            await self.store.get_revision(current.id, current.revision)
+        except NotFound:
+            return [Revision.of(current, by=current.agent, via="")]
+        return []
 
     async def refine(
         self,

@@ -129,9 +129,10 @@ def _by_path(patches: Sequence[FilePatch]) -> dict[str, list[FilePatch]]:
 
 def _opaque(patches: Sequence[FilePatch] | None) -> bool:
     """A binary patch, or one file patched twice in one diff: compared as text only."""
-    return bool(patches) and (
-        len(patches) > 1
-        or any(m in patches[0].text for m in ("\nGIT binary patch", "\nBinary files "))
+    if not patches:
+        return False
+    return len(patches) > 1 or any(
+        m in patches[0].text for m in ("\nGIT binary patch", "\nBinary files ")
     )
 
 
@@ -197,7 +198,7 @@ def _apply(segments: Sequence[tuple[int, _Token]], changes: Sequence[Change]) ->
     return chunks
 
 
-def _opcodes(a: Sequence[str], b: Sequence[str]) -> list[tuple[str, int, int, int, int]]:
+def _opcodes(a: Sequence[str], b: Sequence[str]) -> Sequence[tuple[str, int, int, int, int]]:
     return difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes()
 
 

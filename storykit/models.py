@@ -199,6 +199,8 @@ class Review:
 class Revision:
     """One version of a suggestion's diff, kept when a later one replaces it."""
 
+    suggestion_id: str
+    """The suggestion it is a version of."""
     number: int
     """1 for the first diff; the suggestion's ``revision`` when this one was current."""
     title: str
@@ -218,6 +220,7 @@ class Revision:
     def of(cls, s: Suggestion, *, by: str, via: str) -> Revision:
         """The revision ``s`` is at now."""
         return cls(
+            suggestion_id=s.id,
             number=s.revision,
             title=s.title,
             rationale=s.rationale,
@@ -233,6 +236,7 @@ class Revision:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Revision:
         return cls(
+            suggestion_id=str(d["suggestion_id"]),
             number=int(d["number"]),
             title=str(d.get("title", "")),
             rationale=str(d.get("rationale", "")),

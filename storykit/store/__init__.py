@@ -147,7 +147,7 @@ class Store(Protocol):
         expect: Mapping[str, datetime] | None = None,
         policy_expect: Mapping[str, Any] | None = None,
         idempotency: IdempotentResult | None = None,
-        revisions: Mapping[str, Revision] | None = None,
+        revisions: Sequence[Revision] = (),
     ) -> Event:
         """Upsert the given values and append one event, atomically; return the event.
 
@@ -157,9 +157,9 @@ class Store(Protocol):
         ``policy_expect`` does the same for the stored policy config (none stored
         counts as ``{}``). ``idempotency`` records a key in the same transaction; a
         key already recorded fails the write (:class:`~storykit.errors.Invalid`),
-        writing nothing. ``revisions`` (suggestion id → its new revision) keeps each
-        new revision of a suggestion written here; a revision number already kept
-        fails the write (:class:`~storykit.errors.Invalid`).
+        writing nothing. ``revisions`` keeps new revisions of suggestions written here
+        (with them, never alone); a revision number already kept fails the write
+        (:class:`~storykit.errors.Invalid`).
         Concurrent writes are group-committed: many callers, one transaction.
         """
 

@@ -136,7 +136,7 @@ def prepare(
     expect: Mapping[str, datetime] | None,
     policy_expect: Mapping[str, Any] | None = None,
     idempotency: IdempotentResult | None = None,
-    revisions: Mapping[str, Revision] | None = None,
+    revisions: Sequence[Revision] = (),
 ) -> PendingWrite:
     """Validate and serialise in the caller's task, so bad input fails there, queueing nothing."""
     if not isinstance(event_type, str) or not event_type:
@@ -146,7 +146,7 @@ def prepare(
     versions: dict[str, datetime] = {}
     suggestion_rows = [_suggestion_row(s, versions) for s in suggestions]
     plan_rows = [_plan_row(p, versions) for p in plans]
-    revision_rows = [_revision_row(key, r, versions) for key, r in (revisions or {}).items()]
+    revision_rows = [_revision_row(r, versions) for r in revisions]
     policy_json = None if policy_config is None else _json(policy_config, "policy config")
     expected = dict(expect or {})
     for key, value in expected.items():
@@ -224,12 +224,11 @@ def _suggestion_row(s: Suggestion, versions: dict[str, datetime]) -> tuple[str, 
     return (s.id, status.value, s.source, s.agent, risk.value, created, updated, doc)
 
 
-def _revision_row(
-    suggestion_id: str, r: Revision, versions: dict[str, datetime]
-) -> tuple[str, int, datetime, str]:
+def _revision_row(r: Revision, versions: dict[str, datetime]) -> tuple[str, int, datetime, str]:
     """A revision is written with its suggestion, never alone (the row refers to it)."""
     if not isinstance(r, Revision):
         raise Invalid(f"not a Revision: {r!r}")
+    suggestion_id = r.suggestion_id
     if suggestion_id not in versions:
         raise Invalid(f"revision {r.number} of {suggestion_id} is written without its suggestion")
     if not isinstance(r.at, datetime):

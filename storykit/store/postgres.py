@@ -354,7 +354,7 @@ class PostgresStore(DocumentReads):
         expect: Mapping[str, datetime] | None = None,
         policy_expect: Mapping[str, Any] | None = None,
         idempotency: IdempotentResult | None = None,
-        revisions: Mapping[str, Revision] | None = None,
+        revisions: Sequence[Revision] = (),
     ) -> Event:
         """See :meth:`storykit.store.Store.write`.
 
