@@ -146,7 +146,7 @@ class ReviewCases(CoreBase):
             kept.append(_current(current))
         return kept
 
-    async def get_revision(self, suggestion_id: str, number: int) -> Revision:
+    async def get_revision(self, suggestion_id: str, number: object) -> Revision:
         current = await self.get_suggestion(suggestion_id)
         n = _number(number, "revision")
         try:
