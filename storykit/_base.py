@@ -18,7 +18,7 @@ from storykit.events import EventBus
 from storykit.idempotency import IdempotentResult
 from storykit.ids import check_id, new_id
 from storykit.metrics import Metrics
-from storykit.models import Event, Finding, Outcome, Plan, PolicyDecision, Suggestion
+from storykit.models import Event, Finding, Outcome, Plan, PolicyDecision, Revision, Suggestion
 from storykit.plugins import Registry
 from storykit.policy import PolicyEngine
 from storykit.settings import Settings
@@ -55,6 +55,7 @@ class CoreBase:
         policy_expect: Mapping[str, Any] | None = None,
         idempotency: IdempotentResult | None = None,
         delivery: tuple[str, str] | None = None,
+        revisions: Sequence[Revision] = (),
     ) -> Event:
         event = await self.store.write(
             event_type,
@@ -66,6 +67,7 @@ class CoreBase:
             policy_expect=policy_expect,
             idempotency=idempotency,
             delivery=delivery,
+            revisions=revisions,
         )
         self.bus.publish(event)
         if suggestions or plans:

@@ -1,4 +1,4 @@
-"""The suggestion use cases: submit, generate, revise, refine, review."""
+"""The suggestion use cases: submit, generate, revise, refine (reviews: :mod:`._review`)."""
 
 from __future__ import annotations
 
@@ -6,14 +6,18 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from storykit import idempotency, rules
-from storykit._base import MAX_TEXT, CoreBase, _backend_timeout, _enum, _summary, _text
+import anyio
+
+from storykit import comments, idempotency, rules
+from storykit._base import MAX_TEXT, CoreBase, _backend_timeout, _summary, _text
+from storykit._offload import off_loop
 from storykit.auth import Principal, Role
 from storykit.backends import Draft, GenerateRequest
 from storykit.diffs import safe_repo_path
-from storykit.errors import Conflict, Forbidden, Invalid, NotConfigured, StorykitError
+from storykit.errors import Conflict, Forbidden, Invalid, NotConfigured, NotFound, StorykitError
+from storykit.filters import SuggestionFilter
 from storykit.ids import check_id, new_id
-from storykit.models import Action, Review, Status, Suggestion, utcnow
+from storykit.models import Revision, Status, Suggestion, utcnow
 
 __all__ = ["GenerateResult", "SuggestionCases"]
 
@@ -24,7 +28,13 @@ class GenerateResult:
     """The run's id (``run_…``), in each of its ``suggest.progress`` events and in its
     ``suggest.generated``: a watcher tells its own run from anyone else's by it."""
     suggestions: tuple[Suggestion, ...]
+    """The suggestions stored: what the sources proposed that was not open already."""
     errors: tuple[str, ...] = ()
+    unchanged: tuple[str, ...] = ()
+    """Open suggestions the sources proposed again, unchanged: stored once, not twice."""
+    superseded: tuple[str, ...] = ()
+    """Undecided suggestions marked superseded: their source proposes another change for
+    the same place now (:func:`storykit.rules.triage`)."""
 
 
 class SuggestionCases(CoreBase):
@@ -53,12 +63,14 @@ class SuggestionCases(CoreBase):
             draft=draft, source="api", agent=actor.name, outside=True
         )
         blocked = suggestion.status is Status.BLOCKED
+        event_type = "suggest.blocked" if blocked else "suggest.submitted"
         try:
             await self._commit(
-                "suggest.blocked" if blocked else "suggest.submitted",
+                event_type,
                 _summary(suggestion),
                 suggestions=[suggestion],
                 idempotency=None if once is None else once.result(suggestion),
+                revisions=[Revision.of(suggestion, by=actor.name, via=event_type)],
             )
         except StorykitError as exc:
             return await idempotency.winner(self.store, once, exc)
@@ -89,7 +101,7 @@ class SuggestionCases(CoreBase):
                 f" available: {', '.join(available) or 'none'}"
             )
         clean_paths = tuple(safe_repo_path(p) for p in paths)
-        created: list[Suggestion] = []
+        proposed: list[Suggestion] = []
         errors: list[str] = []
         document = await self.policy_document()  # once for the run, not once per draft
         for name in names:
@@ -113,13 +125,15 @@ class SuggestionCases(CoreBase):
                 continue
             for draft in drafts:
                 try:
-                    created.append(
+                    proposed.append(
                         await self._new_suggestion(
                             draft=draft, source=name, agent=f"source:{name}", document=document
                         )
                     )
                 except Invalid as exc:
                     errors.append(f"source {name!r} proposed an invalid suggestion: {exc.detail}")
+        sorted_out = rules.triage(proposed, await self._open_of({s.source for s in proposed}))
+        created = sorted_out.store
         await self._commit(
             "suggest.generated",
             {
@@ -128,11 +142,63 @@ class SuggestionCases(CoreBase):
                 "sources": names,
                 "count": len(created),
                 "ids": [s.id for s in created],
+                "unchanged": len(sorted_out.unchanged),
                 "errors": errors,
             },
             suggestions=created,
+            revisions=[Revision.of(s, by=actor.name, via="suggest.generated") for s in created],
         )
-        return GenerateResult(run=run, suggestions=tuple(created), errors=tuple(errors))
+        superseded = await self._supersede(sorted_out.superseded, run=run, actor=actor)
+        return GenerateResult(
+            run=run,
+            suggestions=created,
+            errors=tuple(errors),
+            unchanged=sorted_out.unchanged,
+            superseded=superseded,
+        )
+
+    async def _open_of(self, sources: set[str]) -> list[Suggestion]:
+        """Every :data:`~storykit.rules.OPEN` suggestion of these sources."""
+        found: list[Suggestion] = []
+        for source in sorted(sources):
+            for status in sorted(rules.OPEN):
+                where = SuggestionFilter(source=source, status=status)
+                after: str | None = None
+                while True:
+                    page = await self.store.list_suggestions(where, after=after, limit=200)
+                    found.extend(page)
+                    if len(page) < 200:
+                        break
+                    after = page[-1].id
+        return found
+
+    async def _supersede(
+        self, replaced: Sequence[tuple[Suggestion, str]], *, run: str, actor: Principal
+    ) -> tuple[str, ...]:
+        """Mark each superseded, one ``suggest.superseded`` event each (one group commit);
+        one a person decided on meanwhile is left as it is."""
+        done: list[str] = []
+
+        async def one(old: Suggestion, by: str) -> None:
+            new = dataclasses.replace(
+                old, status=Status.SUPERSEDED, superseded_by=by, updated_at=utcnow()
+            )
+            try:
+                await self._commit(
+                    "suggest.superseded",
+                    _summary(new) | {"superseded_by": by, "run": run, "by": actor.name},
+                    suggestions=[new],
+                    expect={old.id: old.updated_at},
+                )
+            except Conflict:
+                return
+            done.append(old.id)
+
+        async with anyio.create_task_group() as tg:
+            for old, by in replaced:
+                tg.start_soon(one, old, by)
+        order = {old.id: n for n, (old, _) in enumerate(replaced)}
+        return tuple(sorted(done, key=order.__getitem__))
 
     async def revise(
         self,
@@ -156,8 +222,8 @@ class SuggestionCases(CoreBase):
         current = await self.get_suggestion(suggestion_id)
         if actor.name != current.agent:
             raise Forbidden(f"only the proposer ({current.agent!r}) can revise this suggestion")
-        if current.status is Status.REJECTED:
-            raise Conflict("this suggestion was rejected; submit a new one instead")
+        if current.status in (Status.REJECTED, Status.SUPERSEDED):
+            raise Conflict(f"this suggestion was {current.status.value}; submit a new one instead")
         try:
             return await self._new_revision(
                 current,
@@ -192,11 +258,17 @@ class SuggestionCases(CoreBase):
         fresh = await self._new_suggestion(
             draft=draft, source=current.source, agent=current.agent, outside=True
         )
+        reviews = current.reviews
+        if any(not c.outdated for r in reviews for c in r.comments):
+            reviews = await off_loop(
+                len(current.diff) + len(fresh.diff),
+                lambda: comments.carry(current.reviews, current.diff, fresh.diff),
+            )
         revised = dataclasses.replace(
             fresh,
             id=current.id,
             created_at=current.created_at,
-            reviews=current.reviews,
+            reviews=reviews,
             revision=current.revision + 1,
             metadata=current.metadata,
         )
@@ -206,8 +278,21 @@ class SuggestionCases(CoreBase):
             suggestions=[revised],
             expect={current.id: current.updated_at},
             idempotency=None if once is None else once.result(revised),
+            revisions=[
+                *await self._unkept(current),
+                Revision.of(revised, by=actor.name, via=event_type),
+            ],
         )
         return revised
+
+    async def _unkept(self, current: Suggestion) -> list[Revision]:
+        """The current revision, if it was stored before revisions were kept: kept now, with
+        what is known of it, so the next one can be compared with it."""
+        try:
+            await self.store.get_revision(current.id, current.revision)
+        except NotFound:
+            return [Revision.of(current, by=current.agent, via="")]
+        return []
 
     async def refine(
         self,
@@ -247,35 +332,3 @@ class SuggestionCases(CoreBase):
             rationale=result.rationale,
             extra_data={"refiner": name},
         )
-
-    async def review(
-        self, actor: Principal, suggestion_id: str, *, action: str, comment: str = ""
-    ) -> Suggestion:
-        """Approve, ask for a revision (comment required) or reject."""
-        actor.require(Role.REVIEWER)
-        act = _enum(Action, action, "action")
-        if act is None:
-            raise Invalid("action is required: approve, revise or reject")
-        comment = _text(comment, "comment", MAX_TEXT)
-        current = await self.get_suggestion(suggestion_id)
-        rules.check_decision(actor, current, act, comment)
-        if rules.is_replay(actor, current, act, comment):
-            return current  # a retried request: nothing changes, no second event
-        review = Review(
-            reviewer=actor.name,
-            action=act,
-            diff_hash=current.diff_hash,
-            comment=comment,
-            revision=current.revision,
-        )
-        status = rules.status_after(current.status, act)
-        updated = dataclasses.replace(
-            current, reviews=(*current.reviews, review), status=status, updated_at=utcnow()
-        )
-        await self._commit(
-            "suggest.reviewed",
-            _summary(updated) | {"action": act.value, "by": actor.name, "comment": comment},
-            suggestions=[updated],
-            expect={current.id: current.updated_at},
-        )
-        return updated

@@ -18,6 +18,7 @@ __all__ = [
     "Conflict",
     "Event",
     "Finding",
+    "LineComment",
     "Outcome",
     "PRResult",
     "PRState",
@@ -25,7 +26,9 @@ __all__ = [
     "PolicyDecision",
     "PullRequest",
     "Review",
+    "Revision",
     "Risk",
+    "Side",
     "Status",
     "Suggestion",
     "Variant",
@@ -51,6 +54,8 @@ class Status(StrEnum):
     REVISION_REQUESTED = "revision_requested"
     REJECTED = "rejected"
     BLOCKED = "blocked"
+    SUPERSEDED = "superseded"
+    """Its source now proposes a different change for the same place (decision 0018)."""
 
 
 class Action(StrEnum):
@@ -147,6 +152,44 @@ class PolicyDecision:
         )
 
 
+class Side(StrEnum):
+    """Which side of a diff a line comment is on: the file before (``old``) or after."""
+
+    OLD = "old"
+    NEW = "new"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class LineComment:
+    """A reviewer's comment on one line of the diff they reviewed (:mod:`storykit.comments`)."""
+
+    file: str
+    """The repository-relative file, as the suggestion's ``files`` names it."""
+    line: int
+    """The line number (from 1) on ``side`` in the revision the review was given to."""
+    side: Side = Side.NEW
+    """``new``: a line of the file after the change (added or context); ``old``: before it
+    (removed or context)."""
+    body: str
+    """What the reviewer says about that line."""
+    outdated: bool = False
+    """A later revision changed the line (or the change around it, for ``old``)."""
+    current_line: int | None = None
+    """Where the line is in the current revision, on the same side; None once outdated."""
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> LineComment:
+        current = d.get("current_line")
+        return cls(
+            file=str(d["file"]),
+            line=int(d["line"]),
+            side=Side(d.get("side", "new")),
+            body=str(d.get("body", "")),
+            outdated=bool(d.get("outdated", False)),
+            current_line=None if current is None else int(current),
+        )
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
 class Review:
     """One person's decision on one version (``diff_hash``, ``revision``) of a suggestion."""
@@ -157,6 +200,8 @@ class Review:
     comment: str = ""
     revision: int = 0
     """The suggestion's revision it was given to (0: stored before storykit kept it)."""
+    comments: tuple[LineComment, ...] = ()
+    """Comments on lines of that revision's diff, besides the overall ``comment``."""
     at: datetime = dataclasses.field(default_factory=utcnow)
 
     @classmethod
@@ -167,6 +212,62 @@ class Review:
             diff_hash=str(d["diff_hash"]),
             comment=str(d.get("comment", "")),
             revision=int(d.get("revision", 0)),
+            comments=tuple(LineComment.from_dict(c) for c in d.get("comments", ())),
+            at=_dt(d.get("at")),
+        )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class Revision:
+    """One version of a suggestion's diff, kept when a later one replaces it."""
+
+    suggestion_id: str
+    """The suggestion it is a version of."""
+    number: int
+    """1 for the first diff; the suggestion's ``revision`` when this one was current."""
+    title: str
+    rationale: str
+    diff: str
+    diff_hash: str
+    files: tuple[str, ...]
+    base_ref: str = "HEAD"
+    by: str = ""
+    """Who made it: the proposer, or the person who asked a refiner for it."""
+    via: str = ""
+    """The event that made it: ``suggest.submitted``, ``suggest.generated``,
+    ``suggest.revised``, ``suggest.refined`` (``suggest.blocked`` when policy blocked it)."""
+    at: datetime = dataclasses.field(default_factory=utcnow)
+
+    @classmethod
+    def of(cls, s: Suggestion, *, by: str, via: str) -> Revision:
+        """The revision ``s`` is at now."""
+        return cls(
+            suggestion_id=s.id,
+            number=s.revision,
+            title=s.title,
+            rationale=s.rationale,
+            diff=s.diff,
+            diff_hash=s.diff_hash,
+            files=s.files,
+            base_ref=s.base_ref,
+            by=by,
+            via=via,
+            at=s.updated_at,
+        )
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Revision:
+        return cls(
+            suggestion_id=str(d["suggestion_id"]),
+            number=int(d["number"]),
+            title=str(d.get("title", "")),
+            rationale=str(d.get("rationale", "")),
+            diff=str(d["diff"]),
+            diff_hash=str(d["diff_hash"]),
+            files=tuple(d.get("files", ())),
+            base_ref=str(d.get("base_ref", "HEAD")),
+            by=str(d.get("by", "")),
+            via=str(d.get("via", "")),
             at=_dt(d.get("at")),
         )
 
@@ -207,6 +308,8 @@ class Suggestion:
     updated_at: datetime = dataclasses.field(default_factory=utcnow)
     metadata: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     """What the source kept with it (plain JSON)."""
+    superseded_by: str | None = None
+    """When ``superseded``: the suggestion its source proposes for the same place instead."""
 
     @property
     def approvals(self) -> tuple[Review, ...]:
@@ -237,6 +340,7 @@ class Suggestion:
             created_at=_dt(d.get("created_at")),
             updated_at=_dt(d.get("updated_at")),
             metadata=dict(d.get("metadata", {})),
+            superseded_by=d.get("superseded_by"),
         )
 
 

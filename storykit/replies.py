@@ -13,21 +13,24 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 import storykit
-from storykit.models import Event, to_dict
+from storykit.models import Event, Revision, to_dict
 
 if TYPE_CHECKING:
+    from storykit._review import BulkItem
     from storykit._suggestions import GenerateResult
     from storykit.filters import SuggestionFilter
     from storykit.services import Storykit
 
 __all__ = [
     "JSON",
+    "bulk_reply",
     "event_log",
     "event_page",
     "generate_reply",
     "page",
     "plan_page",
     "plugins_reply",
+    "revisions_reply",
     "suggestion_page",
 ]
 
@@ -60,13 +63,31 @@ def event_page(events: Sequence[Event], *, after: int, head: int) -> JSON:
 
 
 def generate_reply(result: GenerateResult) -> JSON:
-    """What ``POST /suggest/generate`` answers: the suggestions made, and each source
-    that failed with the reason."""
+    """What ``POST /suggest/generate`` answers: the suggestions stored, how many proposals
+    repeated an open suggestion (``unchanged``: not stored again), the ids marked
+    superseded, and each source that failed with the reason."""
     return {
         "items": [to_dict(s) for s in result.suggestions],
         "count": len(result.suggestions),
+        "unchanged": len(result.unchanged),
+        "superseded": list(result.superseded),
         "errors": list(result.errors),
     }
+
+
+def bulk_reply(items: Sequence[BulkItem]) -> JSON:
+    """What a bulk decision answers: each suggestion's outcome, in the order asked, and
+    how many were decided and refused."""
+    return {
+        "items": [to_dict(i) for i in items],
+        "ok": sum(1 for i in items if i.ok),
+        "refused": sum(1 for i in items if not i.ok),
+    }
+
+
+def revisions_reply(revisions: Sequence[Revision]) -> JSON:
+    """A suggestion's revisions, oldest first."""
+    return {"items": [to_dict(r) for r in revisions]}
 
 
 def plugins_reply(core: Storykit) -> JSON:

@@ -20,6 +20,7 @@ import pluggy
 
 from storykit._base import MAX_TEXT, MAX_TITLE, _limit, _read_diff, _ref, _text
 from storykit._plans import PlanCases
+from storykit._review import BulkItem, ReviewCases
 from storykit._suggestions import GenerateResult, SuggestionCases
 from storykit._unicode import MAX_INT64
 from storykit.artifacts import ArtifactWriter
@@ -37,13 +38,13 @@ from storykit.policy import PolicyEngine, policy_version
 from storykit.settings import Settings
 from storykit.store import Store, Watchable, open_store
 
-__all__ = ["GenerateResult", "Storykit"]
+__all__ = ["BulkItem", "GenerateResult", "Storykit"]
 
 ARTIFACT_FLUSH_DEADLINE = 10.0
 """Seconds :meth:`Storykit.open` waits at exit for queued artifacts to be written."""
 
 
-class Storykit(SuggestionCases, PlanCases):
+class Storykit(SuggestionCases, ReviewCases, PlanCases):
     """The storykit core: settings, store, event bus, plugins and the use cases over them.
 
     Build it with :meth:`open`, which also runs its background tasks::

@@ -8,8 +8,9 @@ nothing. Like any reviewer, that user cannot approve what they proposed themselv
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from storykit import replies
 from storykit.auth import Principal, Role
@@ -124,10 +125,42 @@ class LocalTransport:
             )
         )
 
-    async def review(self, suggestion_id: str, *, action: str, comment: str) -> JSON:
+    async def review(
+        self,
+        suggestion_id: str,
+        *,
+        action: str,
+        comment: str,
+        comments: Sequence[Mapping[str, Any]] = (),
+    ) -> JSON:
         return to_dict(
-            await self.core.review(self.actor, suggestion_id, action=action, comment=comment)
+            await self.core.review(
+                self.actor, suggestion_id, action=action, comment=comment, comments=comments
+            )
         )
+
+    async def review_many(
+        self,
+        *,
+        action: str,
+        comment: str,
+        ids: Sequence[str] | None,
+        where: SuggestionFilter | None,
+        limit: int,
+    ) -> JSON:
+        items = await self.core.review_many(
+            self.actor, action=action, comment=comment, ids=ids, where=where, limit=limit
+        )
+        return replies.bulk_reply(items)
+
+    async def list_revisions(self, suggestion_id: str) -> JSON:
+        return replies.revisions_reply(await self.core.list_revisions(suggestion_id))
+
+    async def get_revision(self, suggestion_id: str, number: int) -> JSON:
+        return to_dict(await self.core.get_revision(suggestion_id, number))
+
+    async def interdiff(self, suggestion_id: str, *, start: int | None, end: int | None) -> JSON:
+        return await self.core.interdiff(suggestion_id, start=start, end=end)
 
     async def refine(self, suggestion_id: str, *, instructions: str, refiner: str | None) -> JSON:
         return to_dict(

@@ -230,9 +230,44 @@ class RemoteTransport:
         path = f"/suggestions/{_seg(suggestion_id)}/revisions"
         return await self._call("POST", path, body=body, key=idempotency_key)
 
-    async def review(self, suggestion_id: str, *, action: str, comment: str) -> JSON:
-        body = {"id": suggestion_id, "action": action, "comment": comment}
+    async def review(
+        self,
+        suggestion_id: str,
+        *,
+        action: str,
+        comment: str,
+        comments: Sequence[Mapping[str, Any]] = (),
+    ) -> JSON:
+        body: JSON = {"id": suggestion_id, "action": action, "comment": comment}
+        if comments:
+            body["comments"] = [dict(c) for c in comments]
         return await self._call("POST", "/suggest/review", body=body)
+
+    async def review_many(
+        self,
+        *,
+        action: str,
+        comment: str,
+        ids: Sequence[str] | None,
+        where: SuggestionFilter | None,
+        limit: int,
+    ) -> JSON:
+        body: JSON = {"action": action, "comment": comment, "limit": limit}
+        if ids is not None:
+            body["ids"] = list(ids)
+        if where is not None:
+            body["filter"] = where.params()
+        return await self._call("POST", "/suggest/review/bulk", body=body, long=True)
+
+    async def list_revisions(self, suggestion_id: str) -> JSON:
+        return await self._call("GET", f"/suggestions/{_seg(suggestion_id)}/revisions")
+
+    async def get_revision(self, suggestion_id: str, number: int) -> JSON:
+        return await self._call("GET", f"/suggestions/{_seg(suggestion_id)}/revisions/{number}")
+
+    async def interdiff(self, suggestion_id: str, *, start: int | None, end: int | None) -> JSON:
+        path = f"/suggestions/{_seg(suggestion_id)}/interdiff"
+        return await self._call("GET", path, params={"from": start, "to": end})
 
     async def refine(self, suggestion_id: str, *, instructions: str, refiner: str | None) -> JSON:
         body = {"id": suggestion_id, "instructions": instructions, "refiner": refiner}

@@ -18,16 +18,20 @@ import click
 
 __all__ = [
     "as_json",
+    "bulk_result",
     "decision",
     "diff",
     "event_line",
     "generate_result",
+    "interdiff",
     "json_line",
     "plan_detail",
     "plan_table",
     "plugins",
     "policies",
     "pr_result",
+    "revision_detail",
+    "revision_table",
     "style",
     "suggestion_detail",
     "suggestion_summary",
@@ -43,6 +47,7 @@ _STATUS_COLOURS = {
     "revision_requested": "magenta",
     "rejected": "red",
     "blocked": "red",
+    "superseded": "blue",
 }
 _RISK_COLOURS = {"low": "green", "medium": "yellow", "high": "red"}
 _SEVERITY_COLOURS = {"allow": "green", "warn": "yellow", "deny": "red"}
@@ -240,15 +245,97 @@ def suggestion_detail(s: JSON, *, show_diff: bool = True) -> str:
                 f"  {_short_time(r.get('at'))}  {r.get('reviewer')}  {r.get('action')}"
                 f"{comment}{stale}"
             )
+            lines += _line_comments(r.get("comments") or [])
     if show_diff:
         lines += ["", diff(str(s.get("diff", "")))]
     return "\n".join(lines)
+
+
+def _line_comments(comments: Sequence[JSON]) -> list[str]:
+    """``    src/a.py:12 (new)  call it parse_all``; an outdated one says so, a moved one
+    says where its line is now."""
+    lines = []
+    for c in comments:
+        where = f"{c.get('file')}:{c.get('line')} ({c.get('side', 'new')})"
+        note = ""
+        if c.get("outdated"):
+            note = style("  (outdated: a later revision changed this line)", dim=True)
+        elif c.get("current_line") not in (None, c.get("line")):
+            note = style(f"  (now line {c['current_line']})", dim=True)
+        body = " ".join(str(c.get("body", "")).split())
+        lines.append(f"    {style(where, fg='cyan')}  {body}{note}")
+    return lines
+
+
+def bulk_result(reply: JSON, past: str) -> str:
+    """One line per suggestion (decided, or why not), then the count."""
+    lines = []
+    for item in reply.get("items") or []:
+        if item.get("ok"):
+            lines.append(f"{item['id']}  {_status(str(item.get('status') or past))}")
+        else:
+            problem = item.get("problem") or {}
+            lines.append(f"{item['id']}  {style('refused', fg='red')}: {problem.get('detail', '')}")
+    lines.append(f"{past} {reply.get('ok', 0)}, refused {reply.get('refused', 0)}")
+    return "\n".join(lines)
+
+
+def revision_table(reply: JSON) -> str:
+    items = reply.get("items") or []
+    rows = [
+        [
+            str(r.get("number")),
+            _short_time(r.get("at")),
+            str(r.get("by") or "-"),
+            str(r.get("via") or "-").removeprefix("suggest."),
+            str(r.get("diff_hash", ""))[7:19],
+            str(r.get("title", "")),
+        ]
+        for r in items
+    ]
+    return table(["REV", "AT", "BY", "VIA", "HASH", "TITLE"], rows) if rows else "no revisions"
+
+
+def revision_detail(r: JSON) -> str:
+    lines = [
+        style(
+            f"revision {r.get('number')} of {r.get('suggestion_id')}  {r.get('title', '')}",
+            bold=True,
+        ),
+        f"made      {_short_time(r.get('at'))} by {r.get('by') or '-'}"
+        + (f" ({r['via']})" if r.get("via") else ""),
+        f"files     {', '.join(r.get('files') or []) or '-'}",
+    ]
+    if r.get("rationale"):
+        lines += [
+            "",
+            "rationale:",
+            *(("  " + x).rstrip() for x in str(r["rationale"]).splitlines()),
+        ]
+    return "\n".join([*lines, "", diff(str(r.get("diff", "")))])
+
+
+def interdiff(reply: JSON) -> str:
+    head = f"changes from revision {reply.get('from')} to {reply.get('to')} of {reply.get('id')}"
+    lines = [style(head, bold=True)]
+    notes = [style(f"note: {n}", fg="yellow") for n in reply.get("notes") or []]
+    if reply.get("diff"):
+        lines.append(diff(str(reply["diff"])))
+    elif not notes:
+        lines.append("no change: both produce the same files")
+    return "\n".join([*lines, *notes])
 
 
 def generate_result(result: JSON) -> str:
     items = result.get("items") or []
     count = result.get("count", len(items))
     lines = [f"created {count} suggestion{'' if count == 1 else 's'}"]
+    unchanged = result.get("unchanged") or 0
+    if unchanged:
+        lines[0] += f", {unchanged} unchanged (already open)"
+    superseded = result.get("superseded") or []
+    if superseded:
+        lines[0] += f", {len(superseded)} superseded: {', '.join(superseded)}"
     if items:
         lines.append(
             table(

@@ -17,7 +17,7 @@ the stored log and the live stream.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -123,7 +123,34 @@ class Client(Transport, Protocol):
         idempotency_key: str | None = None,
     ) -> JSON: ...
 
-    async def review(self, suggestion_id: str, *, action: str, comment: str) -> JSON: ...
+    async def review(
+        self,
+        suggestion_id: str,
+        *,
+        action: str,
+        comment: str,
+        comments: Sequence[Mapping[str, Any]] = (),
+    ) -> JSON: ...
+
+    async def review_many(
+        self,
+        *,
+        action: str,
+        comment: str,
+        ids: Sequence[str] | None,
+        where: SuggestionFilter | None,
+        limit: int,
+    ) -> JSON:
+        """``POST /suggest/review/bulk``: ``{"items": [{id, ok, status, problem}], …}``."""
+        ...
+
+    async def list_revisions(self, suggestion_id: str) -> JSON: ...
+
+    async def get_revision(self, suggestion_id: str, number: int) -> JSON: ...
+
+    async def interdiff(
+        self, suggestion_id: str, *, start: int | None, end: int | None
+    ) -> JSON: ...
 
     async def refine(
         self, suggestion_id: str, *, instructions: str, refiner: str | None

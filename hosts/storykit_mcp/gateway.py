@@ -42,6 +42,14 @@ class Gateway(Protocol):
 
     async def revise(self, suggestion_id: str, *, diff: str, rationale: str | None) -> JSON: ...
 
+    async def list_revisions(self, suggestion_id: str) -> JSON:
+        """``GET /suggestions/{id}/revisions``."""
+        ...
+
+    async def interdiff(self, suggestion_id: str, *, start: int | None) -> JSON:
+        """``GET /suggestions/{id}/interdiff?from=start`` (to the current revision)."""
+        ...
+
     async def list_mine(self, *, status: str | None, after: str | None, limit: int) -> JSON:
         """The calling agent's suggestions, newest first: a page of ``GET /suggestions``
         (``{"items", "next_after", "head"}``)."""
@@ -66,5 +74,6 @@ def decision(suggestion: Mapping[str, Any]) -> Mapping[str, Any] | None:
 
 
 def settled(suggestion: Mapping[str, Any]) -> bool:
-    """Nothing more to wait for: a person decided, or policy blocked it (the agent acts next)."""
-    return decision(suggestion) is not None or suggestion.get("status") == "blocked"
+    """Nothing more to wait for: a person decided, policy blocked it (the agent acts next),
+    or its source replaced it."""
+    return decision(suggestion) is not None or suggestion.get("status") in ("blocked", "superseded")

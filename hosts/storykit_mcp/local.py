@@ -88,6 +88,12 @@ class CoreGateway:
         revised = await self.core.revise(self.actor, suggestion_id, diff=diff, rationale=rationale)
         return to_dict(revised)
 
+    async def list_revisions(self, suggestion_id: str) -> JSON:
+        return replies.revisions_reply(await self.core.list_revisions(suggestion_id))
+
+    async def interdiff(self, suggestion_id: str, *, start: int | None) -> JSON:
+        return await self.core.interdiff(suggestion_id, start=start)
+
     async def list_mine(self, *, status: str | None, after: str | None, limit: int) -> JSON:
         where = SuggestionFilter.parse({"agent": self.actor.name, "status": status})
         return await replies.suggestion_page(self.core, where, after=after, limit=limit)

@@ -149,6 +149,13 @@ class RemoteGateway:
         body = {"diff": diff, "rationale": rationale}
         return await self._call("POST", f"/suggestions/{_seg(suggestion_id)}/revisions", body=body)
 
+    async def list_revisions(self, suggestion_id: str) -> JSON:
+        return await self._call("GET", f"/suggestions/{_seg(suggestion_id)}/revisions")
+
+    async def interdiff(self, suggestion_id: str, *, start: int | None) -> JSON:
+        path = f"/suggestions/{_seg(suggestion_id)}/interdiff"
+        return await self._call("GET", path, params={"from": start})
+
     async def list_mine(self, *, status: str | None, after: str | None, limit: int) -> JSON:
         if self._me is None:
             self._me = str((await self._call("GET", "/me"))["name"])

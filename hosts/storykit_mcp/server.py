@@ -21,9 +21,11 @@ Nothing you submit reaches the code until a person approves it, and no tool here
 1. check_diff screens a diff against policy without storing it (fix what it would block).
 2. submit_suggestion stores it for review and returns its id, status, risk and findings.
 3. wait_for_review returns as soon as a person decides (or pending after at most 45 s:
-   call it again). On revision_requested, read the reviewer's comment and call
-   revise_suggestion with the new diff; it then waits for a new decision.
-4. get_suggestion and list_my_suggestions read what you proposed.
+   call it again). On revision_requested, read the reviewer's comment and line comments
+   (review.comments: file, line, side) and call revise_suggestion with the new diff; it
+   then waits for a new decision.
+4. get_suggestion and list_my_suggestions read what you proposed; list_revisions with
+   since shows what your revisions changed.
 """
 
 GatewayFor = Callable[[Any], Gateway]

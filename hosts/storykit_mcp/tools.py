@@ -22,7 +22,7 @@ import mcp.types as types
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from storykit.errors import StorykitError
-from storykit.models import PolicyDecision, Review, Risk, Status, Suggestion
+from storykit.models import PolicyDecision, Review, Revision, Risk, Status, Suggestion
 from storykit_mcp.gateway import JSON, MAX_WAIT, Gateway, decision
 
 __all__ = ["TOOLS", "TOOL_NAMES", "call_tool", "tool_error"]
@@ -34,7 +34,9 @@ _ID_PATTERN = r"^sug_[0-9A-HJKMNP-TV-Z]{26}$"
 SuggestionId = Annotated[
     str, Field(description="A suggestion id (sug_…).", json_schema_extra={"pattern": _ID_PATTERN})
 ]
-StatusName = Literal["pending", "approved", "revision_requested", "rejected", "blocked"]
+StatusName = Literal[
+    "pending", "approved", "revision_requested", "rejected", "blocked", "superseded"
+]
 assert set(get_args(StatusName)) == {s.value for s in Status}
 
 
@@ -90,6 +92,23 @@ class ReviseArgs(_Args):
     )
 
 
+class RevisionsArgs(_Args):
+    id: SuggestionId
+    since: int | None = Field(
+        None,
+        ge=1,
+        description="Also return what changed from this revision to the current one: the"
+        " diff between the files each produces (`changes`).",
+    )
+
+
+class RevisionsResult(BaseModel):
+    items: list[Revision] = Field(description="Every revision, oldest first.")
+    changes: str | None = Field(
+        description="With `since`: a unified diff from that revision's files to the current's."
+    )
+
+
 class ListArgs(_Args):
     status: StatusName | None = Field(None, description="Only suggestions with this status.")
     after: SuggestionId | None = Field(None, description="Start after this id (the next page).")
@@ -99,12 +118,18 @@ class ListArgs(_Args):
 # -- results ---------------------------------------------------------------------------
 class WaitResult(BaseModel):
     id: str
-    status: Literal["approved", "revision_requested", "rejected", "blocked", "pending"] = Field(
+    status: Literal[
+        "approved", "revision_requested", "rejected", "blocked", "superseded", "pending"
+    ] = Field(
         description="What a person decided on the current revision; blocked: policy blocked"
-        " it (revise it); pending: nobody decided yet (ask again)."
+        " it (revise it); superseded: its source proposed another change instead; pending:"
+        " nobody decided yet (ask again)."
     )
     decided: bool = Field(description="A person decided on the current revision.")
-    review: Review | None = Field(description="That decision, with the reviewer's comment.")
+    review: Review | None = Field(
+        description="That decision, with the reviewer's comment and line comments"
+        " (`comments`: file, line, side, body) saying exactly which lines to change."
+    )
     retry_after_s: int | None = Field(
         description="When pending: seconds to wait before calling wait_for_review again."
     )
@@ -136,7 +161,7 @@ def _wait_result(s: JSON) -> JSON:
     if review is not None:
         status = _ACTION_STATUS[review["action"]]
     else:
-        status = "blocked" if s["status"] == "blocked" else "pending"
+        status = s["status"] if s["status"] in ("blocked", "superseded") else "pending"
     return {
         "id": s["id"],
         "status": status,
@@ -179,6 +204,14 @@ async def _wait(g: Gateway, a: WaitArgs) -> JSON:
 
 async def _revise(g: Gateway, a: ReviseArgs) -> JSON:
     return await g.revise(a.id, diff=a.diff, rationale=a.note)
+
+
+async def _revisions(g: Gateway, a: RevisionsArgs) -> JSON:
+    listed = await g.list_revisions(a.id)
+    changes = None
+    if a.since is not None:
+        changes = (await g.interdiff(a.id, start=a.since))["diff"]
+    return {"items": listed["items"], "changes": changes}
 
 
 async def _list(g: Gateway, a: ListArgs) -> JSON:
@@ -241,7 +274,9 @@ _SPECS = (
         name="get_suggestion",
         title="Read a suggestion",
         description="One suggestion: its status, risk, findings, diff, and every review with"
-        " the reviewer's comment (a revision request says what to change).",
+        " the reviewer's comment and line comments (each review's `comments`: file, line,"
+        " side old/new, body; `outdated` once a later revision changed that line). A"
+        " revision request says what to change.",
         args=GetArgs,
         result=Suggestion,
         run=_get,
@@ -270,6 +305,18 @@ _SPECS = (
         result=Suggestion,
         run=_revise,
         read_only=False,
+    ),
+    _Spec(
+        name="list_revisions",
+        title="List a suggestion's revisions",
+        description="Every revision of a suggestion (diff, title, rationale, who made it and"
+        " when), oldest first. With `since`, also what changed from that revision to the"
+        " current one, as one diff between the files: check your revision did what the"
+        " review asked.",
+        args=RevisionsArgs,
+        result=RevisionsResult,
+        run=_revisions,
+        read_only=True,
     ),
     _Spec(
         name="list_my_suggestions",

@@ -11,12 +11,15 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, StrictBool
 
-from storykit.models import Event, Plan, Risk, Status, Suggestion
+from storykit.models import Event, Plan, Revision, Risk, Status, Suggestion
 
 __all__ = [
+    "BulkReviewBody",
     "CheckBody",
     "EventLogQuery",
     "GenerateBody",
+    "InterdiffQuery",
+    "LineCommentBody",
     "PRBody",
     "PageQuery",
     "PlanBody",
@@ -78,10 +81,48 @@ class RefineBody(_Body):
     refiner: str | None = None
 
 
+class LineCommentBody(_Body):
+    file: str = Field(description="The file, as the suggestion's `files` names it.")
+    line: int = Field(description="The line number (from 1) on `side` of the current diff.")
+    side: Literal["old", "new"] = Field(
+        "new",
+        description="`new`: a line of the file after the change (an added or context line);"
+        " `old`: before it (a removed or context line). The line must be one the diff shows"
+        " on that side (422 otherwise).",
+    )
+    body: str = Field(description="What to say about that line.")
+
+
 class ReviewBody(_Body):
     id: SuggestionId
     action: Literal["approve", "revise", "reject"]
     comment: str = ""
+    comments: list[LineCommentBody] = Field(
+        default_factory=list,
+        description="Comments on lines of the current diff, besides `comment` (at most 200)."
+        " A revise request needs a comment or at least one line comment.",
+    )
+
+
+class FilterBody(_Body):
+    status: StatusName | None = None
+    source: str | None = None
+    agent: str | None = None
+    risk: RiskName | None = None
+
+
+class BulkReviewBody(_Body):
+    ids: list[SuggestionId] | None = Field(
+        None, description="The suggestions to decide on (at most 200); or give `filter`."
+    )
+    filter: FilterBody | None = Field(
+        None,
+        description="Decide on the suggestions it matches (as `GET /suggestions` filters),"
+        " newest first, at most `limit` of them; or give `ids`.",
+    )
+    action: Literal["approve", "revise", "reject"]
+    comment: str = Field("", description="One comment for every decision.")
+    limit: int = Field(200, ge=1, le=200, description="With `filter`: at most this many.")
 
 
 class PlanBody(_Body):
@@ -140,6 +181,13 @@ class SuggestionQuery(_Query):
     risk: RiskName | None = None
 
 
+class InterdiffQuery(_Query):
+    from_: int | None = Field(
+        None, alias="from", ge=1, description="Default: the revision before `to`."
+    )
+    to: int | None = Field(None, ge=1, description="Default: the current revision.")
+
+
 class EventLogQuery(_Query):
     after: int = Field(0, ge=0, le=2**63 - 1)  # SQLite's integers
     limit: int = Field(100, ge=1, le=1000)
@@ -167,9 +215,58 @@ class PlanPage(BaseModel):
 
 
 class GenerateReply(BaseModel):
-    items: list[Suggestion]
+    items: list[Suggestion] = Field(description="The suggestions stored.")
     count: int
+    unchanged: int = Field(
+        description="Proposals that repeated an open suggestion (same source, base, files and"
+        " diff): not stored again."
+    )
+    superseded: list[str] = Field(
+        description="Ids of undecided suggestions marked `superseded`: their source now"
+        " proposes another change for the same files."
+    )
     errors: list[str] = Field(description="Sources that failed, each with the reason.")
+
+
+class RevisionList(BaseModel):
+    items: list[Revision] = Field(description="Oldest first; the current one last.")
+
+
+class InterdiffReply(BaseModel):
+    id: str
+    from_: int = Field(alias="from")
+    to: int
+    diff: str = Field(
+        description="A unified diff from the files revision `from` produces to those `to`"
+        " produces (empty: the same). Context lines are those either revision's diff shows."
+    )
+    files: list[str]
+    notes: list[str] = Field(description="Files compared only as patches (binary, say).")
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details: every error looks like this."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    request_id: str | None = None
+
+
+class BulkItemReply(BaseModel):
+    id: str
+    ok: bool
+    status: StatusName | None = Field(None, description="The status after the decision.")
+    problem: Problem | None = Field(
+        None, description="Why it was refused: the problem deciding on it alone answers with."
+    )
+
+
+class BulkReply(BaseModel):
+    items: list[BulkItemReply] = Field(description="One per suggestion, in the order asked.")
+    ok: int = Field(description="How many were decided.")
+    refused: int = Field(description="How many were refused.")
 
 
 class PolicyDocument(BaseModel):
@@ -224,13 +321,3 @@ class PluginsReply(BaseModel):
         description="The PR backend a real run uses (PR_BACKEND); 'dry-run' means real runs"
         " are refused."
     )
-
-
-class Problem(BaseModel):
-    """RFC 9457 problem details: every error looks like this."""
-
-    type: str
-    title: str
-    status: int
-    detail: str
-    request_id: str | None = None

@@ -19,7 +19,7 @@ from storykit.auth import Principal
 from storykit.errors import NotConfigured
 from storykit.filters import SuggestionFilter
 from storykit.idempotency import IdempotentResult
-from storykit.models import Event, Plan, PRState, Status, Suggestion
+from storykit.models import Event, Plan, PRState, Revision, Status, Suggestion
 
 if TYPE_CHECKING:
     from contextlib import AbstractAsyncContextManager
@@ -76,6 +76,12 @@ class Store(Protocol):
     ) -> list[Suggestion]:
         """Newest first, those ``where`` matches (default: all); ``after`` is the last id
         of the previous page (keyset pagination)."""
+
+    async def list_revisions(self, suggestion_id: str) -> list[Revision]:
+        """The suggestion's kept revisions, oldest first (none for an unknown id)."""
+
+    async def get_revision(self, suggestion_id: str, number: int) -> Revision:
+        """One kept revision, or raise :class:`~storykit.errors.NotFound`."""
 
     async def count_suggestions_by_status(self) -> dict[Status, int]:
         """How many suggestions there are in each status."""
@@ -155,6 +161,7 @@ class Store(Protocol):
         policy_expect: Mapping[str, Any] | None = None,
         idempotency: IdempotentResult | None = None,
         delivery: tuple[str, str] | None = None,
+        revisions: Sequence[Revision] = (),
     ) -> Event:
         """Upsert the given values and append one event, atomically; return the event.
 
@@ -167,6 +174,9 @@ class Store(Protocol):
         writing nothing; so does a ``delivery`` (``(forge, delivery id)``, a webhook
         delivery this write handles) already recorded. The pull requests of each plan
         written are indexed for :meth:`find_pull_request` in the same transaction.
+        ``revisions`` keeps new revisions of suggestions written here
+        (with them, never alone); a revision number already kept fails the write
+        (:class:`~storykit.errors.Invalid`).
         Concurrent writes are group-committed: many callers, one transaction.
         """
 

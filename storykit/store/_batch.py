@@ -45,6 +45,7 @@ from storykit.models import (
     Plan,
     PRState,
     PullRequest,
+    Revision,
     Risk,
     Status,
     Suggestion,
@@ -76,6 +77,9 @@ _UPSERT_SUGGESTION = """
         status = excluded.status, source = excluded.source, agent = excluded.agent,
         risk = excluded.risk, created_at = excluded.created_at,
         updated_at = excluded.updated_at, doc = excluded.doc
+"""
+_INSERT_REVISION = """
+    INSERT INTO suggestion_revisions (suggestion_id, number, at, doc) VALUES (?, ?, ?, ?)
 """
 _UPSERT_PLAN = """
     INSERT INTO plans (id, created_at, updated_at, doc) VALUES (?, ?, ?, ?)
@@ -130,6 +134,7 @@ class PendingWrite:
     data_json: str
     suggestion_rows: list[tuple[str, ...]]
     plan_rows: list[tuple[str, ...]]
+    revision_rows: list[tuple[str, int, datetime, str]]
     policy_json: str | None
     expect: dict[str, datetime]
     versions: dict[str, datetime]  # the updated_at this write gives each row it touches
@@ -155,6 +160,7 @@ def prepare(
     policy_expect: Mapping[str, Any] | None = None,
     idempotency: IdempotentResult | None = None,
     delivery: tuple[str, str] | None = None,
+    revisions: Sequence[Revision] = (),
 ) -> PendingWrite:
     """Validate and serialise in the caller's task, so bad input fails there, queueing nothing."""
     if not isinstance(event_type, str) or not event_type:
@@ -164,6 +170,7 @@ def prepare(
     versions: dict[str, datetime] = {}
     suggestion_rows = [_suggestion_row(s, versions) for s in suggestions]
     plan_rows = [_plan_row(p, versions) for p in plans]
+    revision_rows = [_revision_row(r, versions) for r in revisions]
     policy_json = None if policy_config is None else _json(policy_config, "policy config")
     expected = dict(expect or {})
     for key, value in expected.items():
@@ -176,6 +183,7 @@ def prepare(
         data_json=data_json,
         suggestion_rows=suggestion_rows,
         plan_rows=plan_rows,
+        revision_rows=revision_rows,
         policy_json=policy_json,
         expect=expected,
         versions=versions,
@@ -265,6 +273,19 @@ def _suggestion_row(s: Suggestion, versions: dict[str, datetime]) -> tuple[str, 
     return (s.id, status.value, s.source, s.agent, risk.value, created, updated, doc)
 
 
+def _revision_row(r: Revision, versions: dict[str, datetime]) -> tuple[str, int, datetime, str]:
+    """A revision is written with its suggestion, never alone (the row refers to it)."""
+    if not isinstance(r, Revision):
+        raise Invalid(f"not a Revision: {r!r}")
+    suggestion_id = r.suggestion_id
+    if suggestion_id not in versions:
+        raise Invalid(f"revision {r.number} of {suggestion_id} is written without its suggestion")
+    if not isinstance(r.at, datetime):
+        raise Invalid(f"{suggestion_id} revision {r.number}: at must be a datetime")
+    doc = _json(to_dict(r), f"revision {r.number} of {suggestion_id}")
+    return (suggestion_id, int(r.number), r.at, doc)
+
+
 def _plan_row(p: Plan, versions: dict[str, datetime]) -> tuple[str, ...]:
     if not isinstance(p, Plan):
         raise Invalid(f"not a Plan: {p!r}")
@@ -335,6 +356,13 @@ async def _apply(db: Driver, writes: Sequence[PendingWrite], at: datetime) -> No
     suggestion_rows = [row for w in accepted for row in w.suggestion_rows]
     if suggestion_rows:
         await db.executemany(_UPSERT_SUGGESTION, suggestion_rows)
+    revision_rows = [
+        (key, number, when.isoformat(), doc)
+        for w in accepted
+        for key, number, when, doc in w.revision_rows
+    ]
+    if revision_rows:
+        await db.executemany(_INSERT_REVISION, revision_rows)
     plan_rows = [row for w in accepted for row in w.plan_rows]
     if plan_rows:
         await db.executemany(_UPSERT_PLAN, plan_rows)

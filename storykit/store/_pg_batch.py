@@ -72,6 +72,9 @@ _UPSERT_SUGGESTION = """
         risk = excluded.risk, created_at = excluded.created_at,
         updated_at = excluded.updated_at, doc = excluded.doc
 """
+_INSERT_REVISION = """
+    INSERT INTO suggestion_revisions (suggestion_id, number, at, doc) VALUES (%s, %s, %s, %s)
+"""
 _UPSERT_PLAN = """
     INSERT INTO plans (id, created_at, updated_at, doc) VALUES (%s, %s, %s, %s)
     ON CONFLICT (id) DO UPDATE SET
@@ -179,6 +182,9 @@ async def _apply(db: Connection, writes: Sequence[PendingWrite], at: datetime, n
     suggestion_rows = [row for w in accepted for row in w.suggestion_rows]
     if suggestion_rows:
         await db.executemany(_UPSERT_SUGGESTION, suggestion_rows)
+    revision_rows = [row for w in accepted for row in w.revision_rows]
+    if revision_rows:
+        await db.executemany(_INSERT_REVISION, revision_rows)
     plan_rows = [row for w in accepted for row in w.plan_rows]
     if plan_rows:
         await db.executemany(_UPSERT_PLAN, plan_rows)

@@ -147,6 +147,19 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "CREATE INDEX webhook_deliveries_age ON webhook_deliveries (received_at)",
     ),
+    # 7: every revision of a suggestion's diff (storykit.models.Revision), written with the
+    # suggestion by the write that makes it; suggestions stored before this step have none
+    # (the core reads their current revision from the suggestion itself).
+    (
+        """CREATE TABLE suggestion_revisions (
+            suggestion_id text COLLATE "C" NOT NULL
+                REFERENCES suggestions (id) ON DELETE CASCADE,
+            number integer NOT NULL,
+            at timestamptz NOT NULL,
+            doc text NOT NULL,
+            PRIMARY KEY (suggestion_id, number)
+        )""",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -16,7 +16,7 @@ from typing import Any
 from storykit.errors import NotFound
 from storykit.filters import SuggestionFilter
 from storykit.idempotency import IdempotentResult
-from storykit.models import Plan, PRState, Status, Suggestion
+from storykit.models import Plan, PRState, Revision, Status, Suggestion
 from storykit.store._driver import Row
 from storykit.store._values import limit as _limit
 
@@ -60,6 +60,24 @@ class DocumentReads:
             sql += " WHERE " + " AND ".join(clauses)
         rows = await self._read(f"{sql} ORDER BY id DESC LIMIT {p}", [*params, _limit(limit)])
         return [Suggestion.from_dict(json.loads(doc)) for (doc,) in rows]
+
+    async def list_revisions(self, suggestion_id: str) -> list[Revision]:
+        p = self.PARAM
+        rows = await self._read(
+            f"SELECT doc FROM suggestion_revisions WHERE suggestion_id = {p} ORDER BY number",
+            (suggestion_id,),
+        )
+        return [Revision.from_dict(json.loads(doc)) for (doc,) in rows]
+
+    async def get_revision(self, suggestion_id: str, number: int) -> Revision:
+        p = self.PARAM
+        rows = await self._read(
+            f"SELECT doc FROM suggestion_revisions WHERE suggestion_id = {p} AND number = {p}",
+            (suggestion_id, number),
+        )
+        if not rows:
+            raise NotFound(f"{suggestion_id} has no revision {number}")
+        return Revision.from_dict(json.loads(rows[0][0]))
 
     async def count_suggestions_by_status(self) -> dict[Status, int]:
         counts = dict.fromkeys(Status, 0)

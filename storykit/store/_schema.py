@@ -132,6 +132,20 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         ) WITHOUT ROWID""",
         "CREATE INDEX webhook_deliveries_age ON webhook_deliveries (received_at)",
     ),
+    # 7: every revision of a suggestion's diff (storykit.models.Revision), written with the
+    # suggestion by the write that makes it. A rowid table: a revision's document holds a
+    # whole diff, and SQLite keeps big rows better out of a WITHOUT ROWID b-tree. Suggestions
+    # stored before this step have no rows; the core reads their current revision from
+    # the suggestion itself.
+    (
+        """CREATE TABLE suggestion_revisions (
+            suggestion_id TEXT NOT NULL REFERENCES suggestions (id) ON DELETE CASCADE,
+            number INTEGER NOT NULL,
+            at TEXT NOT NULL,
+            doc TEXT NOT NULL,
+            PRIMARY KEY (suggestion_id, number)
+        )""",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

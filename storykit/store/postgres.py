@@ -48,7 +48,7 @@ from storykit import tickets
 from storykit.auth import Principal
 from storykit.errors import BackendError, Unavailable
 from storykit.idempotency import IdempotentResult
-from storykit.models import Event, Plan, Suggestion
+from storykit.models import Event, Plan, Revision, Suggestion
 from storykit.store import _pg_schema
 from storykit.store._batch import PendingWrite, prepare
 from storykit.store._driver import Row
@@ -365,6 +365,7 @@ class PostgresStore(DocumentReads):
         policy_expect: Mapping[str, Any] | None = None,
         idempotency: IdempotentResult | None = None,
         delivery: tuple[str, str] | None = None,
+        revisions: Sequence[Revision] = (),
     ) -> Event:
         """See :meth:`storykit.store.Store.write`.
 
@@ -384,6 +385,7 @@ class PostgresStore(DocumentReads):
             policy_expect=policy_expect,
             idempotency=idempotency,
             delivery=delivery,
+            revisions=revisions,
         )
         return await self._writer.submit(pending)
 

@@ -45,7 +45,7 @@ from storykit._offload import off_loop
 from storykit.auth import Principal
 from storykit.errors import BackendError
 from storykit.idempotency import IdempotentResult
-from storykit.models import Event, Plan, Suggestion
+from storykit.models import Event, Plan, Revision, Suggestion
 from storykit.store import _schema
 from storykit.store._batch import PendingWrite, commit_batch, prepare
 from storykit.store._driver import Driver, Row, connect, rollback
@@ -290,6 +290,7 @@ class SqliteStore(DocumentReads):
         policy_expect: Mapping[str, Any] | None = None,
         idempotency: IdempotentResult | None = None,
         delivery: tuple[str, str] | None = None,
+        revisions: Sequence[Revision] = (),
     ) -> Event:
         """See :meth:`storykit.store.Store.write`.
 
@@ -311,6 +312,7 @@ class SqliteStore(DocumentReads):
                 policy_expect=policy_expect,
                 idempotency=idempotency,
                 delivery=delivery,
+                revisions=revisions,
             ),
         )
         if self._task_group is None or self._group.closing:  # closed while that ran

@@ -44,10 +44,10 @@ def test_generate_prints_a_table_and_json_is_the_api_shape() -> None:
     assert result.exit_code == 0, result.output
     assert "created 2 suggestions" in result.stdout
     assert "Mark a.py as reviewed" in result.stdout and "pending" in result.stdout
-    data = ok_json("suggest", "generate")
-    assert set(data) == {"items", "count", "errors"}
-    assert data["count"] == 2 and data["errors"] == []
-    assert {s["source"] for s in data["items"]} == {"fake"}
+    data = ok_json("suggest", "generate")  # the same proposals again: none stored twice
+    assert set(data) == {"items", "count", "unchanged", "superseded", "errors"}
+    assert (data["count"], data["unchanged"], data["errors"]) == (0, 2, [])
+    assert "created 0 suggestions, 2 unchanged" in storykit("suggest", "generate").stdout
 
 
 def test_generate_shows_progress_on_stderr_when_asked() -> None:

@@ -42,9 +42,15 @@ def scenario(*connection: str, tmp_path: Path) -> dict[str, Any]:
     """Every use case in order, as the JSON and the text each command printed."""
     out: dict[str, Any] = {}
 
-    def step(name: str, *args: str, input: str | None = None, code: int = 0) -> Any:
-        as_text = storykit(*connection, *args, input=input)
-        as_json = storykit(*connection, *args, "--json", input=input)
+    def step(
+        name: str, *args: str, input: str | None = None, code: int = 0, json_first: bool = False
+    ) -> Any:
+        if json_first:  # its JSON is what later steps read (the text run then repeats it)
+            as_json = storykit(*connection, *args, "--json", input=input)
+            as_text = storykit(*connection, *args, input=input)
+        else:
+            as_text = storykit(*connection, *args, input=input)
+            as_json = storykit(*connection, *args, "--json", input=input)
         assert as_text.exit_code == code, (name, as_text.output)
         assert as_json.exit_code == code, (name, as_json.output)
         data = json.loads(as_json.stdout)
@@ -52,7 +58,8 @@ def scenario(*connection: str, tmp_path: Path) -> dict[str, Any]:
         return data
 
     # Only the JSON run of a step that changes state counts; the text run repeats it.
-    generated = step("generate", "suggest", "generate")
+    # Generate stores what is new only: the JSON run makes them, the text run finds them open.
+    generated = step("generate", "suggest", "generate", json_first=True)
     ids = [s["id"] for s in generated["items"]]  # a.py's, then b.py's
     step("list", "suggest", "list", "--source", "fake", "--limit", "2")
     step("show", "suggest", "show", ids[0])

@@ -9,7 +9,7 @@ import pytest
 from storykit import rules
 from storykit.auth import Principal, Role
 from storykit.errors import Conflict, Forbidden, Invalid, StorykitError
-from storykit.models import Action, Review, Status, Suggestion
+from storykit.models import Action, LineComment, Review, Status, Suggestion
 
 AGENT = Principal(name="bot", role=Role.AGENT)
 ALICE = Principal(name="alice", role=Role.REVIEWER)
@@ -43,6 +43,9 @@ DECISIONS: list[tuple[Principal, Status, Action, str, type[StorykitError] | None
     (ALICE, Status.REJECTED, Action.APPROVE, "", Conflict),
     (ALICE, Status.APPROVED, Action.REJECT, "changed my mind", None),
     (ALICE, Status.REVISION_REQUESTED, Action.APPROVE, "", None),
+    (ALICE, Status.SUPERSEDED, Action.APPROVE, "", Conflict),  # its source replaced it
+    (ALICE, Status.SUPERSEDED, Action.REVISE, "fix it", Conflict),
+    (ALICE, Status.SUPERSEDED, Action.REJECT, "", None),  # closing it for good is fine
 ]
 
 
@@ -121,3 +124,108 @@ def test_a_replay_is_the_same_decision_on_the_same_revision_only() -> None:
     revised = dataclasses.replace(s, status=Status.PENDING, revision=2)  # same diff, new rev
     assert not rules.is_replay(ALICE, revised, Action.APPROVE, "")
     assert not rules.is_replay(ALICE, suggestion(), Action.APPROVE, "")  # no review yet
+
+
+def test_line_comments_say_what_to_change_and_count_in_a_replay() -> None:
+    note = LineComment(file="x", line=3, body="rename this")
+    rules.check_decision(ALICE, suggestion(), Action.REVISE, "", (note,))
+    asked = Review(
+        reviewer="alice", action=Action.REVISE, diff_hash="h1", revision=1, comments=(note,)
+    )
+    s = suggestion(status=Status.REVISION_REQUESTED, reviews=(asked,))
+    assert rules.is_replay(ALICE, s, Action.REVISE, "", (note,))
+    assert not rules.is_replay(ALICE, s, Action.REVISE, "", ())
+    other = LineComment(file="x", line=4, body="rename this")
+    assert not rules.is_replay(ALICE, s, Action.REVISE, "", (other,))
+
+
+# a generate run against what is open ------------------------------------------------------
+def gen(sid: str, files: tuple[str, ...], h: str, status: Status = Status.PENDING) -> Suggestion:
+    return suggestion(
+        id=sid, source="ruff", agent="source:ruff", files=files, diff_hash=h, status=status
+    )
+
+
+TRIAGE = [
+    # name, existing, proposed, stored ids, unchanged ids, superseded (old, by)
+    ("new place", [], [gen("n1", ("a",), "h1")], ["n1"], [], []),
+    ("same again", [gen("o1", ("a",), "h1")], [gen("n1", ("a",), "h1")], [], ["o1"], []),
+    (
+        "a different change for the same files",
+        [gen("o1", ("a",), "h1")],
+        [gen("n1", ("a",), "h2")],
+        ["n1"],
+        [],
+        [("o1", "n1")],
+    ),
+    (
+        "other files are another place",
+        [gen("o1", ("a",), "h1")],
+        [gen("n1", ("a", "b"), "h2")],
+        ["n1"],
+        [],
+        [],
+    ),
+    (
+        "an approved one is never superseded, and counts as open",
+        [gen("o1", ("a",), "h1", Status.APPROVED)],
+        [gen("n1", ("a",), "h2"), gen("n2", ("a",), "h1")],
+        ["n1"],
+        ["o1"],
+        [],
+    ),
+    (
+        "a rejected one is closed: the same diff is proposed anew",
+        [gen("o1", ("a",), "h1", Status.REJECTED)],
+        [gen("n1", ("a",), "h1")],
+        ["n1"],
+        [],
+        [],
+    ),
+    (
+        "blocked and revise-requested ones are undecided",
+        [
+            gen("o1", ("a",), "h1", Status.BLOCKED),
+            gen("o2", ("b",), "h3", Status.REVISION_REQUESTED),
+        ],
+        [gen("n1", ("a",), "h2"), gen("n2", ("b",), "h4")],
+        ["n1", "n2"],
+        [],
+        [("o1", "n1"), ("o2", "n2")],
+    ),
+    (
+        "the one proposed again replaces a stale sibling",
+        [gen("o1", ("a",), "h1"), gen("o2", ("a",), "h2")],
+        [gen("n1", ("a",), "h2")],
+        [],
+        ["o2"],
+        [("o1", "o2")],
+    ),
+    ("twice in one run", [], [gen("n1", ("a",), "h1"), gen("n2", ("a",), "h1")], ["n1"], [], []),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "existing", "proposed", "stored", "unchanged", "superseded"),
+    TRIAGE,
+    ids=[t[0] for t in TRIAGE],
+)
+def test_a_generate_run_stores_only_what_is_new_and_supersedes_the_stale(
+    name: str,
+    existing: list[Suggestion],
+    proposed: list[Suggestion],
+    stored: list[str],
+    unchanged: list[str],
+    superseded: list[tuple[str, str]],
+) -> None:
+    out = rules.triage(proposed, existing)
+    assert [s.id for s in out.store] == stored
+    assert list(out.unchanged) == unchanged
+    assert [(old.id, by) for old, by in out.superseded] == superseded
+
+
+def test_a_place_is_source_base_and_the_set_of_files() -> None:
+    s = gen("o1", ("b", "a"), "h1")
+    assert rules.place(s) == ("ruff", "HEAD", frozenset({"a", "b"}))
+    assert rules.place(s) == rules.place(gen("o2", ("a", "b"), "h9"))
+    assert rules.place(s) != rules.place(dataclasses.replace(s, base_ref="main"))

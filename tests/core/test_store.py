@@ -324,6 +324,7 @@ async def test_filters_and_keyset_pagination(store: AnyStore) -> None:
         Status.REVISION_REQUESTED: 0,
         Status.REJECTED: 0,
         Status.BLOCKED: 8,
+        Status.SUPERSEDED: 0,  # every status, with none too
     }
 
 

@@ -15,8 +15,9 @@ TOOL_NAMES = {
     "wait_for_review",
     "revise_suggestion",
     "list_my_suggestions",
+    "list_revisions",
 }
-"""SPEC §9: the names are the contract."""
+"""SPEC §9: the names are the contract (list_revisions added with issue 16)."""
 
 
 async def ok(client: Client, name: str, arguments: dict[str, Any]) -> dict[str, Any]:

@@ -56,9 +56,11 @@ async def person(server: Server, key: str) -> AsyncIterator[httpx.AsyncClient]:
         yield http
 
 
-async def review(server: Server, key: str, sid: str, action: str, comment: str = "") -> None:
+async def review(
+    server: Server, key: str, sid: str, action: str, comment: str = "", **more: Any
+) -> None:
     async with person(server, key) as http:
-        body = {"id": sid, "action": action, "comment": comment}
+        body = {"id": sid, "action": action, "comment": comment} | more
         r = await http.post("/suggest/review", json=body)
         assert r.status_code == 200, r.text
 
@@ -103,13 +105,21 @@ async def test_a_revise_request_is_read_revised_and_earlier_approvals_stop_count
     async with connect(server, bearer=True) as client:
         s = await ok(client, "submit_suggestion", {"title": "t", "diff": DIFF})
         await review(server, OTHER_KEY, s["id"], "approve")
-        await review(server, REVIEWER_KEY, s["id"], "revise", "use 3, not 2")
+        note = {"file": "pkg/a.py", "line": 1, "side": "new", "body": "3 here"}
+        await review(server, REVIEWER_KEY, s["id"], "revise", "use 3, not 2", comments=[note])
         waited = await ok(client, "wait_for_review", {"id": s["id"], "timeout_s": 45})
         assert waited["status"] == "revision_requested"
+        assert waited["review"]["comments"][0]["body"] == "3 here"
         read = await ok(client, "get_suggestion", {"id": s["id"]})
         assert read["reviews"][-1]["comment"] == "use 3, not 2"
+        [line] = read["reviews"][-1]["comments"]  # exactly which line
+        assert (line["file"], line["line"], line["side"]) == ("pkg/a.py", 1, "new")
         revised = await ok(client, "revise_suggestion", {"id": s["id"], "diff": DIFF2, "note": "3"})
         assert revised["revision"] == 2 and revised["status"] == "pending"
+        assert revised["reviews"][-1]["comments"][0]["outdated"] is True  # that line changed
+        history = await ok(client, "list_revisions", {"id": s["id"], "since": 1})
+        assert [r["number"] for r in history["items"]] == [1, 2]
+        assert "-a = 2\n+a = 3\n" in history["changes"]
         again = await ok(client, "wait_for_review", {"id": s["id"], "timeout_s": 0})
         assert again["status"] == "pending" and again["retry_after_s"] >= 1
     async with person(server, REVIEWER_KEY) as http:

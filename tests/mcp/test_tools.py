@@ -93,7 +93,13 @@ async def test_the_tools_are_exactly_those_of_the_spec_with_schemas(core: Storyk
     assert set(tools["list_my_suggestions"].input_schema["properties"]) >= {"status"}
     assert set(tools["check_diff"].input_schema["required"]) == {"diff"}
     read_only = {n for n, t in tools.items() if t.annotations and t.annotations.read_only_hint}
-    assert read_only == {"check_diff", "get_suggestion", "wait_for_review", "list_my_suggestions"}
+    assert read_only == {
+        "check_diff",
+        "get_suggestion",
+        "wait_for_review",
+        "list_my_suggestions",
+        "list_revisions",
+    }
 
 
 async def test_check_diff_screens_and_stores_nothing(core: Storykit) -> None:

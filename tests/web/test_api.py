@@ -23,19 +23,22 @@ from realserver import ADMIN_KEY, AGENT_KEY, KEYS, OTHER_KEY, REVIEWER_KEY
 import storykit_plugins.planner as planner
 import storykit_plugins.pr_dryrun as pr_dryrun
 from storykit.hookspecs import hookimpl
-from storykit.models import Plan, PolicyDecision, PRResult, Suggestion, Variant
+from storykit.models import Plan, PolicyDecision, PRResult, Revision, Suggestion, Variant
 from storykit.plugins import get_plugin_manager
 from storykit.testing import FakeBackend, FakePlanner, fake_plugin, make_diff, make_settings
 from storykit_quart import create_app
 from storykit_quart.schemas import (
+    BulkReply,
     EventPage,
     GenerateReply,
     Health,
+    InterdiffReply,
     Me,
     PlanPage,
     PluginsReply,
     PolicyDocument,
     Problem,
+    RevisionList,
     SuggestionPage,
     Ticket,
     id_pattern,
@@ -67,9 +70,11 @@ def build(tmp_path: Path, *, plugins: Sequence[object] = (), **env: str) -> Quar
 MODELS: dict[str, Any] = {
     model.__name__: model
     for model in (
+        BulkReply,
         EventPage,
         GenerateReply,
         Health,
+        InterdiffReply,
         Me,
         Plan,
         PlanPage,
@@ -78,6 +83,8 @@ MODELS: dict[str, Any] = {
         PolicyDocument,
         PRResult,
         Problem,
+        Revision,
+        RevisionList,
         Suggestion,
         SuggestionPage,
         Ticket,

@@ -22,7 +22,7 @@ def mcp(g: Globals) -> None:
 
     \b
     Tools: check_diff, submit_suggestion, get_suggestion, wait_for_review,
-    revise_suggestion, list_my_suggestions. See docs/agents.md.
+    revise_suggestion, list_my_suggestions, list_revisions. See docs/agents.md.
 
     \b
     Examples:

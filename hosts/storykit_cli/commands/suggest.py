@@ -1,9 +1,11 @@
-"""``storykit suggest …``: generate, list, show, submit, revise, review, refine."""
+"""``storykit suggest …``: generate, list, show, submit, revise, refine; the decisions and
+revisions are in :mod:`storykit_cli.commands.decide`."""
 
 from __future__ import annotations
 
 import click
 
+from storykit_cli.commands import decide
 from storykit_cli.context import (
     Globals,
     json_option,
@@ -19,7 +21,7 @@ __all__ = ["RISKS", "STATUSES", "suggest"]
 
 # The core's Status and Risk values; kept here so `--help` need not import the core
 # (a test checks they match).
-STATUSES = ("pending", "approved", "revision_requested", "rejected", "blocked")
+STATUSES = ("pending", "approved", "revision_requested", "rejected", "blocked", "superseded")
 RISKS = ("low", "medium", "high", "unknown")
 
 
@@ -33,6 +35,8 @@ def suggest() -> None:
       storykit suggest list --status pending
       storykit suggest show sug_01J…
       storykit suggest review sug_01J… --approve
+      storykit suggest approve --filter status=pending --filter source=ruff
+      storykit suggest interdiff sug_01J…
     """
 
 
@@ -267,52 +271,6 @@ def revise(
 
 @suggest.command()
 @click.argument("suggestion_id", metavar="ID")
-@click.option("--approve", is_flag=True, help="Approve the current diff.")
-@click.option("--revise", is_flag=True, help="Ask for a revision (needs --comment).")
-@click.option("--reject", is_flag=True, help="Reject it.")
-@click.option("--comment", "-m", default="", help="Say why, or what to change.")
-@json_option
-@pass_globals
-def review(
-    g: Globals,
-    suggestion_id: str,
-    approve: bool,
-    revise: bool,
-    reject: bool,
-    comment: str,
-    as_json: bool,
-) -> None:
-    """Approve, ask for a revision, or reject a suggestion.
-
-    Nobody can approve a suggestion they proposed, and blocked suggestions cannot
-    be approved.
-
-    \b
-    Examples:
-      storykit suggest review sug_01J… --approve
-      storykit suggest review sug_01J… --revise -m "keep the public name"
-      storykit suggest review sug_01J… --reject -m "not wanted"
-    """
-    from storykit_cli import render
-
-    chosen = [
-        name for name, on in (("approve", approve), ("revise", revise), ("reject", reject)) if on
-    ]
-    if not chosen:
-        raise click.UsageError("say what to do: --approve, --revise or --reject")
-    if len(chosen) > 1:
-        raise click.UsageError(
-            f"give only one of --approve, --revise or --reject (got --{' and --'.join(chosen)})"
-        )
-    action = chosen[0]
-    if action == "revise" and not comment.strip():
-        raise click.UsageError('--revise needs -m "what to change"')
-    data = run(g, lambda c: c.review(suggestion_id, action=action, comment=comment))
-    output(data, as_json, render.suggestion_summary)
-
-
-@suggest.command()
-@click.argument("suggestion_id", metavar="ID")
 @click.option("--instructions", "-i", default="", help="What the refiner should change.")
 @click.option(
     "--refiner", metavar="NAME", default=None, help="Which refiner [default: the first configured]."
@@ -338,3 +296,7 @@ def refine(
         lambda c: c.refine(suggestion_id, instructions=instructions, refiner=refiner),
     )
     output(data, as_json, render.suggestion_summary)
+
+
+for _command in (decide.review, decide.approve, decide.reject, decide.revisions, decide.interdiff):
+    suggest.add_command(_command)

@@ -45,6 +45,7 @@ const STATUS_LABELS = {
   revision_requested: "Revision requested",
   rejected: "Rejected",
   blocked: "Blocked",
+  superseded: "Superseded",
 };
 
 export function statusLabel(status) {

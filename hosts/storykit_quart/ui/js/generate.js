@@ -94,7 +94,10 @@ export class GenerateDialog {
       try {
         const result = await this.app.api.generate(chosen.length === all ? [] : chosen, paths);
         for (const item of result.items) this.app.remember(item);
-        const summary = result.count === 1 ? "1 suggestion created" : `${result.count} suggestions created`;
+        let summary = result.count === 1 ? "1 suggestion created" : `${result.count} suggestions created`;
+        // What the sources proposed again is stored once; what they replaced is superseded.
+        if (result.unchanged) summary += `, ${result.unchanged} unchanged (already open)`;
+        if (result.superseded && result.superseded.length) summary += `, ${result.superseded.length} superseded`;
         clear(this.result,
           h("p", { class: "success" }, summary),
           result.items.length ? h("ul", { class: "plain" }, result.items.map((s) => h("li", {},

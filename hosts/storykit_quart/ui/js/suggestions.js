@@ -12,6 +12,7 @@ const STATUSES = [
   ["revision_requested", "Revision requested"],
   ["rejected", "Rejected"],
   ["blocked", "Blocked"],
+  ["superseded", "Superseded"],
 ];
 const RISKS = [["", "Any risk"], ["low", "Low"], ["medium", "Medium"], ["high", "High"], ["unknown", "Unknown"]];
 const PAGE = 100;
