@@ -12,6 +12,7 @@ from typing import Any
 
 import anyio
 import pytest
+from unidiff.patch import PatchSet
 
 from storykit._base import _branch
 from storykit.backends import Draft, GenerateRequest, PolicySubject, PRRequest
@@ -29,6 +30,7 @@ from storykit.hookspecs import hookimpl
 from storykit.models import Conflict as PlanConflict
 from storykit.models import Finding, Outcome, PRResult, Risk, Status, Suggestion, Variant
 from storykit.services import Storykit
+from storykit.store._batch import prepare as batch_prepare
 from storykit.testing import (
     ADMIN,
     AGENT,
@@ -844,7 +846,7 @@ async def test_a_big_diff_is_parsed_while_the_event_loop_serves_others(
     import storykit.diffs
 
     parsing, served = threading.Event(), threading.Event()
-    real_patch_set = storykit.diffs.PatchSet
+    real_patch_set = PatchSet  # what storykit.diffs imported
 
     def patch_set(diff: str) -> Any:
         if len(diff) > 100_000:
@@ -879,7 +881,7 @@ async def test_a_big_write_is_serialised_off_the_event_loop(
     import storykit.store.sqlite
 
     on_loop: list[bool] = []
-    real_prepare = storykit.store.sqlite.prepare
+    real_prepare = batch_prepare
 
     def prepare(*args: Any, **kwargs: Any) -> Any:
         on_loop.append(threading.get_ident() == loop_thread)
