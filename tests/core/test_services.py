@@ -6,7 +6,7 @@ import dataclasses
 import json
 import subprocess
 import threading
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -810,7 +810,7 @@ async def test_text_utf8_cannot_hold_and_ids_beyond_64_bits_are_invalid(tmp_path
         s = await core.submit(AGENT, title="t", diff=DIFF)
         before = (await core.read_events(), await core.list_suggestions())
         bad_diff = make_diff("pkg/mod.py", "a = 1\n", f"a = '{BAD}'\n")
-        calls = [
+        calls: list[Callable[[], Awaitable[object]]] = [
             lambda: core.submit(AGENT, title=BAD, diff=DIFF),
             lambda: core.submit(AGENT, title="t", diff=bad_diff),
             lambda: core.submit(AGENT, title="t", diff=DIFF, rationale=BAD),
