@@ -37,8 +37,13 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 
+## The packages (pyproject.toml), then the tests (tests/mypy.toml): one run per test folder.
 typecheck: setup
 	$(BIN)/mypy
+	@status=0; for target in tests/conftest.py tests/*/; do \
+	  echo "$(BIN)/mypy --config-file tests/mypy.toml $$target"; \
+	  $(BIN)/mypy --config-file tests/mypy.toml "$$target" || status=1; \
+	done; exit $$status
 
 unit: setup
 	$(BIN)/python -m pytest

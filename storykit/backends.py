@@ -238,8 +238,13 @@ class PRTracker(Protocol):
     """
 
     name: str
-    webhook: str | None
-    """``"github"`` or ``"gitlab"``: which webhook route's deliveries it reads; None for none."""
+
+    @property
+    def webhook(self) -> str | None:
+        """``"github"`` or ``"gitlab"``: which webhook route's deliveries it reads; None for none.
+
+        Read-only, so a class attribute ``webhook = "github"`` (type ``str``) satisfies it."""
+        ...
 
     def webhook_updates(self, event: str, payload: Mapping[str, Any]) -> Sequence[PRUpdate]:
         """The updates one verified delivery carries (``event``: the forge's event header,

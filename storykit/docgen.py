@@ -114,9 +114,14 @@ def _describe(module: ModuleType, name: str) -> str:
             meaning = " ".join(_md(docs.get(f.name, "")).split()).replace("|", "\\|")
             rows.append(f"| `{f.name}` | `{_type(f.type)}` | {_default(f)} | {meaning} |")
         out.append("\n".join(rows) + "\n")
-    elif getattr(obj, "__annotations__", None):
-        ann = obj.__annotations__
-        out.append("Attributes: " + ", ".join(f"`{a}: {t}`" for a, t in ann.items()) + "\n")
+    else:
+        # Annotated attributes, then read-only ones (a protocol's properties).
+        ann = dict(getattr(obj, "__annotations__", {}))
+        for attr, member in obj.__dict__.items():
+            if isinstance(member, property) and not attr.startswith("_"):
+                ann[attr] = getattr(member.fget, "__annotations__", {}).get("return", "")
+        if ann:
+            out.append("Attributes: " + ", ".join(f"`{a}: {t}`" for a, t in ann.items()) + "\n")
     return "\n".join(out)
 
 

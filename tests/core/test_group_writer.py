@@ -9,7 +9,6 @@ from pathlib import Path
 import anyio
 import pytest
 
-import storykit.store._writer as writer_module
 from storykit.models import Event
 from storykit.store._batch import PendingWrite, prepare
 from storykit.store._writer import GroupWriter
@@ -33,7 +32,7 @@ async def test_a_batch_of_writes_wakes_its_callers_with_one_event(
         made.append(object())
         return real_event()
 
-    monkeypatch.setattr(writer_module.anyio, "Event", counting_event)
+    monkeypatch.setattr(anyio, "Event", counting_event)  # the module the writer calls
     commits: list[int] = []
 
     async def commit(batch: Sequence[PendingWrite]) -> bool:

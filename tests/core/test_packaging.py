@@ -20,7 +20,6 @@ from functools import cache
 from pathlib import Path
 
 import pytest
-from packaging.markers import default_environment
 from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -78,7 +77,7 @@ def _closure(names: frozenset[str]) -> frozenset[str]:
     """``names`` and every distribution they depend on (no extras), as installed."""
     seen: set[str] = set()
     todo = list(names)
-    env = default_environment() | {"extra": ""}
+    env = {"extra": ""}  # overrides this interpreter's environment, which evaluate() reads
     while todo:
         name = todo.pop()
         if name in seen:

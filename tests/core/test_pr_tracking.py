@@ -8,6 +8,7 @@ import dataclasses
 import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -321,7 +322,7 @@ async def test_a_pr_update_never_loses_a_concurrent_change_to_the_plan(tmp_path:
             tg.start_soon(lambda: core.select(REVIEWER, plan_id, variant="all"))
             for n, (check, state) in enumerate([("lint", "passing"), ("test", "failing")]):
                 sent = delivery({"number": 7, "check": check, "conclusion": state}, f"d-{n}")
-                tg.start_soon(lambda sent=sent: core.receive_webhook("github", **sent))
+                tg.start_soon(partial(core.receive_webhook, "github", **sent))
         plan = await core.get_plan(plan_id)
         assert plan.selected == "all"
         assert dict(plan.pull_requests[0].check_runs) == {

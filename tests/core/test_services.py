@@ -6,12 +6,13 @@ import dataclasses
 import json
 import subprocess
 import threading
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
+from unidiff.patch import PatchSet
 
 from storykit._base import _branch
 from storykit.backends import Draft, GenerateRequest, PolicySubject, PRRequest
@@ -29,6 +30,7 @@ from storykit.hookspecs import hookimpl
 from storykit.models import Conflict as PlanConflict
 from storykit.models import Finding, Outcome, PRResult, Risk, Status, Suggestion, Variant
 from storykit.services import Storykit
+from storykit.store._batch import prepare as batch_prepare
 from storykit.testing import (
     ADMIN,
     AGENT,
@@ -808,7 +810,7 @@ async def test_text_utf8_cannot_hold_and_ids_beyond_64_bits_are_invalid(tmp_path
         s = await core.submit(AGENT, title="t", diff=DIFF)
         before = (await core.read_events(), await core.list_suggestions())
         bad_diff = make_diff("pkg/mod.py", "a = 1\n", f"a = '{BAD}'\n")
-        calls = [
+        calls: list[Callable[[], Awaitable[object]]] = [
             lambda: core.submit(AGENT, title=BAD, diff=DIFF),
             lambda: core.submit(AGENT, title="t", diff=bad_diff),
             lambda: core.submit(AGENT, title="t", diff=DIFF, rationale=BAD),
@@ -844,7 +846,7 @@ async def test_a_big_diff_is_parsed_while_the_event_loop_serves_others(
     import storykit.diffs
 
     parsing, served = threading.Event(), threading.Event()
-    real_patch_set = storykit.diffs.PatchSet
+    real_patch_set = PatchSet  # what storykit.diffs imported
 
     def patch_set(diff: str) -> Any:
         if len(diff) > 100_000:
@@ -879,7 +881,7 @@ async def test_a_big_write_is_serialised_off_the_event_loop(
     import storykit.store.sqlite
 
     on_loop: list[bool] = []
-    real_prepare = storykit.store.sqlite.prepare
+    real_prepare = batch_prepare
 
     def prepare(*args: Any, **kwargs: Any) -> Any:
         on_loop.append(threading.get_ident() == loop_thread)

@@ -44,6 +44,7 @@ from storykit.models import (
 )
 from storykit.store import Store
 from storykit.store._batch import PendingWrite
+from storykit.store._batch import prepare as batch_prepare
 from storykit.store._schema import MIGRATIONS, SCHEMA_VERSION
 from storykit.store.postgres import PostgresStore
 from storykit.store.sqlite import SqliteStore
@@ -554,7 +555,7 @@ async def test_one_bad_write_in_a_batch_fails_alone(
             spoil(pending)  # past validation, as a bug in it would let through
         return pending
 
-    real_prepare = module.prepare
+    real_prepare = batch_prepare
     monkeypatch.setattr(module, "prepare", prepare)
     doomed = make_suggestion()
     fine = [make_suggestion() for _ in range(6)]

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import httpx
 from httpx_sse import connect_sse
@@ -76,7 +77,7 @@ def test_the_example_agent_runs_against_a_real_server(tmp_path: Path) -> None:
             agent.stdout.close()
 
 
-def _wait_for_revision(reviewer: httpx.Client, sid: str) -> dict[str, object]:
+def _wait_for_revision(reviewer: httpx.Client, sid: str) -> dict[str, Any]:
     """Read the event stream from the start until the suggestion's ``suggest.revised``."""
     headers = {"Last-Event-ID": "0"}
     with connect_sse(reviewer, "GET", "/events", headers=headers, timeout=DEADLINE) as source:

@@ -173,9 +173,9 @@ async def test_a_wrong_or_missing_key_is_refused(server: Server) -> None:
             statuses.append(response.status_code)  # noqa: B023 - used at once
 
         hooks = {"response": [record]}
-        async with httpx2.AsyncClient(headers=key, event_hooks=hooks) as http:
+        async with httpx2.AsyncClient(headers=key, event_hooks=hooks) as sdk:
             with pytest.raises(BaseException, match="error") as raised:
-                async with Client(streamable_http_client(f"{server.url}/mcp", http_client=http)):
+                async with Client(streamable_http_client(f"{server.url}/mcp", http_client=sdk)):
                     pass
         assert isinstance(raised.value, Exception)
         assert statuses and set(statuses) == {401}

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from unidiff.patch import PatchSet
 
 import storykit.diffs
 import storykit_plugins.pr_dryrun as pr_dryrun_module
@@ -249,7 +250,7 @@ async def test_a_big_variant_diff_is_read_off_the_event_loop(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, repo_make: Callable[..., Path]
 ) -> None:
     on_loop: list[bool] = []
-    real_patch_set = storykit.diffs.PatchSet
+    real_patch_set = PatchSet  # what storykit.diffs imported
 
     def patch_set(diff: str) -> Any:
         on_loop.append(threading.current_thread() is threading.main_thread())

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from unidiff.patch import PatchSet
 
 import storykit.diffs
 import storykit_plugins.ruff as ruff_plugin
@@ -155,7 +156,7 @@ async def test_policy_reads_a_big_diff_off_the_event_loop(
     repo_make: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     on_loop: list[bool] = []
-    real_patch_set = storykit.diffs.PatchSet
+    real_patch_set = PatchSet  # what storykit.diffs imported
 
     def patch_set(diff: str) -> Any:
         on_loop.append(threading.current_thread() is threading.main_thread())

@@ -11,6 +11,7 @@ import http.server
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -83,8 +84,9 @@ def parent_url(
     return f"{parent_origin}/parent.html#" + "&".join(parts)
 
 
-def received(page: Page) -> list[dict]:
-    return page.evaluate("window.received")
+def received(page: Page) -> list[dict[str, Any]]:
+    messages: list[dict[str, Any]] = page.evaluate("window.received")
+    return messages
 
 
 def test_key_by_post_message_connects_the_frame(open_page, server, parent_origin) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from typing import Any
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -12,13 +13,13 @@ from ui_harness import StorykitServer, one_line_diff
 pytestmark = pytest.mark.browser
 
 
-def approved(server: StorykitServer, title: str, diff: str) -> dict:
+def approved(server: StorykitServer, title: str, diff: str) -> dict[str, Any]:
     s = server.submit(title, diff)
     return server.review(s["id"], "approve")
 
 
 @pytest.fixture(scope="module")
-def three(server: StorykitServer) -> list[dict]:
+def three(server: StorykitServer) -> list[dict[str, Any]]:
     """Three approved suggestions: two change hello.py (a conflict), one is medium risk."""
     tag = uuid.uuid4().hex[:6]
     return [

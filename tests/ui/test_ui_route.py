@@ -26,7 +26,9 @@ def _page(server) -> httpx.Response:
 def test_page_has_a_fresh_nonce_csp_and_no_key(server) -> None:
     first, second = _page(server), _page(server)
     csp = first.headers["content-security-policy"]
-    nonce = re.search(r"'nonce-([^']+)'", csp).group(1)
+    found = re.search(r"'nonce-([^']+)'", csp)
+    assert found, csp
+    nonce = found.group(1)
     assert nonce not in second.headers["content-security-policy"]
     directives = dict(d.strip().split(" ", 1) for d in csp.split(";"))
     assert directives["default-src"] == "'none'"
@@ -61,7 +63,9 @@ def test_page_needs_no_key_but_its_data_does(server) -> None:
 
 def test_static_files_are_versioned_and_cached(server) -> None:
     html = _page(server).text
-    relative = re.search(r'data-static="([^"]+)"', html).group(1)
+    found = re.search(r'data-static="([^"]+)"', html)
+    assert found, html
+    relative = found.group(1)
     assert relative.startswith("./static/")  # relative: works behind a prefixing proxy
     prefix = urljoin(f"{server.url}/story/ui", relative)
     response = httpx.get(f"{prefix}/js/main.js")

@@ -235,19 +235,21 @@ class StorykitServer:
         return response.json()
 
     def submit(self, title: str, diff: str, rationale: str = "") -> dict[str, Any]:
-        return self.call(
+        stored: dict[str, Any] = self.call(
             "agent",
             "POST",
             "/suggestions",
             json={"title": title, "diff": diff, "rationale": rationale},
         )
+        return stored
 
     def review(
         self, suggestion_id: str, action: str, comment: str = "", role: str = "reviewer2"
-    ) -> Any:
-        return self.call(
+    ) -> dict[str, Any]:
+        reviewed: dict[str, Any] = self.call(
             role,
             "POST",
             "/suggest/review",
             json={"id": suggestion_id, "action": action, "comment": comment},
         )
+        return reviewed

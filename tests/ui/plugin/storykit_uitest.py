@@ -104,7 +104,7 @@ def _operations(request: PRRequest) -> tuple[str, ...]:
 
 class UitestDryRun:
     name = "dry-run"
-    capabilities = frozenset()
+    capabilities: frozenset[str] = frozenset()
 
     async def open(self, request: PRRequest) -> PRResult:
         return PRResult(
