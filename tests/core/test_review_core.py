@@ -151,13 +151,13 @@ def _downgrade(tmp_path: Path, db_env: dict[str, str]) -> None:
         return
     import sqlite3
 
-    conn = sqlite3.connect(tmp_path / "data" / "storykit.db")
+    lite = sqlite3.connect(tmp_path / "data" / "storykit.db")
     try:
-        conn.execute("DROP TABLE suggestion_revisions")
-        conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION - 1,))
-        conn.commit()
+        lite.execute("DROP TABLE suggestion_revisions")
+        lite.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION - 1,))
+        lite.commit()
     finally:
-        conn.close()
+        lite.close()
 
 
 # -- generate: no duplicates, superseded -----------------------------------------------------

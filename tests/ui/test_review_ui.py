@@ -3,13 +3,15 @@ the status filter offers superseded."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
-from playwright.sync_api import expect
+from playwright.sync_api import Locator, Page, expect
 
 pytestmark = pytest.mark.browser
 
 
-def run_generate(page) -> None:  # type: ignore[no-untyped-def]
+def run_generate(page: Page) -> Locator:
     page.get_by_role("button", name="Generate…").click()
     dialog = page.get_by_role("dialog", name="Generate suggestions")
     dialog.get_by_label("Paths").fill("hello.py")
@@ -17,8 +19,8 @@ def run_generate(page) -> None:  # type: ignore[no-untyped-def]
     return dialog
 
 
-def test_generating_twice_stores_once_and_says_so(open_page) -> None:  # type: ignore[no-untyped-def]
-    page = open_page()
+def test_generating_twice_stores_once_and_says_so(open_page: Any) -> None:
+    page: Page = open_page()
     dialog = run_generate(page)
     expect(dialog.locator(".result")).to_contain_text("1 suggestion created")
     dialog.get_by_role("button", name="Run").click()

@@ -88,7 +88,7 @@ async def test_refusals_are_problems_with_their_headers(tmp_path: Path) -> None:
     methods = ("POST", "GET", "DELETE")
     # The mount behind the web host's request pipeline, as create_app puts it.
     app = Pipeline(
-        mount,  # type: ignore[arg-type]
+        mount,
         host,
         url_map=Map(),
         role_of=lambda endpoint: None,
