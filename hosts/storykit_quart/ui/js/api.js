@@ -115,8 +115,36 @@ export class Api {
   suggestion(id) {
     return this.get(`/suggestions/${encodeURIComponent(id)}`);
   }
-  review(id, action, comment = "") {
-    return this.post("/suggest/review", { id, action, comment });
+  /**
+   * @param {string} id
+   * @param {"approve"|"revise"|"reject"} action
+   * @param {string} [comment]
+   * @param {Array<{file: string, line: number, side: "old"|"new", body: string}>} [comments]
+   */
+  review(id, action, comment = "", comments = []) {
+    return this.post("/suggest/review", { id, action, comment, comments });
+  }
+  /**
+   * One decision on several suggestions; each item's outcome comes back on its own.
+   * @param {string[]} ids
+   * @param {"approve"|"revise"|"reject"} action
+   * @param {string} [comment]
+   */
+  reviewBulk(ids, action, comment = "") {
+    return this.post("/suggest/review/bulk", { ids, action, comment });
+  }
+  /** @param {string} id */
+  revisions(id) {
+    return this.get(`/suggestions/${encodeURIComponent(id)}/revisions`);
+  }
+  /**
+   * What changed from revision `from` to revision `to` (a unified diff).
+   * @param {string} id
+   * @param {number} from
+   * @param {number} to
+   */
+  interdiff(id, from, to) {
+    return this.get(`/suggestions/${encodeURIComponent(id)}/interdiff`, { from, to });
   }
   generate(sources, paths) {
     return this.post("/suggest/generate", { sources: sources.length ? sources : null, paths });

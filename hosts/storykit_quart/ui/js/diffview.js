@@ -50,15 +50,31 @@ function lineKey(path, line) {
 }
 
 /**
+ * A line a reviewer can comment on: the file (as the suggestion's `files` names it), the
+ * side (`old`: before the change, `new`: after) and the line number on that side.
+ * @typedef {{file: string, side: "old"|"new", line: number}} LineTarget
+ */
+
+/** The key of a line on one side, for `lineNotes` lookups. */
+export function noteKey(/** @type {string} */ path, /** @type {string} */ side, /** @type {number} */ line) {
+  return `${side}\u0000${path}\u0000${line}`;
+}
+
+/**
  * @param {string} text the unified diff
  * @param {object} options
  * @param {"unified"|"split"} [options.mode]
  * @param {Array} [options.findings]
  * @param {string} [options.idPrefix] unique per rendered diff, for line anchors
+ * @param {(target: LineTarget, row: HTMLTableRowElement) => void} [options.onComment]
+ *   when given, every line's number is a button that asks to comment on it
+ * @param {(target: LineTarget) => (Node[]|null)} [options.lineNotes]
+ *   what to show under a line besides its findings (line comments); called per render
  * @returns {{element: HTMLElement, files: Array, anchors: Map, unplaced: Array}}
  */
-export function renderDiff(text, { mode = "unified", findings = [], idPrefix = "diff" } = {}) {
+export function renderDiff(text, { mode = "unified", findings = [], idPrefix = "diff", onComment, lineNotes } = {}) {
   const files = parseDiff(text);
+  const extras = { onComment: onComment || null, lineNotes: lineNotes || null };
   let budget = RENDER_BUDGET;
   const anchors = new Map(); // finding → anchor id of its line
   const placed = new Set();
@@ -80,7 +96,7 @@ export function renderDiff(text, { mode = "unified", findings = [], idPrefix = "
     const size = lineCount(file);
     const lazy = size > COLLAPSE_LINES || size > budget;
     if (!lazy) budget -= size;
-    const section = fileSection(file, prefix, mode, byLine, anchors, placed, lazy);
+    const section = fileSection(file, prefix, mode, byLine, anchors, placed, lazy, extras);
     const loose = mine.filter((f) => !placed.has(f));
     if (loose.length) {
       section.querySelector(".diff-file-notes").append(...loose.map((f) => findingView(f)));
@@ -96,7 +112,7 @@ function lineCount(file) {
   return file.hunks.reduce((n, hunk) => n + hunk.lines.length, 0);
 }
 
-function fileSection(file, prefix, mode, byLine, anchors, placed, lazy) {
+function fileSection(file, prefix, mode, byLine, anchors, placed, lazy, extras) {
   const body = h("div", { class: "diff-body", id: `${prefix}-body` });
   const size = lineCount(file);
   const toggle = h(
@@ -141,8 +157,8 @@ function fileSection(file, prefix, mode, byLine, anchors, placed, lazy) {
   const render = (cap) => {
     rendered = true;
     const table = mode === "split"
-      ? splitTable(file, prefix, byLine, anchors, placed, cap)
-      : unifiedTable(file, prefix, byLine, anchors, placed, cap);
+      ? splitTable(file, prefix, byLine, anchors, placed, cap, extras)
+      : unifiedTable(file, prefix, byLine, anchors, placed, cap, extras);
     body.replaceChildren(table.element);
     if (table.hidden > 0) {
       body.append(h("button", {
@@ -194,7 +210,7 @@ function annotate(findings, prefix, line, anchors, placed) {
   return id;
 }
 
-function unifiedTable(file, prefix, byLine, anchors, placed, cap) {
+function unifiedTable(file, prefix, byLine, anchors, placed, cap, extras) {
   const tbody = h("tbody");
   const language = languageFor(file.path);
   let count = 0;
@@ -209,9 +225,10 @@ function unifiedTable(file, prefix, byLine, anchors, placed, cap) {
       if (count >= cap) break;
       count += 1;
       const notes = line.newNo !== null ? byLine.get(lineKey(file.path, line.newNo)) : null;
+      const side = line.kind === "del" ? "old" : "new";
       const row = h("tr", { class: ["line", line.kind, notes && "has-finding"] },
-        h("td", { class: "ln" }, line.oldNo ?? ""),
-        h("td", { class: "ln" }, line.newNo ?? ""),
+        h("td", { class: "ln" }, side === "old" ? number(file, "old", line.oldNo, extras) : line.oldNo ?? ""),
+        h("td", { class: "ln" }, side === "new" ? number(file, "new", line.newNo, extras) : ""),
         h("td", { class: "code" }, h("span", { class: "sign" }, SIGN[line.kind]),
           code(line, pieces.get(line), marks.get(line)),
           line.noNewline ? h("span", { class: "nonl", title: "No newline at end of file" }, "⏎̸") : null));
@@ -221,6 +238,11 @@ function unifiedTable(file, prefix, byLine, anchors, placed, cap) {
         tbody.append(h("tr", { class: "finding-row" },
           h("td", { colspan: 3 }, notes.map((f) => findingView(f)))));
       }
+      const said = [
+        line.kind !== "del" ? ask(extras, file, "new", line.newNo) : null,
+        line.kind !== "add" ? ask(extras, file, "old", line.oldNo) : null,
+      ].flat().filter(Boolean);
+      if (said.length) tbody.append(h("tr", { class: "comment-row" }, h("td", { colspan: 3 }, said)));
     }
   }
   const table = h("table", { class: ["diff-table", "unified", language && "highlighted"], dataset: { language: language || "" } },
@@ -230,7 +252,7 @@ function unifiedTable(file, prefix, byLine, anchors, placed, cap) {
   return { element: table, hidden: total - count };
 }
 
-function splitTable(file, prefix, byLine, anchors, placed, cap) {
+function splitTable(file, prefix, byLine, anchors, placed, cap, extras) {
   const tbody = h("tbody");
   const language = languageFor(file.path);
   let count = 0;
@@ -240,9 +262,9 @@ function splitTable(file, prefix, byLine, anchors, placed, cap) {
   const cell = (line, side) => {
     if (!line) return [h("td", { class: "ln empty" }), h("td", { class: "code empty" })];
     const kind = line.kind === "context" ? "context" : line.kind;
-    const number = side === "left" ? line.oldNo : line.newNo;
+    const no = side === "left" ? line.oldNo : line.newNo;
     return [
-      h("td", { class: ["ln", kind] }, number ?? ""),
+      h("td", { class: ["ln", kind] }, number(file, side === "left" ? "old" : "new", no, extras)),
       h("td", { class: ["code", kind] }, h("span", { class: "sign" }, SIGN[line.kind]),
         code(line, pieces.get(line), marks.get(line))),
     ];
@@ -267,6 +289,11 @@ function splitTable(file, prefix, byLine, anchors, placed, cap) {
         tbody.append(h("tr", { class: "finding-row" },
           h("td", { colspan: 4 }, notes.map((f) => findingView(f)))));
       }
+      const said = [
+        row.left ? ask(extras, file, "old", row.left.oldNo) : null,
+        row.right ? ask(extras, file, "new", row.right.newNo) : null,
+      ].flat().filter(Boolean);
+      if (said.length) tbody.append(h("tr", { class: "comment-row" }, h("td", { colspan: 4 }, said)));
     }
   }
   const table = h("table", { class: ["diff-table", "split", language && "highlighted"], dataset: { language: language || "" } },
@@ -274,6 +301,62 @@ function splitTable(file, prefix, byLine, anchors, placed, cap) {
     h("colgroup", {}, h("col", { class: "ln-col" }), h("col"), h("col", { class: "ln-col" }), h("col")),
     tbody);
   return { element: table, hidden: total - count };
+}
+
+/**
+ * A line number: a button asking to comment on that line when comments are taken.
+ * @param {{path: string}} file
+ * @param {"old"|"new"} side
+ * @param {number|null} line
+ * @param {{onComment: Function|null}} extras
+ */
+function number(file, side, line, extras) {
+  if (line === null || line === undefined) return "";
+  if (!extras.onComment) return String(line);
+  const where = side === "old" ? `line ${line} of ${file.path}, before the change` : `line ${line} of ${file.path}`;
+  return h("button", {
+    type: "button",
+    class: "ln-comment",
+    title: "Comment on this line",
+    "aria-label": `Comment on ${where}`,
+    dataset: { file: file.path, side, line: String(line) },
+    on: {
+      click: (/** @type {MouseEvent} */ event) => {
+        const button = /** @type {HTMLElement} */ (event.currentTarget);
+        const row = /** @type {HTMLTableRowElement} */ (button.closest("tr"));
+        extras.onComment({ file: file.path, side, line }, row);
+      },
+    },
+  }, String(line));
+}
+
+/**
+ * What `lineNotes` has for a line, or null.
+ * @returns {Node[]|null}
+ */
+function ask(/** @type {{lineNotes: Function|null}} */ extras, /** @type {{path: string}} */ file,
+  /** @type {"old"|"new"} */ side, /** @type {number|null} */ line) {
+  if (!extras.lineNotes || line === null || line === undefined) return null;
+  const found = extras.lineNotes({ file: file.path, side, line });
+  return found && found.length ? found : null;
+}
+
+/**
+ * Put `node` in a row of its own under a line's row (after the findings and comments
+ * already shown under it); returns that row.
+ * @param {HTMLTableRowElement} row
+ * @param {Node} node
+ * @returns {HTMLTableRowElement}
+ */
+export function insertBelow(row, node) {
+  const columns = row.closest("table.split") ? 4 : 3;
+  const added = /** @type {HTMLTableRowElement} */ (h("tr", { class: "comment-row draft" }, h("td", { colspan: columns }, node)));
+  let after = row;
+  while (after.nextElementSibling && after.nextElementSibling.matches(".finding-row, .comment-row")) {
+    after = /** @type {HTMLTableRowElement} */ (after.nextElementSibling);
+  }
+  after.after(added);
+  return added;
 }
 
 /** A segmented control: Unified | Side by side. */
