@@ -1,8 +1,9 @@
-// The Suggestions screen: a filterable list (kept live) beside the open suggestion.
+// The Suggestions screen: a filterable list (kept live) beside the open suggestion, and
+// bulk decisions on the suggestions ticked in it (mouse, shift-click ranges, or `s`).
 
-import { $, $$, clear, field, h, riskBadge, statusBadge, time } from "./dom.js";
+import { $, $$, busy, clear, field, h, riskBadge, statusBadge, statusLabel, time } from "./dom.js";
 import { GenerateDialog } from "./generate.js";
-import { inlineError } from "./notify.js";
+import { inlineError, notify } from "./notify.js";
 import { SuggestionDetail } from "./suggestion-detail.js";
 
 const STATUSES = [
@@ -32,6 +33,12 @@ export class SuggestionsView {
     this.agents = new Set();
     this._timer = null;
     this._token = 0;
+    /** @type {Set<string>} ids ticked for a bulk decision */
+    this.picked = new Set();
+    /** @type {Map<string, {ok: boolean, text: string}>} the last bulk decision's outcome per id */
+    this.outcomes = new Map();
+    /** @type {number|null} index of the last ticked row, where a shift-click range starts */
+    this.anchor = null;
   }
 
   mount(container, route) {
@@ -52,6 +59,7 @@ export class SuggestionsView {
           h("button", { type: "button", class: "small", title: "Generate suggestions (g)",
             on: { click: () => this.generate.open() } }, "Generate…")),
         this.filterForm(),
+        this.bulkBar(),
         this.error,
         this.list,
         this.more),
@@ -162,8 +170,11 @@ export class SuggestionsView {
           ? "No suggestions match these filters."
           : "No suggestions yet. Agents submit them through the API, or generate some."));
     } else {
-      clear(this.list, this.items.map((s) => this.row(s)));
+      clear(this.list, this.items.map((s, index) => this.row(s, index)));
     }
+    const shown = new Set(this.items.map((s) => s.id));
+    for (const id of this.picked) if (!shown.has(id)) this.picked.delete(id); // never act unseen
+    this.showBulk();
     this.more.hidden = !this.nextAfter;
     if (focusedId) {
       const again = $(`.item-list a[data-id="${CSS.escape(focusedId)}"]`, this.list);
@@ -171,9 +182,14 @@ export class SuggestionsView {
     }
   }
 
-  row(s) {
+  row(s, index) {
     const current = s.id === this.selectedId;
-    return h("li", { dataset: { id: s.id, status: s.status } },
+    const outcome = this.outcomes.get(s.id);
+    const pick = h("input", { type: "checkbox", class: "pick", checked: this.picked.has(s.id),
+      "aria-label": `Select “${s.title}”`, dataset: { id: s.id } });
+    pick.addEventListener("click", (event) => this.onPick(index, pick.checked, event.shiftKey));
+    return h("li", { class: ["selectable", this.picked.has(s.id) && "picked"], dataset: { id: s.id, status: s.status } },
+      pick,
       h("a", { href: `#/suggestions/${encodeURIComponent(s.id)}`, class: "item",
         "aria-current": current ? "true" : null, dataset: { id: s.id } },
         h("span", { class: "item-title" }, s.title),
@@ -182,7 +198,128 @@ export class SuggestionsView {
           h("span", { class: "muted" }, s.source === "api" ? s.agent : s.source),
           h("span", { class: "muted" }, `${s.files.length} file${s.files.length === 1 ? "" : "s"}`),
           s.revision > 1 ? h("span", { class: "muted" }, `rev ${s.revision}`) : null,
-          time(s.updated_at))));
+          time(s.updated_at)),
+        outcome ? h("span", { class: ["bulk-outcome", outcome.ok ? "ok" : "refused"] }, outcome.text) : null));
+  }
+
+  // -- bulk decisions ------------------------------------------------------------
+  bulkBar() {
+    this.bulkCount = h("span", { class: "bulk-count", "aria-live": "polite" });
+    this.bulkComment = h("textarea", { rows: 1, name: "bulk-comment", placeholder: "Optional; recorded on each one" });
+    this.bulkButtons = {
+      approve: h("button", { type: "button", class: "primary small", on: { click: () => this.decide("approve") } }, "Approve"),
+      reject: h("button", { type: "button", class: "danger small", on: { click: () => this.confirmReject() } }, "Reject"),
+    };
+    this.bulkSummary = h("p", { class: "bulk-summary small", role: "status" });
+    this.bulkError = h("p", { class: "form-error", role: "alert", hidden: true });
+    this.bulkConfirm = h("dialog", { class: "confirm", "aria-labelledby": "bulk-reject-title" });
+    this.bulk = h("section", { class: "bulk-bar", "aria-label": "Decide on the selected suggestions", hidden: true },
+      h("div", { class: "actions" }, this.bulkCount,
+        h("button", { type: "button", class: "ghost small", on: { click: () => this.pickAll(true) } }, "Select all shown"),
+        h("button", { type: "button", class: "ghost small", on: { click: () => this.pickAll(false) } }, "Clear selection")),
+      field("Comment for each", this.bulkComment)[0],
+      h("div", { class: "actions" }, this.bulkButtons.approve, this.bulkButtons.reject),
+      this.bulkSummary, this.bulkError, this.bulkConfirm);
+    return this.bulk;
+  }
+
+  /** A tick from the mouse or Space: with shift, every row from the last one ticked too. */
+  onPick(/** @type {number} */ index, /** @type {boolean} */ on, /** @type {boolean} */ range) {
+    const from = range && this.anchor !== null ? Math.min(this.anchor, index) : index;
+    const to = range && this.anchor !== null ? Math.max(this.anchor, index) : index;
+    for (let i = from; i <= to; i += 1) {
+      const id = this.items[i] && this.items[i].id;
+      if (!id) continue;
+      if (on) this.picked.add(id);
+      else this.picked.delete(id);
+    }
+    this.anchor = index;
+    this.syncPicks();
+  }
+
+  pickAll(/** @type {boolean} */ on) {
+    this.picked = new Set(on ? this.items.map((s) => s.id) : []);
+    this.anchor = null;
+    this.syncPicks();
+  }
+
+  /** `s`: tick or untick the focused row (or the open suggestion). */
+  toggleFocused() {
+    const focused = document.activeElement && document.activeElement.closest(".item-list li[data-id]");
+    const id = focused instanceof HTMLElement ? focused.dataset.id : this.selectedId;
+    const index = this.items.findIndex((s) => s.id === id);
+    if (index < 0) return false;
+    this.onPick(index, !this.picked.has(this.items[index].id), false);
+    return true;
+  }
+
+  syncPicks() {
+    for (const li of $$(".item-list li[data-id]", this.list)) {
+      const on = this.picked.has(li.dataset.id);
+      li.classList.toggle("picked", on);
+      const box = /** @type {HTMLInputElement|null} */ ($("input.pick", li));
+      if (box) box.checked = on;
+    }
+    this.showBulk();
+  }
+
+  showBulk() {
+    const n = this.picked.size;
+    this.bulk.hidden = n === 0 && !this.bulkSummary.textContent;
+    this.bulkCount.textContent = `${n} selected`;
+    this.bulkButtons.approve.textContent = `Approve ${n}`;
+    this.bulkButtons.reject.textContent = `Reject ${n}`;
+    this.bulkButtons.approve.disabled = n === 0;
+    this.bulkButtons.reject.disabled = n === 0;
+  }
+
+  confirmReject() {
+    const n = this.picked.size;
+    if (!n) return;
+    const yes = h("button", { type: "button", class: "danger" }, `Reject ${n}`);
+    const no = h("button", { type: "button" }, "Cancel");
+    clear(this.bulkConfirm,
+      h("h2", { id: "bulk-reject-title" }, `Reject ${n} suggestion${n === 1 ? "" : "s"}?`),
+      h("p", {}, "Each comes back only as a new revision."),
+      h("div", { class: "actions" }, yes, no));
+    yes.addEventListener("click", () => {
+      this.bulkConfirm.close();
+      this.decide("reject");
+    });
+    no.addEventListener("click", () => this.bulkConfirm.close());
+    this.bulkConfirm.showModal();
+    yes.focus();
+  }
+
+  /** One decision on every ticked row; each one's outcome is shown on its row. */
+  async decide(/** @type {"approve"|"reject"} */ action) {
+    const ids = this.items.map((s) => s.id).filter((id) => this.picked.has(id));
+    if (!ids.length) return;
+    inlineError(this.bulkError, null);
+    await busy(this.bulkButtons[action], async () => {
+      try {
+        const reply = await this.app.api.reviewBulk(ids, action, this.bulkComment.value.trim());
+        this.outcomes = new Map();
+        for (const item of reply.items) {
+          if (item.ok) {
+            this.picked.delete(item.id);
+            this.outcomes.set(item.id, { ok: true, text: statusLabel(item.status) });
+          } else {
+            const problem = item.problem || {};
+            this.outcomes.set(item.id, { ok: false, text: `Refused: ${problem.detail || problem.title || "not allowed"}` });
+          }
+        }
+        this.bulkComment.value = "";
+        const done = action === "approve" ? "approved" : "rejected";
+        this.bulkSummary.textContent = `${reply.ok} ${done}${reply.refused ? `, ${reply.refused} refused (still selected)` : ""}.`;
+        notify(action === "approve" ? "Approved" : "Rejected", this.bulkSummary.textContent);
+        this.renderList();
+        this.refreshSoon({ detail: this.selectedId !== null && ids.includes(this.selectedId) });
+      } catch (err) {
+        inlineError(this.bulkError, err);
+      }
+    });
+    this.showBulk(); // busy() re-enabled the button; none may be selected now
   }
 
   route(route) {
@@ -240,6 +377,8 @@ export class SuggestionsView {
       case "g":
         this.generate.open();
         return true;
+      case "s":
+        return this.toggleFocused();
       default:
         return this.selectedId ? this.detail.shortcut(key) : false;
     }
