@@ -161,10 +161,33 @@ def seed(server: StorykitServer) -> dict[str, Any]:
     )
     for name in ("imports", "spacing", "status", "readme"):
         server.review(made[name]["id"], "approve", "Looks good." if name == "readme" else "")
-    server.review(
-        made["fstring"]["id"],
-        "revise",
-        "Please keep the greeting in one place: main() is not the only caller.",
+    server.call(
+        "reviewer2",
+        "POST",
+        "/suggest/review",
+        json={
+            "id": made["fstring"]["id"],
+            "action": "revise",
+            "comment": "Please keep the greeting in one place: main() is not the only caller.",
+            "comments": [
+                {"file": APP, "line": 7, "side": "new", "body": "Move this into a greeting()."},
+                {"file": APP, "line": 8, "side": "new", "body": "Two spaces after return."},
+            ],
+        },
+    )
+    server.call(
+        "agent",
+        "POST",
+        f"/suggestions/{made['fstring']['id']}/revisions",
+        json={
+            "diff": _diff(
+                APP,
+                "@@ -2,7 +2,11 @@\n import sys\n \n \n+def greeting(name):\n"
+                "+    return f'hello {name}'\n+\n+\n def main():\n     name = sys.argv[1]\n"
+                "-    print('hello ' + name)\n+    print(greeting(name))\n     return  0\n",
+            ),
+            "title": "Build the greeting in one place",
+        },
     )
     ids = [made[k]["id"] for k in ("imports", "spacing", "status", "readme")]
     made["plan"] = server.call(
@@ -294,6 +317,37 @@ def shoot(server: StorykitServer, made: dict[str, Any]) -> list[Path]:
         page.goto(f"{server.url}/story/ui#/suggestions/{retry_id}")
         expect(page.locator(".diff-file")).to_have_count(1)
         save(page, "narrow-detail")
+        page.context.close()
+
+        # Line comments and the changes since an earlier revision.
+        page = page_for()
+        page.goto(f"{server.url}/story/ui#/suggestions/{made['fstring']['id']}")
+        expect(page.locator("#revisions-title")).to_have_text("Revisions (2)")
+        page.get_by_role("button", name="Unified").click()
+        page.get_by_role("button", name=f"Comment on line 11 of {APP}", exact=True).click()
+        page.locator(".comment-form textarea").fill("Add a test for greeting().")
+        page.get_by_role("button", name="Add comment").click()
+        expect(page.locator(".line-comment.pending")).to_have_count(1)
+        page.locator(".outdated-comments").evaluate("el => el.scrollIntoView({block: 'center'})")
+        save(page, "line-comments")
+        page.get_by_role("button", name="Changes since revision 1").click()
+        expect(page.locator("#diff-title")).to_have_text("Changes since revision 1")
+        page.locator("#diff-title").evaluate("el => el.scrollIntoView({block: 'center'})")
+        save(page, "revisions-interdiff")
+        page.context.close()
+
+        # Bulk decisions: the last shot, since it changes what the others show.
+        page = page_for()
+        page.goto(f"{server.url}/story/ui#/suggestions")
+        for title in ("Retry transient HTTP failures with backoff", "Add the CI deploy key"):
+            row = page.locator(".item-list li[data-id]", has=page.locator("a.item", has_text=title))
+            row.get_by_role("checkbox").click()
+        bar = page.locator(".bulk-bar")
+        bar.get_by_label("Comment for each").fill("Reviewed together with the on-call notes.")
+        bar.get_by_role("button", name="Approve 2").click()
+        expect(page.locator(".bulk-outcome.refused")).to_have_count(1)
+        expect(page.locator(".item-list .badge.status-approved")).not_to_have_count(0)
+        save(page, "bulk")
         page.context.close()
         browser.close()
     return written

@@ -21,8 +21,10 @@ def test_approve_a_range_and_a_keyboard_pick_each_outcome_shown(
 ) -> None:
     tag = uuid.uuid4().hex[:6]
     titles = [f"Bulk {tag} {n}" for n in ("one", "two", "three")]
-    ids = [server.submit(t, one_line_diff("hello.py", "x = 1", f"x = {n}", 2))["id"]
-           for n, t in enumerate(titles, 2)]
+    ids = [
+        server.submit(t, one_line_diff("hello.py", "x = 1", f"x = {n}", 2))["id"]
+        for n, t in enumerate(titles, 2)
+    ]
     wild = f"Bulk {tag} wild"
     wild_id = server.submit(wild, one_line_diff("build.sh", "make all", "rm -rf / && make all", 2))[
         "id"

@@ -103,9 +103,13 @@ def test_a_pending_comment_can_be_removed_and_cancel_keeps_nothing(open_page, se
     page.locator(".comment-form textarea").fill("never mind")
     page.get_by_role("button", name="Cancel").click()
     expect(page.locator(".comment-form")).to_have_count(0)
-    expect(page.get_by_role("button", name="Comment on line 2 of app.py", exact=True)).to_be_focused()
+    expect(
+        page.get_by_role("button", name="Comment on line 2 of app.py", exact=True)
+    ).to_be_focused()
     comment_on(page, "Comment on line 1 of app.py", "Drop this")
-    page.locator(".pending-box").get_by_role("button", name="Remove the comment on app.py:1").click()
+    page.locator(".pending-box").get_by_role(
+        "button", name="Remove the comment on app.py:1"
+    ).click()
     expect(page.locator(".line-comment.pending")).to_have_count(0)
     expect(page.locator(".pending-box")).to_be_hidden()
 

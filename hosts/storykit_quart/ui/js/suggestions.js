@@ -303,6 +303,8 @@ export class SuggestionsView {
         for (const item of reply.items) {
           if (item.ok) {
             this.picked.delete(item.id);
+            const shown = this.items.find((s) => s.id === item.id);
+            if (shown) shown.status = item.status; // the refresh that follows confirms it
             this.outcomes.set(item.id, { ok: true, text: statusLabel(item.status) });
           } else {
             const problem = item.problem || {};
