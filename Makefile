@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-stamp
 HOST   ?= 127.0.0.1
 PORT   ?= 8001
 
-.PHONY: setup serve test lint typecheck unit docs check-docs bench bench-short clean system-deps services vendor-highlightjs
+.PHONY: setup serve test lint typecheck typecheck-js unit docs check-docs bench bench-short clean system-deps services vendor-highlightjs
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,13 @@ typecheck: setup
 	  echo "$(BIN)/mypy --config-file tests/mypy.toml $$target"; \
 	  $(BIN)/mypy --config-file tests/mypy.toml "$$target" || status=1; \
 	done; exit $$status
+	@$(MAKE) --no-print-directory typecheck-js
+
+## The dashboard's JavaScript, type-checked from its JSDoc (checkJs) by the TypeScript the
+## VS Code extension pins (vscode-extension/package-lock.json).
+typecheck-js:
+	@test -x vscode-extension/node_modules/.bin/tsc || (cd vscode-extension && npm ci --no-audit --no-fund)
+	vscode-extension/node_modules/.bin/tsc -p tsconfig.dashboard.json
 
 unit: setup
 	$(BIN)/python -m pytest

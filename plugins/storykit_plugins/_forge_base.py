@@ -23,7 +23,7 @@ import anyio
 import httpx
 
 from storykit.backends import PRRequest, PRUpdate
-from storykit.errors import BackendError, Conflict, NotConfigured, StorykitError
+from storykit.errors import BackendError, Conflict, Invalid, NotConfigured, StorykitError
 from storykit.models import PRResult, PullRequest
 from storykit.settings import Settings
 from storykit_plugins._forge import (
@@ -41,7 +41,7 @@ from storykit_plugins._forge import (
 )
 from storykit_plugins.pr_dryrun import preview
 
-__all__ = ["ForgeBackend", "ForgeConfig", "ForgeRun"]
+__all__ = ["ForgeBackend", "ForgeConfig", "ForgeRun", "mapping", "positive_number"]
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
@@ -314,3 +314,15 @@ class ForgeRun(abc.ABC):
         if status == 409:
             raise Conflict(f"{self.forge} refused {what}: {said}")
         raise BackendError(f"{self.forge} failed {what}: HTTP {status}: {said}")
+
+
+def mapping(value: object) -> Mapping[str, Any]:
+    """``value`` if a forge's JSON gave an object there, else an empty one."""
+    return value if isinstance(value, Mapping) else {}
+
+
+def positive_number(value: object, what: str) -> int:
+    """A pull (merge) request's number from a delivery: a positive whole number."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    raise Invalid(f"the delivery's {what} is not a positive whole number")

@@ -60,7 +60,13 @@ from storykit_plugins._forge import (
     pr_body,
     pr_title,
 )
-from storykit_plugins._forge_base import ForgeBackend, ForgeConfig, ForgeRun
+from storykit_plugins._forge_base import (
+    ForgeBackend,
+    ForgeConfig,
+    ForgeRun,
+    mapping,
+    positive_number,
+)
 
 __all__ = ["DEFAULT_API", "GitHubBackend", "storykit_register_pr_backends", "webhook_updates"]
 
@@ -275,16 +281,6 @@ def _check(status: object, conclusion: object) -> Checks:
     return Checks.PASSING if conclusion in _PASSING else Checks.FAILING
 
 
-def _obj(value: object) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _number(value: object, what: str) -> int:
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return value
-    raise Invalid(f"the delivery's {what} is not a pull request number")
-
-
 def _pull_update(repository: str, pull: Mapping[str, Any]) -> PRUpdate:
     """A pull request object (a ``pull_request`` delivery's, or ``GET …/pulls/{n}``)."""
     merged = bool(pull.get("merged")) or bool(pull.get("merged_at"))
@@ -295,10 +291,10 @@ def _pull_update(repository: str, pull: Mapping[str, Any]) -> PRUpdate:
         if pull.get("state") == "closed"
         else PRState.OPEN
     )
-    head = _obj(pull.get("head"))
+    head = mapping(pull.get("head"))
     return PRUpdate(
         repository=repository,
-        number=_number(pull.get("number"), "pull_request.number"),
+        number=positive_number(pull.get("number"), "pull_request.number"),
         state=state,
         head=str(head.get("sha") or "") or None,
         at=forge_time(pull.get("updated_at")),
@@ -329,7 +325,7 @@ def webhook_updates(event: str, payload: Mapping[str, Any]) -> list[PRUpdate]:
     if not isinstance(item, Mapping):
         return []
     if event == "check_suite":
-        app = _obj(item.get("app"))
+        app = mapping(item.get("app"))
         name = f"suite:{app.get('slug') or app.get('name') or item.get('id')}"
     else:
         name = str(item.get("name") or item.get("id"))
@@ -339,7 +335,7 @@ def webhook_updates(event: str, payload: Mapping[str, Any]) -> list[PRUpdate]:
     return [
         PRUpdate(
             repository=repository,
-            number=_number(p.get("number"), f"{event}.pull_requests[].number"),
+            number=positive_number(p.get("number"), f"{event}.pull_requests[].number"),
             checks={name: state},
             checks_head=head,
         )

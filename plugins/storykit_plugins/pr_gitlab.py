@@ -53,7 +53,13 @@ from storykit_plugins._forge import (
     pr_body,
     pr_title,
 )
-from storykit_plugins._forge_base import ForgeBackend, ForgeConfig, ForgeRun
+from storykit_plugins._forge_base import (
+    ForgeBackend,
+    ForgeConfig,
+    ForgeRun,
+    mapping,
+    positive_number,
+)
 
 __all__ = ["DEFAULT_API", "GitLabBackend", "storykit_register_pr_backends", "webhook_updates"]
 
@@ -256,24 +262,14 @@ def _pipeline(status: object) -> Checks:
     return Checks.PENDING  # created, pending, running, manual, scheduled, preparing…
 
 
-def _obj(value: object) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _iid(value: object, what: str) -> int:
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return value
-    raise Invalid(f"the delivery's {what} is not a merge request iid")
-
-
 def _mr_update(project: str, mr: Mapping[str, Any]) -> PRUpdate:
     """A merge request (a hook's ``object_attributes``, or ``GET …/merge_requests/:iid``)."""
-    last = _obj(mr.get("last_commit"))
+    last = mapping(mr.get("last_commit"))
     head = str(mr.get("sha") or last.get("id") or "") or None
     state = _STATES.get(str(mr.get("state") or ""))
     return PRUpdate(
         repository=project,
-        number=_iid(mr.get("iid"), "merge request iid"),
+        number=positive_number(mr.get("iid"), "merge request iid"),
         state=state,
         head=head,
         at=forge_time(mr.get("updated_at")),
@@ -316,7 +312,7 @@ def webhook_updates(event: str, payload: Mapping[str, Any]) -> list[PRUpdate]:
         return [
             PRUpdate(
                 repository=project,
-                number=_iid(mr.get("iid"), "merge_request.iid"),
+                number=positive_number(mr.get("iid"), "merge_request.iid"),
                 checks={"pipeline": _pipeline(attributes.get("status"))},
                 checks_head=str(attributes.get("sha") or "") or None,
             )

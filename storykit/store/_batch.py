@@ -33,9 +33,9 @@ import dataclasses
 import functools
 import json
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from storykit._unicode import require_utf8
 from storykit.errors import BackendError, Conflict, Invalid
@@ -347,38 +347,84 @@ async def _transaction(db: Driver, batch: Sequence[PendingWrite], *, isolate: bo
     await db.execute("COMMIT")
 
 
+class Executor(Protocol):
+    """What :func:`upsert_rows` needs of a connection: both stores' drivers have it."""
+
+    async def execute(self, sql: str, params: Sequence[object] = ()) -> Any: ...
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[object]]) -> None: ...
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RowStatements:
+    """One store's SQL for each kind of row a batch writes besides its events."""
+
+    upsert_suggestion: str
+    insert_revision: str
+    upsert_plan: str
+    insert_key: str
+    upsert_pull: str
+    insert_delivery: str
+    upsert_policy: str
+
+
+async def upsert_rows(
+    db: Executor,
+    accepted: Sequence[PendingWrite],
+    sql: RowStatements,
+    *,
+    stamp: object,
+    when: Callable[[datetime], object],
+) -> None:
+    """Write every row of the ``accepted`` writes but their events, kind by kind: one
+    ``executemany`` per kind. ``stamp`` is the batch's time as the store keeps it, and
+    ``when`` turns a revision's time into that form."""
+    suggestion_rows = [row for w in accepted for row in w.suggestion_rows]
+    if suggestion_rows:
+        await db.executemany(sql.upsert_suggestion, suggestion_rows)
+    revision_rows = [
+        (key, number, when(made), doc)
+        for w in accepted
+        for key, number, made, doc in w.revision_rows
+    ]
+    if revision_rows:
+        await db.executemany(sql.insert_revision, revision_rows)
+    plan_rows = [row for w in accepted for row in w.plan_rows]
+    if plan_rows:
+        await db.executemany(sql.upsert_plan, plan_rows)
+    key_rows = [w.key_row for w in accepted if w.key_row is not None]
+    if key_rows:  # a key used twice fails here, and the batch is retried write by write
+        await db.executemany(sql.insert_key, key_rows)
+    pull_rows = [row for w in accepted for row in w.pull_rows]
+    if pull_rows:
+        await db.executemany(sql.upsert_pull, pull_rows)
+    delivery_rows = [w.delivery_row for w in accepted if w.delivery_row is not None]
+    if delivery_rows:  # a delivery handled twice fails here, like a key used twice
+        await db.executemany(sql.insert_delivery, delivery_rows)
+    policies = [(stamp, w.policy_json) for w in accepted if w.policy_json is not None]
+    if policies:
+        await db.execute(sql.upsert_policy, policies[-1])  # only the last one can survive
+
+
+_ROWS = RowStatements(
+    upsert_suggestion=_UPSERT_SUGGESTION,
+    insert_revision=_INSERT_REVISION,
+    upsert_plan=_UPSERT_PLAN,
+    insert_key=_INSERT_KEY,
+    upsert_pull=_UPSERT_PULL,
+    insert_delivery=_INSERT_DELIVERY,
+    upsert_policy=_UPSERT_POLICY,
+)
+
+
 async def _apply(db: Driver, writes: Sequence[PendingWrite], at: datetime) -> None:
     current = await _versions(db, {key for w in writes for key in w.expect})
     policy = await _policy(db) if any(w.policy_expect is not None for w in writes) else None
     accepted = accept(writes, current, policy)
     if not accepted:
         return
-    suggestion_rows = [row for w in accepted for row in w.suggestion_rows]
-    if suggestion_rows:
-        await db.executemany(_UPSERT_SUGGESTION, suggestion_rows)
-    revision_rows = [
-        (key, number, when.isoformat(), doc)
-        for w in accepted
-        for key, number, when, doc in w.revision_rows
-    ]
-    if revision_rows:
-        await db.executemany(_INSERT_REVISION, revision_rows)
-    plan_rows = [row for w in accepted for row in w.plan_rows]
-    if plan_rows:
-        await db.executemany(_UPSERT_PLAN, plan_rows)
-    key_rows = [w.key_row for w in accepted if w.key_row is not None]
-    if key_rows:  # a key used twice fails here, and the batch is retried write by write
-        await db.executemany(_INSERT_KEY, key_rows)
-    pull_rows = [row for w in accepted for row in w.pull_rows]
-    if pull_rows:
-        await db.executemany(_UPSERT_PULL, pull_rows)
-    delivery_rows = [w.delivery_row for w in accepted if w.delivery_row is not None]
-    if delivery_rows:  # a delivery handled twice fails here, like a key used twice
-        await db.executemany(_INSERT_DELIVERY, delivery_rows)
     stamp = at.isoformat()
-    policies = [(stamp, w.policy_json) for w in accepted if w.policy_json is not None]
-    if policies:
-        await db.execute(_UPSERT_POLICY, policies[-1])  # only the last one can survive
+    await upsert_rows(db, accepted, _ROWS, stamp=stamp, when=datetime.isoformat)
     for start in range(0, len(accepted), _EVENTS_PER_STATEMENT):
         chunk = accepted[start : start + _EVENTS_PER_STATEMENT]
         rows = await db.execute(

@@ -46,7 +46,7 @@ import psycopg.errors
 
 from storykit.errors import BackendError, Invalid, Unavailable
 from storykit.models import Event, utcnow
-from storykit.store._batch import PendingWrite, accept
+from storykit.store._batch import PendingWrite, RowStatements, accept, upsert_rows
 from storykit.store._pg_driver import Connection, is_unavailable, rollback
 
 __all__ = ["commit_batch", "fail"]
@@ -96,6 +96,15 @@ _UPSERT_PULL = """
         plan_id = excluded.plan_id, state = excluded.state
 """
 _INSERT_DELIVERY = "INSERT INTO webhook_deliveries (forge, delivery) VALUES (%s, %s)"
+_ROWS = RowStatements(
+    upsert_suggestion=_UPSERT_SUGGESTION,
+    insert_revision=_INSERT_REVISION,
+    upsert_plan=_UPSERT_PLAN,
+    insert_key=_INSERT_KEY,
+    upsert_pull=_UPSERT_PULL,
+    insert_delivery=_INSERT_DELIVERY,
+    upsert_policy=_UPSERT_POLICY,
+)
 # One statement for any number of events. COPY is the cheapest way in: about 2.5x
 # an INSERT … SELECT FROM unnest(arrays), whose text arrays psycopg must escape.
 _COPY_EVENTS = "COPY events (id, type, at, data) FROM STDIN"
@@ -179,27 +188,7 @@ async def _apply(db: Connection, writes: Sequence[PendingWrite], at: datetime, n
     accepted = accept(writes, current, policy)
     if not accepted:
         return next_id
-    suggestion_rows = [row for w in accepted for row in w.suggestion_rows]
-    if suggestion_rows:
-        await db.executemany(_UPSERT_SUGGESTION, suggestion_rows)
-    revision_rows = [row for w in accepted for row in w.revision_rows]
-    if revision_rows:
-        await db.executemany(_INSERT_REVISION, revision_rows)
-    plan_rows = [row for w in accepted for row in w.plan_rows]
-    if plan_rows:
-        await db.executemany(_UPSERT_PLAN, plan_rows)
-    key_rows = [w.key_row for w in accepted if w.key_row is not None]
-    if key_rows:  # a key used twice fails here, and the batch is retried write by write
-        await db.executemany(_INSERT_KEY, key_rows)
-    pull_rows = [row for w in accepted for row in w.pull_rows]
-    if pull_rows:
-        await db.executemany(_UPSERT_PULL, pull_rows)
-    delivery_rows = [w.delivery_row for w in accepted if w.delivery_row is not None]
-    if delivery_rows:  # a delivery handled twice fails here, like a key used twice
-        await db.executemany(_INSERT_DELIVERY, delivery_rows)
-    policies = [(at, w.policy_json) for w in accepted if w.policy_json is not None]
-    if policies:
-        await db.execute(_UPSERT_POLICY, policies[-1])  # only the last one can survive
+    await upsert_rows(db, accepted, _ROWS, stamp=at, when=lambda made: made)
     ids = range(next_id, next_id + len(accepted))
     await db.copy(
         _COPY_EVENTS,

@@ -11,7 +11,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -19,6 +18,7 @@ from typing import IO, Any
 import httpx
 from click.testing import CliRunner, Result
 
+from storykit.testing import wait_until
 from storykit_cli.main import cli
 
 DEADLINE = 30.0  # seconds; a bound for what should take well under one
@@ -131,20 +131,23 @@ class Server:
 
     def wait_healthy(self) -> None:
         """Poll ``/health`` until it answers 200; fail at once if the process exits."""
-        assert self.process is not None
-        deadline = time.monotonic() + DEADLINE
-        while time.monotonic() < deadline:
+        process = self.process
+        assert process is not None
+
+        def healthy() -> bool:
+            if (code := process.poll()) is not None:
+                raise AssertionError(f"server exited with {code}:\n{self.log.read_text()}")
             try:
-                if httpx.get(f"{self.url}/health", timeout=1.0).status_code == 200:
-                    return
+                return httpx.get(f"{self.url}/health", timeout=1.0).status_code == 200
             except httpx.TransportError:
-                pass
-            try:  # the poll interval, which also notices a server that died
-                code = self.process.wait(timeout=0.05)
-            except subprocess.TimeoutExpired:
-                continue
-            raise AssertionError(f"server exited with {code}:\n{self.log.read_text()}")
-        raise AssertionError(f"server not healthy in {DEADLINE}s:\n{self.log.read_text()}")
+                return False
+
+        try:
+            wait_until(healthy, what="the server to answer /health", deadline=DEADLINE)
+        except AssertionError as exc:
+            if "gave up" not in str(exc):
+                raise
+            raise AssertionError(f"{exc}:\n{self.log.read_text()}") from None
 
     def stop(self) -> None:
         if self.process is None:

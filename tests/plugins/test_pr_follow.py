@@ -83,7 +83,7 @@ def test_github_events_it_does_not_follow_say_nothing() -> None:
     event, payload = hook("github", "pull_request_closed")
     assert pr_github.webhook_updates("push", payload) == []
     payload["pull_request"]["number"] = "42"
-    with pytest.raises(Invalid, match="not a pull request number"):
+    with pytest.raises(Invalid, match=r"pull_request\.number is not a positive whole number"):
         pr_github.webhook_updates(event, payload)
 
 

@@ -16,11 +16,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+from storykit.testing import wait_until
 
 __all__ = ["KEYS", "StorykitServer", "free_port", "make_repo", "one_line_diff"]
 
@@ -192,19 +193,22 @@ class StorykitServer:
             stderr=subprocess.STDOUT,
         )
         log.close()
-        self._wait_healthy(time.monotonic() + deadline)
+        self._wait_healthy(deadline)
 
-    def _wait_healthy(self, until: float) -> None:
-        while time.monotonic() < until:
+    def _wait_healthy(self, deadline: float) -> None:
+        def healthy() -> bool:
             if self.proc is not None and self.proc.poll() is not None:
                 raise RuntimeError(
                     f"storykit exited with {self.proc.returncode}:\n{self.log_tail()}"
                 )
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.url}/health", timeout=1.0).status_code == 200:
-                    return
-            time.sleep(0.05)  # polling interval, not synchronisation
-        raise RuntimeError(f"storykit did not become healthy in time:\n{self.log_tail()}")
+                return httpx.get(f"{self.url}/health", timeout=1.0).status_code == 200
+            return False
+
+        try:
+            wait_until(healthy, what="storykit to answer /health", deadline=deadline)
+        except AssertionError as exc:
+            raise RuntimeError(f"{exc}:\n{self.log_tail()}") from None
 
     def stop(self, *, kill: bool = False) -> None:
         if self.proc is None:

@@ -8,12 +8,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+
+from storykit.testing import wait_until
 
 KEYS = (
     "bot:agent=agentkey123,me:reviewer=reviewkey12,other:reviewer=otherkey12,root:admin=adminkey123"
@@ -54,15 +55,14 @@ class Server:
 def wait_healthy(
     url: str, proc: subprocess.Popen[bytes] | None = None, deadline: float = 30
 ) -> None:
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
+    def healthy() -> bool:
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"server exited with {proc.returncode}")
         with contextlib.suppress(httpx.TransportError):
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return
-        time.sleep(0.05)  # polling interval while waiting for start-up, not synchronisation
-    raise TimeoutError(f"{url} did not become healthy")
+            return httpx.get(f"{url}/health", timeout=1).status_code == 200
+        return False
+
+    wait_until(healthy, what=f"{url} to answer /health", deadline=deadline)
 
 
 def start_server(

@@ -44,6 +44,11 @@ export class Api {
     return url.toString();
   }
 
+  /**
+   * @param {string} method
+   * @param {string} path
+   * @param {{ query?: Record<string, unknown>, body?: unknown, retries?: number, signal?: AbortSignal }} [options]
+   */
   async request(method, path, { query, body, retries = 3, signal } = {}) {
     const headers = { Accept: "application/json" };
     const key = this.key();

@@ -37,6 +37,16 @@ function gitPaths(rest) {
   return [stripPrefix(rest), stripPrefix(rest)];
 }
 
+/**
+ * @typedef {{ kind: string, text: string, oldNo: number | null, newNo: number | null, noNewline?: boolean }} DiffLine
+ * @typedef {{ header: string, oldStart: number, oldLines: number, newStart: number, newLines: number,
+ *   section: string, lines: DiffLine[] }} DiffHunk
+ * @typedef {{ oldPath: string | null, newPath: string | null, path: string, status: string,
+ *   binary: boolean, hunks: DiffHunk[], additions: number, deletions: number,
+ *   _explicit?: { added: boolean, deleted: boolean, renamed: boolean }, _sawOld?: boolean }} DiffFile
+ */
+
+/** @returns {DiffFile} */
 function newFile() {
   return {
     oldPath: null,
@@ -68,7 +78,9 @@ export function parseDiff(text) {
   const files = [];
   const lines = (text || "").replace(/\r\n/g, "\n").split("\n");
   if (lines.length && lines[lines.length - 1] === "") lines.pop();
-  let file = null;
+  // Never null where a line is read into it: a header line starts one first.
+  let file = /** @type {DiffFile} */ (/** @type {unknown} */ (null));
+  /** @type {DiffHunk | null} */
   let hunk = null;
   let oldLeft = 0;
   let newLeft = 0;

@@ -16,6 +16,10 @@ export const RENDER_BUDGET = 3000;
 const SIGN = { add: "+", del: "−", context: " " };
 const STATUS = { added: "new file", deleted: "deleted", renamed: "renamed", modified: "" };
 
+/**
+ * @param {{ file?: string | null, line?: number | null, [key: string]: unknown }} finding
+ * @param {{ link?: (file: string, line: number | null | undefined) => unknown }} [options]
+ */
 export function findingView(finding, { link } = {}) {
   const where = finding.file ? `${finding.file}${finding.line ? `:${finding.line}` : ""}` : "";
   return h(
@@ -36,7 +40,8 @@ function jump(id) {
     // A collapsed file may not be rendered yet: find it by its body's id, open it, then look.
     const body = document.getElementById(`${id.replace(/-L\d+$/, "")}-body`);
     const file = body ? body.closest(".diff-file") : null;
-    if (file && file.classList.contains("collapsed")) file.querySelector(".diff-file-toggle").click();
+    const toggle = file && file.classList.contains("collapsed") ? file.querySelector(".diff-file-toggle") : null;
+    if (toggle instanceof HTMLElement) toggle.click();
     const target = document.getElementById(id);
     if (!target) return;
     target.scrollIntoView({ block: "center", behavior: "smooth" });

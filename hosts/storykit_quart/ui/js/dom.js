@@ -97,7 +97,7 @@ export async function busy(button, action) {
 /** True when keyboard input belongs to a text field rather than to shortcuts. */
 export function isTyping(target) {
   if (!(target instanceof Element)) return false;
-  if (target.isContentEditable) return true;
+  if (target instanceof HTMLElement && target.isContentEditable) return true;
   if (target.closest("textarea, select")) return true;
   const input = target.closest("input");
   return Boolean(input) && !["checkbox", "radio", "button", "submit", "reset"].includes(input.type);

@@ -170,10 +170,12 @@ async function connect() {
   $("#shortcuts-button").hidden = false;
   const live = new Live(api);
   app.live = live;
-  live.addEventListener("state", (e) => showState(e.detail.state, e.detail.detail));
-  live.addEventListener("event", (e) => received(e.detail.event, e.detail.replayed));
+  /** The detail of one of Live's CustomEvents. @param {Event} e @returns {any} */
+  const detail = (e) => /** @type {CustomEvent} */ (e).detail;
+  live.addEventListener("state", (e) => showState(detail(e).state, detail(e).detail));
+  live.addEventListener("event", (e) => received(detail(e).event, detail(e).replayed));
   live.addEventListener("resync", async (e) => {
-    const { from, head } = e.detail;
+    const { from, head } = detail(e);
     if (from !== null && head !== null) {
       // Whichever way they came (stream replay or log), these happened while away.
       for (const item of app.activity) if (item.id > from && item.id <= head) item.replayed = true;

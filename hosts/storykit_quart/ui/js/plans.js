@@ -313,7 +313,7 @@ export class PlansView {
     if (event.type.startsWith("plan.")) {
       this.refreshSoon(event.data.id === this.route_.id);
     } else if (event.type.startsWith("pr.")) {
-      if (this.plan && event.data.plan_id === this.plan.id) this.pr.noteEvent(event);
+      if (this.plan && event.data.plan_id === this.plan.id) this.pr.noteEvent();
       // A PR opened or heard of (a webhook, a poll): its state shows on the plan and the list.
       if (event.type !== "pr.dry_run") this.refreshSoon(event.data.plan_id === this.route_.id);
     } else if (event.type === "suggest.reviewed" || event.type === "suggest.revised") {

@@ -93,6 +93,7 @@ export class PrPanel {
     }
   }
 
+  /** A pr.* event about this plan arrived (it is in the activity list already). */
   noteEvent() {
     this.renderHistory();
   }

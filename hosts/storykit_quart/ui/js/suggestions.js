@@ -102,10 +102,10 @@ export class SuggestionsView {
   setFilters(form) {
     const data = new FormData(form);
     const next = {
-      status: data.get("status") || "",
-      risk: data.get("risk") || "",
-      source: data.get("source") || "",
-      agent: (data.get("agent") || "").trim(),
+      status: String(data.get("status") || ""),
+      risk: String(data.get("risk") || ""),
+      source: String(data.get("source") || ""),
+      agent: String(data.get("agent") || "").trim(),
     };
     if (JSON.stringify(next) === JSON.stringify(this.filters)) return;
     this.filters = next;
@@ -161,7 +161,7 @@ export class SuggestionsView {
 
   renderList() {
     const focused = document.activeElement && document.activeElement.closest(".item-list a");
-    const focusedId = focused ? focused.dataset.id : null;
+    const focusedId = focused instanceof HTMLElement ? focused.dataset.id : null;
     clear(this.agentList, [...this.agents].sort().map((a) => h("option", { value: a })));
     this.count.textContent = `${this.items.length}${this.nextAfter ? "+" : ""} shown`;
     if (!this.items.length) {
