@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from quart import current_app, request
 
 from storykit.auth import Principal, Role
-from storykit.models import to_dict
 from storykit.services import Storykit
 from storykit_quart.pipeline import CALL, Call
 from storykit_quart.state import HostState
@@ -18,7 +17,6 @@ __all__ = [
     "Reply",
     "actor",
     "core",
-    "page",
     "public",
     "request_id",
     "requires",
@@ -54,16 +52,6 @@ def state() -> HostState:
 
 def core() -> Storykit:
     return state().require_core()
-
-
-def page(items: Sequence[Any], limit: int, head: int) -> dict[str, Any]:
-    """A keyset page: ``next_after`` is the last id when the page is full, else None;
-    ``head`` the newest event id, read before the items (so every change up to it is in)."""
-    return {
-        "items": [to_dict(item) for item in items],
-        "next_after": items[-1].id if len(items) == limit else None,
-        "head": head,
-    }
 
 
 def _call() -> Call | None:
