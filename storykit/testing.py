@@ -174,11 +174,12 @@ class FakeSource:
 
 @dataclasses.dataclass
 class FakePolicy:
-    """Denies a diff whose added lines contain the configured ``word`` (finding rule
-    ``word``); its configuration is ``{"word": …}``."""
+    """Denies a diff whose added lines contain the configured ``word`` (one finding
+    ``rule`` per such line); its configuration is ``{"word": …}``."""
 
     word: str = "forbidden"
     name: str = "deny-word"
+    rule: str = "word"
 
     def default_config(self) -> Mapping[str, Any]:
         return {"word": self.word}
@@ -191,7 +192,7 @@ class FakePolicy:
         word = config["word"]
         return [
             Finding(
-                rule="word",
+                rule=self.rule,
                 message=f"added line contains {word!r}",
                 severity=Outcome.DENY,
                 policy=self.name,

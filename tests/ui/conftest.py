@@ -140,3 +140,22 @@ def open_page(
     for context in contexts:
         context.close()
     assert not problems.items, "the page reported problems:\n" + "\n".join(problems.items)
+
+
+@pytest.fixture
+def js(open_page: Callable[..., Any]) -> Callable[..., Any]:
+    """``js(module, body, arg=None)``: run ``body`` in a page with the dashboard module
+    ``module`` (under ui/js/) imported as ``m``; returns what ``body`` returns."""
+    page = open_page(key=None)
+    page.wait_for_function("document.documentElement.dataset.static")
+
+    def run(module: str, body: str, arg: Any = None) -> Any:
+        return page.evaluate(
+            f"""async (arg) => {{
+                const m = await import(document.documentElement.dataset.static + "/js/{module}");
+                {body}
+            }}""",
+            arg,
+        )
+
+    return run

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Any
 
 import pytest
 from playwright.sync_api import expect
@@ -15,23 +14,6 @@ from playwright.sync_api import expect
 pytestmark = pytest.mark.browser
 
 MINUS = "\u2212"  # the dashboard's sign of a removed line
-
-
-@pytest.fixture
-def js(open_page) -> Any:
-    page = open_page(key=None)
-    page.wait_for_function("document.documentElement.dataset.static")
-
-    def run(module: str, body: str, arg: Any = None) -> Any:
-        return page.evaluate(
-            f"""async (arg) => {{
-                const m = await import(document.documentElement.dataset.static + "/js/{module}");
-                {body}
-            }}""",
-            arg,
-        )
-
-    return run
 
 
 # -- changed words ----------------------------------------------------------------------

@@ -3,28 +3,9 @@ connection's bookkeeping (gaps, duplicates, resume counts) with a fake EventSour
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-def js(open_page) -> Any:
-    page = open_page(key=None)
-    page.wait_for_function("document.documentElement.dataset.static")
-
-    def run(module: str, body: str, arg: Any = None) -> Any:
-        return page.evaluate(
-            f"""async (arg) => {{
-                const m = await import(document.documentElement.dataset.static + "/js/{module}");
-                {body}
-            }}""",
-            arg,
-        )
-
-    return run
 
 
 GIT_DIFF = """diff --git a/app.py b/app.py

@@ -5,16 +5,15 @@ tests write its dist-info), in the CLI's process and in a server's, like any plu
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from storykit.backends import Draft, GenerateRequest, PRRequest, Refinement
-from storykit.errors import Invalid
 from storykit.hookspecs import hookimpl
-from storykit.models import Finding, Outcome, PRResult, Risk, Suggestion, Variant
+from storykit.models import PRResult, Risk, Suggestion, Variant
 from storykit.settings import Settings
-from storykit.testing import make_diff
+from storykit.testing import FakePolicy, make_diff
 
 FILES = ("a.py", "b.py")
 
@@ -91,32 +90,6 @@ class FakePR:
         )
 
 
-class DenyWord:
-    """Blocks a diff whose added lines contain the configured word."""
-
-    name = "deny-word"
-
-    def default_config(self) -> Mapping[str, Any]:
-        return {"word": "FORBIDDEN"}
-
-    def validate_config(self, config: Mapping[str, Any]) -> None:
-        if not isinstance(config.get("word"), str) or not config["word"]:
-            raise Invalid("word must be a non-empty string")
-
-    async def check(self, subject: Any, config: Mapping[str, Any]) -> Sequence[Finding]:
-        word = config["word"]
-        return [
-            Finding(
-                rule="deny-word.found",
-                message=f"added line contains {word!r}",
-                severity=Outcome.DENY,
-                policy=self.name,
-            )
-            for line in subject.diff.splitlines()
-            if line.startswith("+") and not line.startswith("+++") and word in line
-        ]
-
-
 class FakeRefiner:
     name = "fake-llm"
 
@@ -144,7 +117,7 @@ def storykit_register_pr_backends(register: Callable[[Any], None]) -> None:
 
 @hookimpl
 def storykit_register_policies(register: Callable[[Any], None]) -> None:
-    register(DenyWord())
+    register(FakePolicy(word="FORBIDDEN", rule="deny-word.found"))
 
 
 @hookimpl
